@@ -1,0 +1,1 @@
+"""Baseline methods behind the ask/tell interface: SCATS, GP (scikit-optimize), PSO (pyswarms)."""

@@ -1,0 +1,4 @@
+"""Searchformer / Dualformer models (nanoGPT-shaped). Imports `tasks` and `harness.api` only.
+
+Its contents arrive with the Dualformer issue.
+"""

@@ -1,0 +1,155 @@
+"""Self-describing run records: one JSON file per run, written atomically, read back as a table.
+
+A record says what ran (experiment, task, method, seed, mode, resolved config), what came out
+(metrics, per-step curve), what it cost (seconds; LLM calls and tokens), and how to rebuild it
+(git sha, package versions). `scripts/make_tables.py` reads `results/` only through `load_records`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+
+# Distributions whose versions can change a number in a record.
+TRACKED_PACKAGES = (
+    "trace-dualformer-harness", "hydra-core", "omegaconf", "numpy", "scipy", "pandas",
+    "scikit-learn", "scikit-optimize", "pyswarms", "uxsim", "wandb", "torch", "openai",
+    "metaworld", "mujoco", "dspy", "datasets",
+)
+
+
+@dataclass
+class Cost:
+    seconds: float = 0.0
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hits: int = 0
+
+
+@dataclass
+class RunRecord:
+    experiment: str
+    task: str
+    method: str
+    seed: int
+    mode: str
+    metrics: dict[str, float]
+    curve: list[dict[str, Any]]
+    cost: Cost
+    config: dict[str, Any]
+    git_sha: str = field(default_factory=lambda: git_sha())
+    packages: dict[str, str] = field(default_factory=lambda: package_versions())
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema: int = SCHEMA
+
+    @property
+    def filename(self) -> str:
+        return f"{self.task}__{self.method}__seed{self.seed}.json"
+
+    def to_json(self) -> str:
+        return json.dumps(jsonable(asdict(self)), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
+        data = dict(data)
+        data["cost"] = Cost(**data["cost"])
+        data["metrics"] = {k: _unjson_float(v) for k, v in data["metrics"].items()}
+        data["curve"] = [{k: _unjson_float(v) for k, v in point.items()} for point in data["curve"]]
+        return cls(**data)
+
+
+def write_record(record: RunRecord, directory: str | Path) -> Path:
+    """Write `record` into `directory` atomically: a reader sees the old file or the whole new one."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / record.filename
+    text = record.to_json()
+    # Temp file in the same directory so os.replace is a rename on one file system.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_record(path: str | Path) -> RunRecord:
+    return RunRecord.from_dict(json.loads(Path(path).read_text()))
+
+
+def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas imported lazily)
+    """All records under `root` (recursively) as one row each; metrics become columns.
+
+    Columns: experiment, task, method, seed, mode, path, curve (list of dicts), cost/<field>,
+    and one column per metric key (`train/best_score`, `test/score`, ...).
+    """
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(root).rglob("*.json")):
+        if path.name.startswith("."):
+            continue  # an interrupted write's temp file
+        record = read_record(path)
+        row = {"experiment": record.experiment, "task": record.task, "method": record.method,
+               "seed": record.seed, "mode": record.mode, "path": str(path), "curve": record.curve}
+        row.update({f"cost/{k}": v for k, v in asdict(record.cost).items()})
+        row.update(record.metrics)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def git_sha() -> str:
+    """HEAD of the checkout this code runs from, with `-dirty` if tracked files changed."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON: numpy scalars to Python, non-finite floats to strings (JSON has no inf/nan)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # 'inf', '-inf', 'nan'
+    return value
+
+
+def _unjson_float(value: Any) -> Any:
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value

@@ -1,0 +1,131 @@
+"""What every run shares, whatever loop it is: its identity, its folders, its logger, its errors."""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from harness.api import ConfigError
+
+
+def record_filename(task: str, method: str, seed: int) -> str:
+    return f"{task}__{method}__seed{seed}.json"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Names come from Hydra's group choices, so the record says what the command line said."""
+
+    experiment: str
+    task: str
+    method: str
+    mode: str
+    seed: int
+    output_dir: Path  # Hydra's run folder: logs, W&B files, progress.jsonl
+    record_dir: Path  # results/<experiment>/ for paper runs, else the run folder
+
+    @classmethod
+    def from_config(cls, cfg: Any, method_group: str) -> "RunInfo":
+        from hydra.core.hydra_config import HydraConfig
+
+        runtime = HydraConfig.get().runtime
+        if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+            raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+        output_dir = Path(runtime.output_dir)
+        return cls(
+            experiment=runtime.choices.get("experiment") or "adhoc",
+            task=runtime.choices["task"],
+            method=runtime.choices[method_group],
+            mode=str(cfg.mode),
+            seed=int(cfg.seed),
+            output_dir=output_dir,
+            record_dir=Path(cfg.results_dir) if cfg.get("results_dir") else output_dir,
+        )
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}__{self.method}__seed{self.seed}"
+
+    @property
+    def record_path(self) -> Path:
+        return self.record_dir / record_filename(self.task, self.method, self.seed)
+
+
+def resolved_config(cfg: Any) -> dict[str, Any]:
+    """The run's whole configuration, interpolations resolved, Hydra's own node left out."""
+    from omegaconf import OmegaConf
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    return container
+
+
+def make_logger(cfg: Any, info: RunInfo, config: dict[str, Any]) -> Any:
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=config,
+                                   group=info.experiment)
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one line to show for a mistake in the config or the command line, or None for a bug."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConfigError):
+            return str(exc)
+        if isinstance(exc, (OmegaConfBaseException, HydraException)) and not _wraps_user_error(exc):
+            return _one_line(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _wraps_user_error(exc: BaseException) -> bool:
+    """Hydra's InstantiationException wraps the real error; report that one instead."""
+    return exc.__cause__ is not None and type(exc).__name__ == "InstantiationException"
+
+
+def _one_line(message: str) -> str:
+    """Hydra's messages run over several lines: keep the first paragraph, and the options on offer."""
+    paragraphs = [p.split("\n") for p in message.strip().split("\n\n")]
+    line = " ".join(part.strip() for part in paragraphs[0] if part.strip())
+    line = line.removeprefix("In 'optimize': ").removeprefix("In 'train': ")
+    for paragraph in paragraphs[1:]:
+        if paragraph[0].startswith("Available options"):
+            options = []
+            for entry in paragraph[1:]:
+                if not entry.startswith("\t"):
+                    break  # "Config search path:" follows the options
+                options.append(entry.strip())
+            line += f" (available: {', '.join(options)})"
+    return line
+
+
+@contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Turn config mistakes into `error: <one line>` and exit status 2; let real bugs raise."""
+    try:
+        yield
+    except Exception as exc:
+        message = user_error_message(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_cli(hydra_main: Callable[[], Any]) -> None:
+    """Entry point: run a @hydra.main function, reporting command-line mistakes in one line.
+
+    Hydra is asked to let its own errors through (HYDRA_FULL_ERROR) so they reach this handler;
+    a genuine bug still raises with its whole traceback.
+    """
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    with exit_on_user_error():
+        hydra_main()

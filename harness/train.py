@@ -1,0 +1,87 @@
+"""Train a model on a task, test it, record the run: the `optimize` loop's shape for learned solvers.
+
+    python -m harness.train task=<task> model=<model> seed=42
+    python -m harness.train -m experiment=<experiment>                  # a paper grid -> results/
+    python -m harness.train -m experiment=<experiment> mode=smoke
+
+The model reports its training curve through the logger it is given; every point is journaled to
+`<run dir>/progress.jsonl` as it comes and lands in the record's curve.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import hydra
+from omegaconf import DictConfig
+
+from harness.api import Model
+from harness.records import Cost, RunRecord, jsonable, read_record, write_record
+from harness.runs import RunInfo, exit_on_user_error, make_logger, resolved_config, run_cli
+
+log = logging.getLogger(__name__)
+
+
+class CurveRecorder:
+    """A logger in front of the real one: keeps every point for the record and the journal."""
+
+    def __init__(self, inner: Any, journal: Path) -> None:
+        self.inner, self.curve = inner, []
+        self._journal = journal.open("a")
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        point = {"step": step, **metrics}
+        self.curve.append(point)
+        self._journal.write(json.dumps(jsonable(point)) + "\n")
+        self._journal.flush()
+        self.inner.log(metrics, step=step)
+
+    def summary(self, metrics: Mapping[str, float]) -> None:
+        self.inner.summary(metrics)
+
+    def finish(self) -> None:
+        self._journal.close()
+        self.inner.finish()
+
+
+def run(cfg: DictConfig) -> RunRecord:
+    from hydra.utils import instantiate
+
+    info = RunInfo.from_config(cfg, method_group="model")
+    if cfg.skip_done and info.record_path.exists():
+        log.info("record exists, skipping (skip_done=false reruns it): %s", info.record_path)
+        return read_record(info.record_path)
+
+    config = resolved_config(cfg)
+    task = instantiate(cfg.task)
+    model: Model = instantiate(cfg.model)()
+    info.output_dir.mkdir(parents=True, exist_ok=True)
+    logger = CurveRecorder(make_logger(cfg, info, config), info.output_dir / "progress.jsonl")
+
+    started = time.perf_counter()
+    try:
+        model.fit(task, logger)
+        metrics = {f"test/{k}": v for k, v in task.test(model.solve).items()}
+        logger.summary(metrics)
+    finally:
+        logger.finish()
+
+    record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
+                       seed=info.seed, mode=info.mode, metrics=metrics, curve=logger.curve,
+                       cost=Cost(seconds=time.perf_counter() - started), config=config)
+    path = write_record(record, info.record_dir)
+    log.info("%s: %s -> %s", info.name, {k: round(v, 4) for k, v in metrics.items()}, path)
+    return record
+
+
+@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    with exit_on_user_error():
+        run(cfg)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,1 @@
+"""Task families: each module turns one paper benchmark into the harness Task contract."""

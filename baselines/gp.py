@@ -9,6 +9,7 @@ loop owns evaluation, logging and records. Unlike the paper we seed it (`seed`),
 from __future__ import annotations
 
 import math
+import warnings
 from harness.api import BoxTask, ConfigError, Feedback, Params, loss_of
 
 
@@ -38,7 +39,10 @@ class GpOptimizer:
     def ask(self) -> Params:
         if self._pending:
             return dict(self._pending.pop(0))
-        point = self._skopt.ask()
+        with warnings.catch_warnings():
+            # skopt notes that 5 Sobol points are not a power of two; the paper uses 5 all the same.
+            warnings.filterwarnings("ignore", message="The balance properties of Sobol")
+            point = self._skopt.ask()
         return {n: (int(v) if integer else float(v))
                 for n, v, integer in zip(self._names, point, self._integer)}
 

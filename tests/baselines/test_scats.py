@@ -26,8 +26,10 @@ def test_split_rule_by_hand():
     assert ScatsOptimizer(FakeTask(1643.3, 1352.0)).ask() == {"ew": 20, "ns": 16}
     # the larger green follows the larger demand
     assert ScatsOptimizer(FakeTask(1352.0, 1643.3)).ask() == {"ew": 16, "ns": 20}
-    # a longer allowed queue gives a longer cycle, split in the same proportion
-    assert ScatsOptimizer(FakeTask(1000.0, 1000.0), max_queue_per_cycle=120.0).ask() == {"ew": 54, "ns": 54}
+    # 1 veh/s in all and 100 vehicles per cycle -> a 100-s cycle; 3:1 demand -> 100 // 4 = 25 minor
+    assert ScatsOptimizer(FakeTask(1350.0, 450.0), max_queue_per_cycle=100.0).ask() == {"ew": 75, "ns": 25}
+    # equal demand, odd cycle: the major approach (ties go to E-W) gets the extra second
+    assert ScatsOptimizer(FakeTask(900.0, 900.0), max_queue_per_cycle=61.0).ask() == {"ew": 31, "ns": 30}
 
 
 def test_plan_is_clamped_to_the_box():

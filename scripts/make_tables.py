@@ -1,0 +1,182 @@
+"""Turn run records into the paper's tables and figures, ours beside the paper's numbers.
+
+    python scripts/make_tables.py                                   # every experiment in results/
+    python scripts/make_tables.py --experiment fig5b_traffic
+    python scripts/make_tables.py --results runs/multirun/2026-11-21/10-00-00 --out /tmp/smoke
+
+For each experiment found in the records it writes `<out>/tables/<experiment>.md` and `.csv`
+(mean ± std over seeds, n, the paper's value) and `<out>/figures/<experiment>.png` (score per
+iteration and best so far, one line per method, shaded ± std). What to show comes from the
+`table:` block of `configs/experiment/<experiment>.yaml` (or, if that file is gone, the block
+saved in the newest record's config).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a clone without installing
+
+from harness.records import load_records  # noqa: E402
+
+
+@dataclass
+class TableSpec:
+    title: str
+    methods: dict[str, str]            # method name -> label, in display order
+    columns: dict[str, str]            # metric key -> column header
+    paper: dict[str, dict[str, float]]  # method -> metric -> paper value
+    fmt: str = ".1f"
+    ylabel: str = "score"
+    yscale: str = "linear"
+
+    @classmethod
+    def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
+        methods = dict(block.get("methods") or {m: m for m in sorted(records["method"].unique())})
+        figure = block.get("figure") or {}
+        return cls(title=block["title"], methods=methods, columns=dict(block["columns"]),
+                   paper={m: dict(v) for m, v in (block.get("paper") or {}).items()},
+                   fmt=block.get("format", ".1f"), ylabel=figure.get("ylabel", "score"),
+                   yscale=figure.get("yscale", "linear"))
+
+
+def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    path = configs / f"{experiment}.yaml"
+    if path.exists():
+        block = OmegaConf.to_container(OmegaConf.load(path)).get("table")
+    else:
+        from harness.records import read_record
+
+        newest = max(records["path"], key=lambda p: read_record(p).created)
+        block = read_record(newest).config.get("table")
+    if not block:
+        raise SystemExit(f"error: no table: block for experiment {experiment!r} ({path})")
+    return block
+
+
+def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Long form: one row per (method, metric) with n, mean, std and the paper's value."""
+    rows = []
+    for method, label in spec.methods.items():
+        runs = records[records["method"] == method]
+        for metric, header in spec.columns.items():
+            values = pd.to_numeric(runs[metric], errors="coerce") if metric in runs else pd.Series([], dtype=float)
+            values = values[np.isfinite(values)]
+            rows.append({"method": method, "label": label, "metric": metric, "column": header,
+                         "n": len(values), "mean": values.mean() if len(values) else np.nan,
+                         "std": values.std(ddof=1) if len(values) > 1 else np.nan,
+                         "paper": spec.paper.get(method, {}).get(metric, np.nan)})
+    return pd.DataFrame(rows)
+
+
+def cell(row: pd.Series, fmt: str) -> str:
+    if row["n"] == 0:
+        text = "–"
+    elif np.isnan(row["std"]):
+        text = format(row["mean"], fmt)
+    else:
+        text = f"{format(row['mean'], fmt)} ± {format(row['std'], fmt)}"
+    if not np.isnan(row["paper"]):
+        text += f" (paper {row['paper']:g})"
+    return text
+
+
+def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: str) -> str:
+    headers = ["method", "n", *spec.columns.values()]
+    lines = [f"# {spec.title}", "",
+             f"Experiment `{experiment}`; records in `{source}`. Mean ± std over seeds; "
+             "paper values (read off the published figure) in brackets.", "",
+             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for method, label in spec.methods.items():
+        rows = summary[summary["method"] == method]
+        n = int(rows["n"].max()) if len(rows) else 0
+        cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.fmt) for metric in spec.columns]
+        lines.append("| " + " | ".join([label, str(n), *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def curve_matrix(curves: list[list[dict[str, Any]]], key: str) -> np.ndarray:
+    """Seeds x steps; a failed evaluation (inf) or a shorter run leaves NaN (drawn as a gap)."""
+    width = max(len(c) for c in curves)
+    matrix = np.full((len(curves), width), np.nan)
+    for i, curve in enumerate(curves):
+        values = np.array([float(p.get(key, np.nan)) for p in curve])
+        matrix[i, :len(values)] = np.where(np.isfinite(values), values, np.nan)
+    return matrix
+
+
+def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    longest = max(len(c) for c in records["curve"])
+    for (key, title), ax in zip([("score", "current iterate"), ("best", "best so far")], axes):
+        for method, label in spec.methods.items():
+            curves = list(records.loc[records["method"] == method, "curve"])
+            if not curves:
+                continue
+            matrix = curve_matrix(curves, key)
+            mean, std = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0)
+            steps = np.arange(matrix.shape[1])
+            if matrix.shape[1] == 1:  # a one-shot method (SCATS): a flat reference line
+                steps, mean, std = np.array([0, longest - 1]), mean.repeat(2), std.repeat(2)
+            line, = ax.plot(steps, mean, label=f"{label} (n={len(curves)})")
+            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        ax.set(title=title, xlabel="iteration", yscale=spec.yscale)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(spec.ylabel)
+    axes[1].legend()
+    fig.suptitle(spec.title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def make(results: Path, out: Path, configs: Path, experiments: list[str] | None = None) -> list[Path]:
+    """Write the tables and figures; returns the paths written."""
+    records = load_records(results)
+    if records.empty:
+        raise SystemExit(f"error: no run records under {results}")
+    written = []
+    for experiment in experiments or sorted(records["experiment"].unique()):
+        runs = records[records["experiment"] == experiment]
+        if runs.empty:
+            raise SystemExit(f"error: no records of experiment {experiment!r} under {results}")
+        spec = TableSpec.from_block(table_block(experiment, runs, configs), runs)
+        summary = summarize(runs, spec)
+        tables = out / "tables"
+        tables.mkdir(parents=True, exist_ok=True)
+        (tables / f"{experiment}.md").write_text(markdown(summary, spec, experiment, str(results)))
+        summary.to_csv(tables / f"{experiment}.csv", index=False, float_format="%.4f")
+        figure(runs, spec, out / "figures" / f"{experiment}.png")
+        written += [tables / f"{experiment}.md", tables / f"{experiment}.csv",
+                    out / "figures" / f"{experiment}.png"]
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"), help="folder of run records")
+    parser.add_argument("--out", type=Path, default=None, help="where tables/ and figures/ go (default: --results)")
+    parser.add_argument("--configs", type=Path, default=ROOT / "configs" / "experiment")
+    parser.add_argument("--experiment", action="append", help="only these experiments (repeatable)")
+    args = parser.parse_args(argv)
+    for path in make(args.results, args.out or args.results, args.configs, args.experiment):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,10 +26,13 @@ class GpOptimizer:
         dims = [Integer(int(b.low), int(b.high), name=n) if b.integer else Real(b.low, b.high, name=n)
                 for n, b in task.space.items()]
         self._integer = [b.integer for b in task.space.values()]
-        self._skopt = SkoptOptimizer(
-            dims, base_estimator="GP", n_initial_points=n_initial_points,
-            initial_point_generator=initial_point_generator, acq_func=acq_func, random_state=seed,
-        )
+        with warnings.catch_warnings():
+            # skopt notes that 5 Sobol points are not a power of two; the paper uses 5 all the same.
+            warnings.filterwarnings("ignore", message="The balance properties of Sobol")
+            self._skopt = SkoptOptimizer(
+                dims, base_estimator="GP", n_initial_points=n_initial_points,
+                initial_point_generator=initial_point_generator, acq_func=acq_func, random_state=seed,
+            )
         self._higher_is_better = task.higher_is_better
         # x0 of gp_minimize: the task's start point is evaluated first and counts as an initial point.
         self._pending = [task.init_params()] if start_from_init else []
@@ -39,10 +42,7 @@ class GpOptimizer:
     def ask(self) -> Params:
         if self._pending:
             return dict(self._pending.pop(0))
-        with warnings.catch_warnings():
-            # skopt notes that 5 Sobol points are not a power of two; the paper uses 5 all the same.
-            warnings.filterwarnings("ignore", message="The balance properties of Sobol")
-            point = self._skopt.ask()
+        point = self._skopt.ask()
         return {n: (int(v) if integer else float(v))
                 for n, v, integer in zip(self._names, point, self._integer)}
 

@@ -58,9 +58,9 @@ def resolved_config(cfg: Any) -> dict[str, Any]:
     """The run's whole configuration, interpolations resolved, Hydra's own node left out."""
     from omegaconf import OmegaConf
 
-    container = OmegaConf.to_container(cfg, resolve=True)
-    container.pop("hydra", None)
-    return container
+    # Mask Hydra's node out first: parts of it only resolve inside a launched job.
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                                  resolve=True)
 
 
 def make_logger(cfg: Any, info: RunInfo, config: dict[str, Any]) -> Any:

@@ -1,0 +1,75 @@
+"""Every YAML in every group composes and instantiates in smoke mode."""
+from __future__ import annotations
+
+import pytest
+from hydra.utils import instantiate
+
+from harness.api import BoxTask, Optimizer, Task
+from support import CONFIGS, compose_run, config_names
+
+GROUPS = sorted(p.name for p in CONFIGS.iterdir() if p.is_dir())
+
+
+def test_the_design_groups_exist():
+    assert {"task", "optimizer", "model", "llm", "logger", "mode", "experiment"} <= set(GROUPS)
+
+
+@pytest.mark.parametrize("name", config_names("task"))
+def test_task_configs_instantiate(name, run_dir):
+    cfg = compose_run("optimize", [f"task={name}", "mode=smoke"], run_dir)
+    task = instantiate(cfg.task)
+    assert isinstance(task, Task)
+    assert task.limit == 3  # smoke mode shrinks every task's budget
+    params = task.init_params()
+    assert isinstance(params, dict) and params
+
+
+@pytest.mark.parametrize("name", config_names("optimizer"))
+def test_optimizer_configs_instantiate_against_every_task(name, run_dir):
+    for task_name in config_names("task"):
+        cfg = compose_run("optimize", [f"task={task_name}", f"optimizer={name}", "mode=smoke"], run_dir)
+        task = instantiate(cfg.task)
+        optimizer = instantiate(cfg.optimizer)(task=task)
+        assert isinstance(optimizer, Optimizer)
+        assert optimizer.finished is False
+        params = optimizer.ask()
+        if isinstance(task, BoxTask):
+            assert set(params) == set(task.space)
+            assert all(task.space[k].contains(v) for k, v in params.items())
+
+
+@pytest.mark.parametrize("name", config_names("logger"))
+def test_logger_configs_instantiate_and_log(name, run_dir):
+    cfg = compose_run("optimize", [f"logger={name}", "mode=smoke"], run_dir)
+    logger = instantiate(cfg.logger)(name="probe", directory=run_dir, config={"seed": 1}, group="tests")
+    logger.log({"train/score": 1.0}, step=0)
+    logger.summary({"test/score": 1.0})
+    logger.finish()
+    if name == "wandb":  # offline mode leaves a run folder to sync later, without any login
+        assert list((run_dir / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize("name", config_names("llm") + config_names("mode"))
+def test_llm_and_mode_configs_compose(name, run_dir):
+    group = "llm" if name in config_names("llm") else "mode"
+    cfg = compose_run("optimize", [f"{group}={name}"], run_dir)
+    assert cfg.hydra.runtime.choices[group] == name
+    if group == "mode":
+        assert cfg.mode == name
+
+
+def test_smoke_mode_never_writes_to_results(run_dir):
+    for experiment in config_names("experiment"):
+        cfg = compose_run("optimize", [f"experiment={experiment}", "mode=smoke"], run_dir)
+        assert cfg.results_dir is None
+        paper = compose_run("optimize", [f"experiment={experiment}"], run_dir)
+        assert str(paper.results_dir).startswith("results/")
+
+
+@pytest.mark.parametrize("name", config_names("experiment"))
+def test_experiments_declare_a_grid_and_a_table(name, run_dir):
+    cfg = compose_run("optimize", [f"experiment={name}"], run_dir)
+    assert cfg.hydra.sweeper.params, "an experiment file declares its grid"
+    table = cfg.table
+    assert table.title and table.columns and table.methods
+    assert set(table.paper) <= set(table.methods)

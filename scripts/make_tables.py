@@ -36,6 +36,7 @@ class TableSpec:
     fmt: str = ".1f"
     ylabel: str = "score"
     yscale: str = "linear"
+    band: str = "std"                  # shaded band: "std" over seeds, or "sem" (standard error)
 
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
@@ -44,7 +45,7 @@ class TableSpec:
         return cls(title=block["title"], methods=methods, columns=dict(block["columns"]),
                    paper={m: dict(v) for m, v in (block.get("paper") or {}).items()},
                    fmt=block.get("format", ".1f"), ylabel=figure.get("ylabel", "score"),
-                   yscale=figure.get("yscale", "linear"))
+                   yscale=figure.get("yscale", "linear"), band=figure.get("band", "std"))
 
 
 def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any]:
@@ -120,7 +121,7 @@ def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     longest = max(len(c) for c in records["curve"])
     for (key, title), ax in zip([("score", "current iterate"), ("best", "best so far")], axes):
         for method, label in spec.methods.items():
@@ -128,15 +129,18 @@ def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
             if not curves:
                 continue
             matrix = curve_matrix(curves, key)
-            mean, std = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0)
+            mean, spread = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0, ddof=1)
+            if spec.band == "sem":
+                spread = spread / np.sqrt(np.sum(np.isfinite(matrix), axis=0))
             steps = np.arange(matrix.shape[1])
             if matrix.shape[1] == 1:  # a one-shot method (SCATS): a flat reference line
-                steps, mean, std = np.array([0, longest - 1]), mean.repeat(2), std.repeat(2)
+                steps, mean, spread = np.array([0, longest - 1]), mean.repeat(2), spread.repeat(2)
             line, = ax.plot(steps, mean, label=f"{label} (n={len(curves)})")
-            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            ax.fill_between(steps, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
         ax.set(title=title, xlabel="iteration", yscale=spec.yscale)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(spec.ylabel)
+    axes[0].set_ylabel(f"{spec.ylabel}, mean ± {'s.e.' if spec.band == 'sem' else 'std'} over seeds")
+    axes[1].set_ylabel(spec.ylabel)
     axes[1].legend()
     fig.suptitle(spec.title)
     fig.tight_layout()

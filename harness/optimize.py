@@ -23,7 +23,7 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.api import Optimizer, Params, Task, is_better
-from harness.records import Cost, RunRecord, jsonable, read_record, write_record
+from harness.records import Cost, RunRecord, git_sha, jsonable, read_record, write_record
 from harness.runs import RunInfo, exit_on_user_error, make_logger, resolved_config, run_cli
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def run(cfg: DictConfig) -> RunRecord:
     logger = make_logger(cfg, info, config)
     info.output_dir.mkdir(parents=True, exist_ok=True)
 
-    started = time.perf_counter()
+    started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:
         trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
                               show_progress=cfg.progress, desc=info.name)
@@ -102,7 +102,8 @@ def run(cfg: DictConfig) -> RunRecord:
 
     record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=trajectory.curve,
-                       cost=Cost(seconds=time.perf_counter() - started), config=config)
+                       cost=Cost(seconds=time.perf_counter() - started), config=config,
+                       git_sha=code_version)
     path = write_record(record, info.record_dir)
     log.info("%s: best %.4g, test %s -> %s", info.name, trajectory.best_score,
              {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}, path)

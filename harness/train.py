@@ -19,7 +19,7 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.api import Model
-from harness.records import Cost, RunRecord, jsonable, read_record, write_record
+from harness.records import Cost, RunRecord, git_sha, jsonable, read_record, write_record
 from harness.runs import RunInfo, exit_on_user_error, make_logger, resolved_config, run_cli
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def run(cfg: DictConfig) -> RunRecord:
     info.output_dir.mkdir(parents=True, exist_ok=True)
     logger = CurveRecorder(make_logger(cfg, info, config), info.output_dir / "progress.jsonl")
 
-    started = time.perf_counter()
+    started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:
         model.fit(task, logger)
         metrics = {f"test/{k}": v for k, v in task.test(model.solve).items()}
@@ -71,7 +71,8 @@ def run(cfg: DictConfig) -> RunRecord:
 
     record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=logger.curve,
-                       cost=Cost(seconds=time.perf_counter() - started), config=config)
+                       cost=Cost(seconds=time.perf_counter() - started), config=config,
+                       git_sha=code_version)
     path = write_record(record, info.record_dir)
     log.info("%s: %s -> %s", info.name, {k: round(v, 4) for k, v in metrics.items()}, path)
     return record

@@ -13,6 +13,8 @@ saved in the newest record's config).
 from __future__ import annotations
 
 import argparse
+import os
+import warnings
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +97,7 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
     headers = ["method", "n", *spec.columns.values()]
     lines = [f"# {spec.title}", "",
              f"Experiment `{experiment}`; records in `{source}`. Mean ± std over seeds; "
-             "paper values (read off the published figure) in brackets.", "",
+             "the paper's values in brackets.", "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, label in spec.methods.items():
         rows = summary[summary["method"] == method]
@@ -129,7 +131,9 @@ def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
             if not curves:
                 continue
             matrix = curve_matrix(curves, key)
-            mean, spread = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0, ddof=1)
+            with warnings.catch_warnings():  # a step that only one seed reached has no spread
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, spread = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0, ddof=1)
             if spec.band == "sem":
                 spread = spread / np.sqrt(np.sum(np.isfinite(matrix), axis=0))
             steps = np.arange(matrix.shape[1])
@@ -163,7 +167,8 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
         summary = summarize(runs, spec)
         tables = out / "tables"
         tables.mkdir(parents=True, exist_ok=True)
-        (tables / f"{experiment}.md").write_text(markdown(summary, spec, experiment, str(results)))
+        source = os.path.relpath(results.resolve(), ROOT)
+        (tables / f"{experiment}.md").write_text(markdown(summary, spec, experiment, source))
         summary.to_csv(tables / f"{experiment}.csv", index=False, float_format="%.4f")
         figure(runs, spec, out / "figures" / f"{experiment}.png")
         written += [tables / f"{experiment}.md", tables / f"{experiment}.csv",

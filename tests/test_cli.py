@@ -1,0 +1,64 @@
+"""The command line as a user meets it: one-line errors, and sweeps that survive being killed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.records import load_records, read_record
+from support import ROOT
+
+ENV = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+
+
+def optimize(*overrides: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    flags = [o for o in overrides if o.startswith("-")]  # Hydra wants flags before overrides
+    return subprocess.run([sys.executable, "-m", "harness.optimize", *flags, "logger=none", "progress=false",
+                           *[o for o in overrides if not o.startswith("-")]], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("override, says", [
+    ("task=nosuch", "Could not find 'task/nosuch' (available: traffic)"),
+    ("optimizer=pso optimizer.n_particles=-1", "optimizer.n_particles must be >= 1, got -1"),
+    ("task.init_green=[15,95]", "task.init_green: NS green 95 is outside [15, 90]"),
+    ("optimizer.nosuch=1", "Could not override 'optimizer.nosuch'"),
+    ("seed=abc", "seed must be an integer"),
+])
+def test_bad_input_ends_with_one_clear_error_line(override, says, tmp_path):
+    result = optimize(*override.split(), f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], result.stderr
+
+
+def test_killed_multirun_keeps_finished_records_and_resumes(tmp_path):
+    results = tmp_path / "results"
+    sweep = ["optimizer=scats,gp", "seed=42,43", "task.limit=6", f"results_dir={results}",
+             f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness.optimize", "-m", "logger=none", "progress=false",
+                             *sweep], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(results.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-sweep, as a pre-empted job would die
+    proc.wait()
+    finished = sorted(results.glob("*.json"))
+    assert 2 <= len(finished) < 4, "killed after two of four jobs"
+    for path in finished:
+        json.loads(path.read_text())  # whole files only: written by rename
+    before = {p.name: read_record(p).created for p in finished}
+
+    result = optimize("-m", *sweep, timeout=300)  # rerun the same sweep: finished jobs are skipped
+    assert result.returncode == 0, result.stderr
+    frame = load_records(results)
+    assert sorted(zip(frame["method"], frame["seed"])) == [("gp", 42), ("gp", 43), ("scats", 42), ("scats", 43)]
+    for name, created in before.items():
+        assert read_record(results / name).created == created, "a finished record is not redone"
+    assert sorted(frame["seed"]) == [42, 42, 43, 43]
+    assert not list(results.glob(".*")), "no temp files"

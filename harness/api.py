@@ -6,7 +6,7 @@ joins them through these protocols only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 Params = dict[str, Any]
 
@@ -51,7 +51,9 @@ class Task(Protocol):
 
     def evaluate(self, params: Params) -> Feedback: ...
 
-    def test(self, params: Params) -> dict[str, float]: ...
+    def test(self, params: Params) -> dict[str, float]:
+        """Held-out metrics of the final parameters (for a model task: of its `solve` function)."""
+        ...
 
 
 @runtime_checkable
@@ -87,9 +89,6 @@ class Model(Protocol):
 
 class ConfigError(ValueError):
     """Bad user input (config value, override, parameter); the runner prints it as one line."""
-
-
-Solver = Callable[[Any], Any]
 
 
 def loss_of(feedback: Feedback, higher_is_better: bool) -> float:

@@ -9,12 +9,29 @@ One swarm iteration = `n_particles` asks; the swarm moves once every particle ha
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from harness.api import BoxTask, ConfigError, Feedback, Params, loss_of
+
+
+@contextmanager
+def _pyswarms_logging_left_alone() -> Iterator[None]:
+    """pyswarms configures the root logger (and opens ./report.log) whenever it builds a swarm part
+    or imports its backend, unless LOG_CFG names a logging config; name a no-op one meanwhile."""
+    saved = os.environ.get("LOG_CFG")
+    os.environ["LOG_CFG"] = str(Path(__file__).with_name("pyswarms_logging.yaml"))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("LOG_CFG", None)
+        else:
+            os.environ["LOG_CFG"] = saved
 
 
 @contextmanager
@@ -41,9 +58,14 @@ class PsoOptimizer:
             raise ConfigError(f"optimizer.n_particles must be >= 1, got {n_particles}")
         if min(c1, c2, w) < 0:
             raise ConfigError(f"optimizer c1, c2, w must be >= 0, got c1={c1} c2={c2} w={w}")
-        from pyswarms.backend.generators import create_swarm
-        from pyswarms.backend.handlers import BoundaryHandler, VelocityHandler
-        from pyswarms.backend.topology import Star
+        with _pyswarms_logging_left_alone():
+            from pyswarms.backend.generators import create_swarm
+            from pyswarms.backend.handlers import BoundaryHandler, VelocityHandler
+            from pyswarms.backend.topology import Star
+
+            self._topology = Star()
+            self._boundary = BoundaryHandler(strategy=boundary)
+            self._velocity = VelocityHandler(strategy="unmodified")
 
         self._names = list(task.space)
         self._integer = np.array([b.integer for b in task.space.values()])
@@ -59,9 +81,6 @@ class PsoOptimizer:
                                        bounds=self._bounds, init_pos=self._as_grid(init_pos))
         self._swarm.pbest_cost = np.full(n_particles, np.inf)
         self._swarm.best_cost = np.inf
-        self._topology = Star()
-        self._boundary = BoundaryHandler(strategy=boundary)
-        self._velocity = VelocityHandler(strategy="unmodified")
         self._higher_is_better = task.higher_is_better
         self._costs = np.full(n_particles, np.nan)
         self._next = 0  # particle to hand out next

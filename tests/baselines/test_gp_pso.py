@@ -82,3 +82,14 @@ def test_pso_moves_the_swarm_after_each_round():
 def test_bad_settings_are_config_errors(make, bad):
     with pytest.raises(ConfigError):
         make(TrafficSignalTask(seed=42), **bad)
+
+
+def test_pso_leaves_logging_and_the_working_directory_alone(tmp_path, monkeypatch):
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    PsoOptimizer(Bowl(0, limit=5), seed=0)
+    assert not (tmp_path / "report.log").exists(), "pyswarms must not write ./report.log"
+    assert root.handlers == handlers and root.level == level

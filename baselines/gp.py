@@ -42,7 +42,12 @@ class GpOptimizer:
     def ask(self) -> Params:
         if self._pending:
             return dict(self._pending.pop(0))
-        point = self._skopt.ask()
+        with warnings.catch_warnings():
+            # Once the GP keeps proposing a point it has already seen, skopt swaps in a random one
+            # and warns each time. That is how gp_minimize behaves (and why the paper's GP curve
+            # climbs again late in the run); it is expected, so it stays off the progress bars.
+            warnings.filterwarnings("ignore", message="The objective has been evaluated at point")
+            point = self._skopt.ask()
         return {n: (int(v) if integer else float(v))
                 for n, v, integer in zip(self._names, point, self._integer)}
 

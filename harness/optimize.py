@@ -12,7 +12,6 @@ as one record (atomically) to `results_dir` (paper experiments) or the Hydra run
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,10 +22,9 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.api import Optimizer, Params, Task, is_better
-from harness.records import Cost, RunRecord, git_sha, jsonable, read_record, write_record
-from harness.runs import RunInfo, exit_on_user_error, make_logger, resolved_config, run_cli
-
-log = logging.getLogger(__name__)
+from harness.records import RunRecord, git_sha, jsonable
+from harness.runs import (RunInfo, exit_on_user_error, make_logger, previous_record,
+                          resolved_config, run_cli, save_record)
 
 
 @dataclass
@@ -80,9 +78,8 @@ def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
     info = RunInfo.from_config(cfg, method_group="optimizer")
-    if cfg.skip_done and info.record_path.exists():
-        log.info("record exists, skipping (skip_done=false reruns it): %s", info.record_path)
-        return read_record(info.record_path)
+    if (done := previous_record(cfg, info)) is not None:
+        return done
 
     config = resolved_config(cfg)
     task: Task = instantiate(cfg.task)
@@ -100,14 +97,7 @@ def run(cfg: DictConfig) -> RunRecord:
     finally:
         logger.finish()
 
-    record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
-                       seed=info.seed, mode=info.mode, metrics=metrics, curve=trajectory.curve,
-                       cost=Cost(seconds=time.perf_counter() - started), config=config,
-                       git_sha=code_version)
-    path = write_record(record, info.record_dir)
-    log.info("%s: best %.4g, test %s -> %s", info.name, trajectory.best_score,
-             {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}, path)
-    return record
+    return save_record(info, metrics, trajectory.curve, config, started, code_version)
 
 
 @hydra.main(config_path="../configs", config_name="optimize", version_base="1.3")

@@ -1,14 +1,19 @@
 """What every run shares, whatever loop it is: its identity, its folders, its logger, its errors."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from harness.api import ConfigError
+from harness.records import Cost, RunRecord, read_record, write_record
+
+log = logging.getLogger(__name__)
 
 
 def record_filename(task: str, method: str, seed: int) -> str:
@@ -52,6 +57,27 @@ class RunInfo:
     @property
     def record_path(self) -> Path:
         return self.record_dir / record_filename(self.task, self.method, self.seed)
+
+
+def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
+    """The finished record of this very run, when `skip_done` says not to redo it."""
+    if cfg.skip_done and info.record_path.exists():
+        log.info("record exists, skipping (skip_done=false reruns it): %s", info.record_path)
+        return read_record(info.record_path)
+    return None
+
+
+def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, Any]],
+                config: dict[str, Any], started: float, code_version: str) -> RunRecord:
+    """Write the finished run's record (atomically) where its mode says records go."""
+    record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
+                       seed=info.seed, mode=info.mode, metrics=metrics, curve=curve,
+                       cost=Cost(seconds=time.perf_counter() - started), config=config,
+                       git_sha=code_version)
+    path = write_record(record, info.record_dir)
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    log.info("%s: %s -> %s", info.name, shown, path)
+    return record
 
 
 def resolved_config(cfg: Any) -> dict[str, Any]:

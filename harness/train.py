@@ -10,7 +10,6 @@ The model reports its training curve through the logger it is given; every point
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,10 +18,9 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.api import Model
-from harness.records import Cost, RunRecord, git_sha, jsonable, read_record, write_record
-from harness.runs import RunInfo, exit_on_user_error, make_logger, resolved_config, run_cli
-
-log = logging.getLogger(__name__)
+from harness.records import RunRecord, git_sha, jsonable
+from harness.runs import (RunInfo, exit_on_user_error, make_logger, previous_record,
+                          resolved_config, run_cli, save_record)
 
 
 class CurveRecorder:
@@ -51,9 +49,8 @@ def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
     info = RunInfo.from_config(cfg, method_group="model")
-    if cfg.skip_done and info.record_path.exists():
-        log.info("record exists, skipping (skip_done=false reruns it): %s", info.record_path)
-        return read_record(info.record_path)
+    if (done := previous_record(cfg, info)) is not None:
+        return done
 
     config = resolved_config(cfg)
     task = instantiate(cfg.task)
@@ -69,13 +66,7 @@ def run(cfg: DictConfig) -> RunRecord:
     finally:
         logger.finish()
 
-    record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
-                       seed=info.seed, mode=info.mode, metrics=metrics, curve=logger.curve,
-                       cost=Cost(seconds=time.perf_counter() - started), config=config,
-                       git_sha=code_version)
-    path = write_record(record, info.record_dir)
-    log.info("%s: %s -> %s", info.name, {k: round(v, 4) for k, v in metrics.items()}, path)
-    return record
+    return save_record(info, metrics, logger.curve, config, started, code_version)
 
 
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")

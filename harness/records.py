@@ -27,6 +27,10 @@ TRACKED_PACKAGES = (
 )
 
 
+def record_filename(task: str, method: str, seed: int) -> str:
+    return f"{task}__{method}__seed{seed}.json"
+
+
 @dataclass
 class Cost:
     seconds: float = 0.0
@@ -54,7 +58,7 @@ class RunRecord:
 
     @property
     def filename(self) -> str:
-        return f"{self.task}__{self.method}__seed{self.seed}.json"
+        return record_filename(self.task, self.method, self.seed)
 
     def to_json(self) -> str:
         return json.dumps(jsonable(asdict(self)), indent=1, allow_nan=False)

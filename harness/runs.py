@@ -11,13 +11,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from harness.api import ConfigError
-from harness.records import Cost, RunRecord, read_record, write_record
+from harness.records import Cost, RunRecord, read_record, record_filename, write_record
 
 log = logging.getLogger(__name__)
-
-
-def record_filename(task: str, method: str, seed: int) -> str:
-    return f"{task}__{method}__seed{seed}.json"
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
                 trajectory.best_score, trajectory.best_params = feedback.score, dict(params)
 
             numbers = {k: v for k, v in feedback.info.items() if isinstance(v, (int, float))}
+            if hasattr(optimizer, "step_metrics"):  # e.g. prompt tokens of an LLM optimizer
+                numbers.update(optimizer.step_metrics())
             point = {"step": step, "score": feedback.score, "best": trajectory.best_score,
                      "params": dict(params), **numbers}
             trajectory.curve.append(point)
@@ -97,7 +99,8 @@ def run(cfg: DictConfig) -> RunRecord:
     finally:
         logger.finish()
 
-    return save_record(info, metrics, trajectory.curve, config, started, code_version)
+    return save_record(info, metrics, trajectory.curve, config, started, code_version,
+                       llm_usage=getattr(optimizer, "llm_usage", None))
 
 
 @hydra.main(config_path="../configs", config_name="optimize", version_base="1.3")

@@ -64,12 +64,19 @@ def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
 
 
 def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, Any]],
-                config: dict[str, Any], started: float, code_version: str) -> RunRecord:
-    """Write the finished run's record (atomically) where its mode says records go."""
+                config: dict[str, Any], started: float, code_version: str,
+                llm_usage: Any = None) -> RunRecord:
+    """Write the finished run's record (atomically) where its mode says records go.
+
+    `llm_usage` (a trace_core.llm.Usage, when the method asked a language model) fills the cost.
+    """
+    cost = Cost(seconds=time.perf_counter() - started)
+    if llm_usage is not None:
+        cost.llm_calls, cost.cache_hits = llm_usage.calls, llm_usage.cache_hits
+        cost.prompt_tokens, cost.completion_tokens = llm_usage.prompt_tokens, llm_usage.completion_tokens
     record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=curve,
-                       cost=Cost(seconds=time.perf_counter() - started), config=config,
-                       git_sha=code_version)
+                       cost=cost, config=config, git_sha=code_version)
     path = write_record(record, info.record_dir)
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     log.info("%s: %s -> %s", info.name, shown, path)

@@ -32,3 +32,53 @@ class LastBitModel:
 
     def solve(self, instance):
         return self.table.get(instance & 1, 0)
+
+
+class TracedLine:
+    """A traced toy task: find the integer x with 2x + 1 == target, told only larger/smaller."""
+
+    higher_is_better = False
+    objective = "Find x so that the output equals the target."
+
+    def __init__(self, seed: int, target: int = 7, start: int = 0, limit: int = 10) -> None:
+        from trace_core import node
+
+        self.target, self.limit, self._start = target, limit, start
+        self.x = node(start, trainable=True, name="x")
+
+    def parameters(self):
+        return [self.x]
+
+    def init_params(self):
+        return {"x": self._start}
+
+    def evaluate(self, params):
+        from harness.api import Feedback
+
+        y = self.x * 2 + 1
+        if y.data == self.target:
+            text = "Success."
+        else:
+            text = f"The output {y.data} needs to be {'larger' if y.data < self.target else 'smaller'}."
+        return Feedback(score=float(abs(y.data - self.target)), text=text, output=y)
+
+    def test(self, params):
+        (value,) = params.values()  # {py_name of x: value}, as the optimizer asked it
+        return {"x": value}
+
+
+def nudge(messages):
+    """Test-double responder: read the newest value of x and the newest feedback, step x by one."""
+    import json
+    import re
+
+    user = messages[-1]["content"]
+    values = re.findall(r"\(int\) (x\d+)=(-?\d+)", user) or re.findall(r'"(x\d+)": (-?\d+)', user)
+    name, value = values[-1][0], int(values[-1][1])
+    if "#Feedback\n" in user:  # OptoPrime: the report's own feedback section
+        newest = user.split("#Feedback\n", 1)[1].split("=" * 40, 1)[0]
+    else:  # OPRO: the last (variables, feedback) pair of the history
+        newest = [line for line in user.splitlines() if '"feedback"' in line][-1]
+    found = re.findall(r"needs to be (larger|smaller)", newest)
+    step = 0 if not found else 1 if found[-1] == "larger" else -1
+    return json.dumps({"reasoning": "scripted test double", "suggestion": {name: value + step}})

@@ -1,5 +1,19 @@
-"""The Trace library (node, bundle, backward, OptoPrime, LLM clients). Imports nothing of ours.
+"""Trace, written for this harness: record a computation as it runs, hand an optimizer the part
+that leads from trainable values and code to the output, and let an LLM propose the update.
 
-Its contents arrive with the trace_core issue; the package exists so the layout and the import
-rules of DESIGN.md hold from the first commit.
+    from trace_core import node, bundle, backward
+    x = node(2.0, trainable=True, name="x")
+    y = x * x - 3
+    subgraph = backward(y, "the output should be larger")
+
+Imports nothing of the harness: a user can take this package alone. The LLM clients live in
+`trace_core.llm`, the optimizers (OptoPrime and its base) in `trace_core.optimizers`.
 """
+from trace_core.backward import Subgraph, backward
+from trace_core.bundle import BundledFunction, Module, bundle, model
+from trace_core.graph import (ExceptionNode, ExecutionError, Graph, MessageNode, Node, ParameterNode,
+                              apply_op, graph_context, node)
+
+__all__ = ["BundledFunction", "ExceptionNode", "ExecutionError", "Graph", "MessageNode", "Module",
+           "Node", "ParameterNode", "Subgraph", "apply_op", "backward", "bundle", "graph_context",
+           "model", "node"]

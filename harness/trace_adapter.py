@@ -1,0 +1,49 @@
+"""Plugs a trace_core optimizer (OptoPrime, OPRO, ...) into the harness's ask/tell loop.
+
+A traced task exposes `parameters()` (its ParameterNodes) and returns Feedback whose `output` is
+the traced output node (or the ExceptionNode of a failed run) and whose `text` is the feedback.
+`tell` is then Trace's own step: zero_feedback, backward(output, text), step.
+
+    python -m harness.optimize task=<traced task> optimizer=optoprime llm=openai llm.model=gpt-4o
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from harness.api import ConfigError, Feedback, Params
+
+
+class TraceAdapter:
+    finished = False
+
+    def __init__(self, task: Any, llm: Any, optimizer: Callable[..., Any],
+                 objective: str | None = None) -> None:
+        if not callable(getattr(task, "parameters", None)):
+            raise ConfigError(f"{type(task).__name__} is not a traced task (it has no parameters()); "
+                              "Trace optimizers need one")
+        if not callable(getattr(llm, "complete", None)):
+            raise ConfigError("this optimizer asks a language model: add llm=openai "
+                              "(or llm=scripted for a smoke run)")
+        self.llm = llm
+        self.optimizer = optimizer(task.parameters(), llm=llm,
+                                   objective=objective or getattr(task, "objective", None))
+
+    def ask(self) -> Params:
+        return {p.py_name: p.data for p in self.optimizer.parameters}
+
+    def tell(self, params: Params, feedback: Feedback) -> None:
+        if feedback.output is None:
+            raise ValueError("a traced task must return its output node in Feedback.output")
+        self.optimizer.zero_feedback()
+        self.optimizer.backward(feedback.output, feedback.text)
+        self.optimizer.step()
+
+    @property
+    def llm_usage(self) -> Any:
+        return self.llm.usage
+
+    def step_metrics(self) -> dict[str, float]:
+        """Per-step numbers for the log: the prompt's size and how many updates were applied."""
+        log = self.optimizer.logs[-1]
+        return {"llm/prompt_tokens": log.prompt_tokens, "llm/completion_tokens": log.completion_tokens,
+                "trace/applied": len(log.applied), "trace/refused": len(log.refused)}

@@ -1,0 +1,66 @@
+"""`backward`: the part of the graph an optimizer needs to see, with the output's feedback.
+
+The minimal subgraph is every node that lies on a path from a trainable parameter to the output
+(ancestors of the output that depend on a parameter), plus the one-hop inputs those operators
+read (so each recorded call can be shown with all its arguments). Both walks are iterative and
+linear in the number of ancestors: no recursion limit on long chains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from trace_core.graph import Node, ParameterNode
+
+
+@dataclass
+class Subgraph:
+    """What backward hands the optimizer: nodes in topological order (parents first)."""
+
+    output: Node
+    feedback: str
+    nodes: list[Node]
+    parameters: list[ParameterNode]
+
+
+def ancestors(output: Node) -> list[Node]:
+    """The output and all its ancestors, parents before children (iterative post-order DFS)."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(output, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if expanded:
+            order.append(current)
+            continue
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        stack.append((current, True))
+        stack.extend((p, False) for p in reversed(current.parents) if id(p) not in seen)
+    return order
+
+
+def backward(output: Node, feedback: str) -> Subgraph:
+    order = ancestors(output)
+    depends: set[int] = set()  # nodes that are, or are computed from, a trainable parameter
+    for n in order:
+        if n.trainable or any(id(p) in depends for p in n.parents):
+            depends.add(id(n))
+    keep = set(depends) | {id(output)}
+    for n in order:
+        if id(n) in depends:
+            keep.update(id(p) for p in n.parents)
+    nodes = [n for n in order if id(n) in keep]
+    parameters = [n for n in nodes if isinstance(n, ParameterNode)]
+    return Subgraph(output=output, feedback=str(feedback), nodes=nodes, parameters=parameters)
+
+
+def merge(subgraphs: Iterable[Subgraph]) -> list[Node]:
+    """Union of several subgraphs' nodes (e.g. one backward per example of a minibatch), still
+    parents before children: ordered by depth, first appearance breaking ties."""
+    seen: dict[int, tuple[int, int, Node]] = {}
+    for subgraph in subgraphs:
+        for n in subgraph.nodes:
+            seen.setdefault(id(n), (n.level, len(seen), n))
+    return [n for _, _, n in sorted(seen.values(), key=lambda t: (t[0], t[1]))]

@@ -1,0 +1,287 @@
+"""Nodes that record the computation they take part in.
+
+    from trace_core import node
+    x = node(-1.0, trainable=True, name="x")
+    y = x * 2 + 1            # a MessageNode: x -> multiply -> add
+    y.data                   # -1.0
+
+A node wraps a value and behaves like it: arithmetic, comparisons, indexing, attribute access and
+method calls on a node return new nodes that remember the operator and the input nodes. `==`
+stays a plain comparison (so `in` and dict keys work); use `.eq()` for a recorded one.
+
+Names are unique within a graph context (`graph_context()`), not process-wide: every run (and
+every thread) gets its own numbering, so nothing global grows or races.
+"""
+from __future__ import annotations
+
+import contextvars
+import itertools
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+
+class Graph:
+    """A naming scope: hands out `base:k` names. Nodes keep their own links, so the graph owns no
+    node and nothing outlives the run that made it."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, itertools.count] = {}
+
+    def new_name(self, base: str) -> str:
+        # setdefault and next() on itertools.count are each atomic under the GIL.
+        return f"{base}:{next(self._counters.setdefault(base, itertools.count()))}"
+
+
+_CURRENT: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("trace_core_graph", default=None)
+
+
+def current_graph() -> Graph:
+    graph = _CURRENT.get()
+    if graph is None:  # first node in this thread / context: give it its own scope
+        graph = Graph()
+        _CURRENT.set(graph)
+    return graph
+
+
+@contextmanager
+def graph_context(graph: Graph | None = None) -> Iterator[Graph]:
+    """A fresh naming scope for one run (or one optimization step)."""
+    token = _CURRENT.set(graph or Graph())
+    try:
+        yield _CURRENT.get()
+    finally:
+        _CURRENT.reset(token)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """What an operation is, for the optimizer's report: `name(arg=..)` and its documentation."""
+
+    name: str
+    doc: str
+
+
+class Node:
+    """A value in the graph. Roots have no parents; `MessageNode`s are results of operators."""
+
+    __slots__ = ("_data", "name", "description", "constraint", "parents", "inputs", "op", "level",
+                 "__weakref__")
+    trainable = False
+
+    def __init__(self, value: Any, name: str | None = None, description: str | None = None,
+                 constraint: str | None = None) -> None:
+        self._data = value
+        self.name = current_graph().new_name(name or type(value).__name__)
+        self.description = description or ""
+        self.constraint = constraint
+        self.parents: tuple[Node, ...] = ()
+        self.inputs: dict[str, Node] = {}
+        self.op: Operator | None = None
+        self.level = 0
+
+    @property
+    def data(self) -> Any:
+        return self._data
+
+    @property
+    def py_name(self) -> str:
+        """The name as an identifier (`x:0` -> `x0`): what the optimizer sees and echoes back."""
+        return self.name.replace(":", "")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name}={self._data!r})"
+
+    def __str__(self) -> str:
+        return str(self._data)
+
+    # Plain (unrecorded) protocol methods Python requires to return plain types.
+    def __bool__(self) -> bool:
+        return bool(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: Any) -> bool:
+        return self._data == (other._data if isinstance(other, Node) else other)
+
+    __hash__ = object.__hash__
+
+    def __iter__(self) -> Iterator[Node]:
+        if isinstance(self._data, dict):
+            yield from (self[key] for key in self._data)
+        else:
+            yield from (self[i] for i in range(len(self._data)))
+
+    # Recorded operations.
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        value = getattr(self._data, attr)  # AttributeError propagates untouched
+        if callable(value):
+            return _MethodCall(self, attr)
+        return apply_op(_OPS["getattr"], lambda obj, name: getattr(obj, name), obj=self,
+                        name=constant(attr, "str"))
+
+    def __getitem__(self, key: Any) -> MessageNode:
+        return apply_op(_OPS["getitem"], lambda obj, key: obj[key], obj=self, key=key)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MessageNode:
+        return apply_op(_OPS["call"], _call_with(len(args), list(kwargs)), fn=self,
+                        **_argument_inputs(args, kwargs))
+
+    def eq(self, other: Any) -> MessageNode:
+        return _binary("eq", self, other)
+
+    def neq(self, other: Any) -> MessageNode:
+        return _binary("ne", self, other)
+
+
+class ParameterNode(Node):
+    """A trainable root: what optimizers change (`data` is replaced on update)."""
+
+    __slots__ = ()
+    trainable = True
+
+
+class MessageNode(Node):
+    """The result of an operator applied to input nodes."""
+
+    __slots__ = ()
+
+    def __init__(self, value: Any, op: Operator, inputs: dict[str, Node],
+                 name: str | None = None) -> None:
+        super().__init__(value, name=name or op.name, description=op.doc)
+        self.op = op
+        self.inputs = inputs
+        self.parents = tuple(inputs.values())
+        self.level = 1 + max((p.level for p in self.parents), default=-1)
+
+
+class ExceptionNode(MessageNode):
+    """An operator that raised: `data` is the error text the optimizer gets as feedback."""
+
+    __slots__ = ()
+
+
+class ExecutionError(Exception):
+    """Raised by a traced call that failed; `exception_node` is where backward starts from."""
+
+    def __init__(self, exception_node: ExceptionNode) -> None:
+        super().__init__(exception_node.data)
+        self.exception_node = exception_node
+
+
+def node(value: Any, trainable: bool = False, name: str | None = None,
+         description: str | None = None, constraint: str | None = None) -> Node:
+    """Wrap a value (a Node passes through unless it is to become trainable)."""
+    if isinstance(value, Node):
+        if not trainable:
+            return value
+        name = name or value.name.split(":")[0]
+        value = value.data
+    cls = ParameterNode if trainable else Node
+    return cls(value, name=name, description=description, constraint=constraint)
+
+
+def constant(value: Any, name: str | None = None) -> Node:
+    return value if isinstance(value, Node) else Node(value, name=name)
+
+
+def error_text(exc: BaseException) -> str:
+    return f"({type(exc).__name__}) {exc}"
+
+
+def apply_op(op: Operator, fn: Callable[..., Any], **inputs: Any) -> MessageNode:
+    """Run `fn` on the inputs' values and record the call. Non-node inputs become constant nodes.
+
+    An exception inside `fn` becomes an ExceptionNode with the same inputs, raised inside an
+    ExecutionError, so the failure itself can be backwarded as feedback.
+    """
+    nodes = {k: v if isinstance(v, Node) else Node(v) for k, v in inputs.items()}  # named by type
+    try:
+        value = fn(*[n._data for n in nodes.values()])
+    except Exception as exc:  # the one place a failing traced operation becomes feedback
+        raise ExecutionError(ExceptionNode(error_text(exc), op, nodes, name="exception")) from exc
+    return MessageNode(value, op, nodes)
+
+
+class _MethodCall:
+    """`node.method` before it is called: calling it records `method(self, *args)`."""
+
+    __slots__ = ("_owner", "_method")
+
+    def __init__(self, owner: Node, method: str) -> None:
+        self._owner, self._method = owner, method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MessageNode:
+        method, call = self._method, _call_with(len(args), list(kwargs))
+        op = Operator(method, f"[{method}] Calls the {method} method of `obj` (a "
+                              f"{type(self._owner.data).__name__}) with the other arguments.")
+        return apply_op(op, lambda obj, *values: call(getattr(obj, method), *values),
+                        obj=self._owner, **_argument_inputs(args, kwargs))
+
+
+def _argument_inputs(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
+
+
+def _call_with(n_positional: int, keywords: list[str]) -> Callable[..., Any]:
+    """fn(*values) -> fn(first n values positionally, the rest as the named keywords)."""
+    def call(fn: Callable[..., Any], *values: Any) -> Any:
+        return fn(*values[:n_positional], **dict(zip(keywords, values[n_positional:])))
+    return call
+
+
+def _document(name: str, text: str) -> Operator:
+    return Operator(name, f"[{name}] {text}")
+
+
+_OPS: dict[str, Operator] = {
+    "getattr": _document("getattr", "Reads attribute `name` of `obj`."),
+    "getitem": _document("getitem", "Returns obj[key]."),
+    "call": _document("call", "Calls the function `fn` with the other arguments."),
+}
+
+_BINARY: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
+    "add": ("Returns x + y (numbers add, strings and lists concatenate).", lambda x, y: x + y),
+    "subtract": ("Returns x - y.", lambda x, y: x - y),
+    "multiply": ("Returns x * y.", lambda x, y: x * y),
+    "divide": ("Returns x / y.", lambda x, y: x / y),
+    "floor_divide": ("Returns x // y.", lambda x, y: x // y),
+    "mod": ("Returns x % y.", lambda x, y: x % y),
+    "power": ("Returns x ** y.", lambda x, y: x ** y),
+    "lt": ("Returns whether x < y.", lambda x, y: x < y),
+    "le": ("Returns whether x <= y.", lambda x, y: x <= y),
+    "gt": ("Returns whether x > y.", lambda x, y: x > y),
+    "ge": ("Returns whether x >= y.", lambda x, y: x >= y),
+    "eq": ("Returns whether x == y.", lambda x, y: x == y),
+    "ne": ("Returns whether x != y.", lambda x, y: x != y),
+}
+_UNARY: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "negative": ("Returns -x.", lambda x: -x),
+    "positive": ("Returns +x.", lambda x: +x),
+    "absolute": ("Returns abs(x).", abs),
+}
+_OPS.update({name: _document(name, doc) for name, (doc, _) in {**_BINARY, **_UNARY}.items()})
+
+
+def _binary(name: str, x: Any, y: Any) -> MessageNode:
+    return apply_op(_OPS[name], _BINARY[name][1], x=x, y=y)
+
+
+def _install_operators() -> None:
+    """Give Node its arithmetic and comparison operators, each recorded as a graph operation."""
+    dunders = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
+               "floordiv": "floor_divide", "mod": "mod", "pow": "power"}
+    for dunder, name in dunders.items():
+        setattr(Node, f"__{dunder}__", lambda self, other, _n=name: _binary(_n, self, other))
+        setattr(Node, f"__r{dunder}__", lambda self, other, _n=name: _binary(_n, other, self))
+    for dunder in ("lt", "le", "gt", "ge"):
+        setattr(Node, f"__{dunder}__", lambda self, other, _n=dunder: _binary(_n, self, other))
+    for dunder, name in (("neg", "negative"), ("pos", "positive"), ("abs", "absolute")):
+        setattr(Node, f"__{dunder}__",
+                lambda self, _n=name: apply_op(_OPS[_n], _UNARY[_n][1], x=self))
+
+
+_install_operators()

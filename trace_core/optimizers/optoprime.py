@@ -1,0 +1,120 @@
+"""OptoPrime: one LLM call per step, on a pseudo-code report of the traced subgraph.
+
+    from trace_core.optimizers import OptoPrime
+    optimizer = OptoPrime([x], llm=llm, memory_size=5)   # memory_size=0: the paper's NoMem
+    optimizer = OptoPrime([x], llm=llm, mask=MASKED)      # the paper's Trace Masked
+
+The reply is read robustly (trace_core.optimizers.parsing); each suggested value is converted to
+its parameter's type and code is checked before it is accepted. Parameters nothing usable came
+back for stay as they were, and the step's log says why.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from trace_core.code import check_replacement
+from trace_core.graph import ParameterNode
+from trace_core.optimizers.base import Optimizer, StepLog
+from trace_core.optimizers.parsing import convert, extract_object, parse_suggestion
+from trace_core.optimizers.report import Report, build_report, current_values, is_code
+
+MASKED = ("documentation", "code", "inputs", "others")  # the paper's Trace Masked
+
+DEFAULT_OBJECTIVE = "Change the values in #Variables so that the outputs improve according to #Feedback."
+
+SYSTEM_PROMPT = """You improve a program by changing some of its values and code. You are shown a report of one run of the program, written as pseudo-code in sections:
+
+#Instruction: the task to accomplish.
+#Code: the operations that ran, one per line, as `result = operation(argument=value_name, ...)`.
+#Documentation: what each operation in #Code does. It may be incomplete; #Others can help fill the gaps.
+#Variables: the values you are allowed to change.
+#Constraints: conditions the variables must meet.
+#Inputs: values the run used that you cannot change.
+#Others: intermediate results of the run.
+#Outputs: what the run produced.
+#Feedback: what was said about the outputs.
+
+Values are written as `(type) name=value`. A variable of type (code) holds Python source code."""
+
+FORMAT_PROMPT = """Reply with a single JSON object and nothing else:
+{"reasoning": "<your analysis>", "answer": "<only if the instruction asks for an answer; otherwise empty>", "suggestion": {"<variable name>": <new value>}}
+
+In "reasoning": (1) say what the instruction asks for; (2) explain what the feedback implies for each variable, given how #Code uses it; (3) state the change you make and what you expect it to do.
+In "suggestion": use only names from #Variables, with values of the same type. The new value of a (code) variable must be complete Python source that defines the same function with the same parameters.
+If nothing should change, reply with the single word TERMINATE."""
+
+
+class OptoPrime(Optimizer):
+    def __init__(self, parameters: Iterable[ParameterNode], llm: Any, objective: str | None = None,
+                 memory_size: int = 0, mask: Iterable[str] = (), max_tokens: int = 4096,
+                 json_mode: bool = True) -> None:
+        super().__init__(parameters, memory_size)
+        self.llm, self.objective = llm, objective or DEFAULT_OBJECTIVE
+        self.mask, self.max_tokens, self.json_mode = tuple(mask), max_tokens, json_mode
+
+    # -- the prompt ---------------------------------------------------------------------------
+    def system_prompt(self) -> str:
+        return f"{SYSTEM_PROMPT}\n\n{FORMAT_PROMPT}"
+
+    def user_prompt(self, report: Report, current: tuple[dict[str, Any], str]) -> str:
+        """The report, then the memory of earlier steps (the current one joins it afterwards)."""
+        text = f"Here is the report of the latest run.\n\n{'=' * 40}\n{report.render(self.mask)}\n{'=' * 40}\n"
+        if self.memory:
+            past = "\n".join(json.dumps({"variables": v, "feedback": f}, default=str) for v, f in self.memory)
+            text += f"\nEarlier values of the variables and the feedback each received:\n{past}\n"
+        return text + "\nYour reply:"
+
+    def messages(self, report: Report, current: tuple[dict[str, Any], str]) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system_prompt()},
+                {"role": "user", "content": self.user_prompt(report, current)}]
+
+    # -- one step -----------------------------------------------------------------------------
+    def propose(self) -> dict[ParameterNode, Any]:
+        report = build_report(self.subgraphs, self.objective)
+        current = (current_values(self.subgraphs), report.feedback)
+        log = StepLog(messages=self.messages(report, current))
+        self.logs.append(log)
+        self.remember(*current)
+        completion = self._complete(log.messages)
+        log.reply = completion.text
+        log.prompt_tokens = completion.usage.prompt_tokens
+        log.completion_tokens = completion.usage.completion_tokens
+        reply = extract_object(completion.text) or {}
+        log.reasoning = str(reply.get("reasoning", ""))
+        suggestion, log.note = parse_suggestion(completion.text)
+        return self._accept(suggestion, log)
+
+    def _complete(self, messages: list[dict[str, str]]) -> Any:
+        from trace_core.llm import LLMError, ReplayMissError
+
+        if self.json_mode:
+            try:
+                return self.llm.complete(messages, max_tokens=self.max_tokens,
+                                         response_format={"type": "json_object"})
+            except ReplayMissError:
+                raise
+            except LLMError as exc:  # an endpoint that rejects JSON mode: ask once more without it
+                if exc.status not in (400, 422):
+                    raise
+        return self.llm.complete(messages, max_tokens=self.max_tokens)
+
+    def _accept(self, suggestion: dict[str, Any], log: StepLog) -> dict[ParameterNode, Any]:
+        """Keep the suggested values that fit their parameter; record why the others did not."""
+        by_name = {p.py_name: p for p in self.parameters}
+        update: dict[ParameterNode, Any] = {}
+        for name, value in suggestion.items():
+            parameter = by_name.get(name)
+            if parameter is None:
+                log.refused[name] = "not one of the variables"
+                continue
+            try:
+                new = check_replacement(value, parameter.data) if is_code(parameter) else convert(value, parameter.data)
+            except ValueError as exc:
+                log.refused[name] = str(exc)
+                continue
+            update[parameter] = new
+            log.applied[name] = new
+        if not update and not log.note:
+            log.note = "no suggested value could be used" if suggestion else "the suggestion was empty"
+        return update

@@ -104,10 +104,12 @@ def user_error_message(exc: BaseException) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from trace_core.llm import LLMError  # an endpoint that failed for good: its message is one line
+
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, (ConfigError, LLMError)):
             return str(exc)
         if isinstance(exc, (OmegaConfBaseException, HydraException)) and not _wraps_user_error(exc):
             return _one_line(str(exc))

@@ -92,10 +92,10 @@ class OptoPrime(Optimizer):
             try:
                 return self.llm.complete(messages, max_tokens=self.max_tokens,
                                          response_format={"type": "json_object"})
-            except ReplayMissError:
-                raise
-            except LLMError as exc:  # an endpoint that rejects JSON mode: ask once more without it
-                if exc.status not in (400, 422):
+            except LLMError as exc:
+                # An endpoint that rejects JSON mode (400/422) is asked once more without it; when
+                # replaying such a run, that second request is the one the cache holds.
+                if not isinstance(exc, ReplayMissError) and exc.status not in (400, 422):
                     raise
         return self.llm.complete(messages, max_tokens=self.max_tokens)
 

@@ -25,6 +25,7 @@ from harness.api import Optimizer, Params, Task, is_better
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, exit_on_user_error, make_logger, previous_record,
                           resolved_config, run_cli, save_record)
+from trace_core.graph import graph_context
 
 
 @dataclass
@@ -84,21 +85,23 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
 
     config = resolved_config(cfg)
-    task: Task = instantiate(cfg.task)
-    optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
-    logger = make_logger(cfg, info, config)
-    info.output_dir.mkdir(parents=True, exist_ok=True)
+    # A fresh graph context per run: traced node names (what an LLM optimizer sees, and so what
+    # the response cache keys on) restart at :0, so a rerun or replay sends identical prompts.
+    with graph_context():
+        task: Task = instantiate(cfg.task)
+        optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
+        logger = make_logger(cfg, info, config)
+        info.output_dir.mkdir(parents=True, exist_ok=True)
 
-    started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
-    try:
-        trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
-                              show_progress=cfg.progress, desc=info.name)
-        metrics = summarize(trajectory)
-        metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
-        logger.summary(metrics)
-    finally:
-        logger.finish()
-
+        started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
+        try:
+            trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
+                                  show_progress=cfg.progress, desc=info.name)
+            metrics = summarize(trajectory)
+            metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
+            logger.summary(metrics)
+        finally:
+            logger.finish()
     return save_record(info, metrics, trajectory.curve, config, started, code_version,
                        llm_usage=getattr(optimizer, "llm_usage", None))
 

@@ -38,6 +38,7 @@ class Cost:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache_hits: int = 0
+    llm_seconds: float = 0.0  # time spent waiting for the model (inside `seconds`)
 
 
 @dataclass

@@ -74,6 +74,7 @@ def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, 
     if llm_usage is not None:
         cost.llm_calls, cost.cache_hits = llm_usage.calls, llm_usage.cache_hits
         cost.prompt_tokens, cost.completion_tokens = llm_usage.prompt_tokens, llm_usage.completion_tokens
+        cost.llm_seconds = llm_usage.seconds
     record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=curve,
                        cost=cost, config=config, git_sha=code_version)

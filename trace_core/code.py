@@ -28,7 +28,11 @@ class CodeTimeout(BaseException):
 
 def function_source(fn: Callable[..., Any]) -> str:
     """The function's source without its decorator lines, dedented."""
-    source = textwrap.dedent(inspect.getsource(fn))
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except OSError:
+        raise CodeError(f"bundle(trainable=True) needs the source of `{fn.__name__}`: define it in "
+                        "a file or a notebook cell, not in exec'd or typed-in code") from None
     tree = ast.parse(source)
     definition = tree.body[0]
     lines = source.splitlines()

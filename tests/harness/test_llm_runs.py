@@ -26,6 +26,7 @@ def test_replay_reruns_a_recorded_run_exactly_without_any_call(tmp_path):
         recorded = run(compose_run("optimize", BASE + ["llm=openai", f"llm.base_url={server.url}",
                                                       f"llm.cache_path={cache}"], tmp_path / "a"))
         assert server.seen == recorded.cost.llm_calls == len(recorded.curve) == 10
+        assert recorded.cost.prompt_tokens == 10 * 11 and 0 < recorded.cost.llm_seconds < recorded.cost.seconds
         prompts = [body["messages"][-1]["content"] for body in server.bodies]
     assert "#Code\n" in prompts[0] and "= multiply(x=x" in prompts[0], "the prompt shows the traced graph"
     assert recorded.metrics["test/x"] == 3

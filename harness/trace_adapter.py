@@ -1,8 +1,10 @@
 """Plugs a trace_core optimizer (OptoPrime, OPRO, ...) into the harness's ask/tell loop.
 
-A traced task exposes `parameters()` (its ParameterNodes) and returns Feedback whose `output` is
-the traced output node (or the ExceptionNode of a failed run) and whose `text` is the feedback.
-`tell` is then Trace's own step: zero_feedback, backward(output, text), step.
+A traced task exposes `parameters()` (its ParameterNodes) and an `objective` text, and returns
+Feedback whose `output` is the traced output node (or the ExceptionNode of a failed run) and whose
+`text` is the feedback. `tell` is then Trace's own step: zero_feedback, backward(output, text),
+step. `extra_feedback` names a Feedback.info entry whose text is appended to the feedback (the
+paper gives Trace Masked and OPRO the per-step feedback of a Meta-World episode this way).
 
     python -m harness.optimize task=<traced task> optimizer=optoprime llm=openai llm.model=gpt-4o
 """
@@ -17,14 +19,14 @@ class TraceAdapter:
     finished = False
 
     def __init__(self, task: Any, llm: Any, optimizer: Callable[..., Any],
-                 objective: str | None = None) -> None:
+                 objective: str | None = None, extra_feedback: str | None = None) -> None:
         if not callable(getattr(task, "parameters", None)):
             raise ConfigError(f"{type(task).__name__} is not a traced task (it has no parameters()); "
                               "Trace optimizers need one")
         if not callable(getattr(llm, "complete", None)):
             raise ConfigError("this optimizer asks a language model: add llm=openai "
                               "(or llm=scripted for a smoke run)")
-        self.llm = llm
+        self.llm, self.extra_feedback = llm, extra_feedback
         self.optimizer = optimizer(task.parameters(), llm=llm,
                                    objective=objective or getattr(task, "objective", None))
 
@@ -34,8 +36,12 @@ class TraceAdapter:
     def tell(self, params: Params, feedback: Feedback) -> None:
         if feedback.output is None:
             raise ValueError("a traced task must return its output node in Feedback.output")
+        text = feedback.text
+        extra = feedback.info.get(self.extra_feedback) if self.extra_feedback else None
+        if extra:  # e.g. Meta-World's per-step language feedback, which Masked and OPRO also get
+            text = f"{text}\n{extra}"
         self.optimizer.zero_feedback()
-        self.optimizer.backward(feedback.output, feedback.text)
+        self.optimizer.backward(feedback.output, text)
         self.optimizer.step()
 
     @property

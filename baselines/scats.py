@@ -26,6 +26,9 @@ class ScatsOptimizer:
     """
 
     def __init__(self, task: Any, seed: int = 0, max_queue_per_cycle: float = 60.0) -> None:
+        if not callable(getattr(task, "nominal_arrivals", None)):
+            raise ConfigError(f"optimizer=scats needs a signal-timing task (nominal_arrivals); "
+                              f"{type(task).__name__} has none")
         if not max_queue_per_cycle > 0:
             raise ConfigError(f"optimizer.max_queue_per_cycle: {max_queue_per_cycle!r} must be > 0")
         self.task = task

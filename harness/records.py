@@ -100,8 +100,8 @@ def read_record(path: str | Path) -> RunRecord:
 def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas imported lazily)
     """All records under `root` (recursively) as one row each; metrics become columns.
 
-    Columns: experiment, task, method, seed, mode, path, curve (list of dicts), cost/<field>,
-    and one column per metric key (`train/best_score`, `test/score`, ...).
+    Columns: experiment, task, method, seed, mode, path, curve (list of dicts), llm (what answered
+    its LLM calls), cost/<field>, and one column per metric key (`train/best_score`, ...).
     """
     import pandas as pd
 
@@ -111,11 +111,23 @@ def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas 
             continue  # an interrupted write's temp file
         record = read_record(path)
         row = {"experiment": record.experiment, "task": record.task, "method": record.method,
-               "seed": record.seed, "mode": record.mode, "path": str(path), "curve": record.curve}
+               "seed": record.seed, "mode": record.mode, "path": str(path), "curve": record.curve,
+               "llm": llm_used(record.config)}
         row.update({f"cost/{k}": v for k, v in asdict(record.cost).items()})
         row.update(record.metrics)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def llm_used(config: dict[str, Any]) -> str:
+    """What answered a run's LLM calls, in a few words: a table says which rows are real-LLM runs."""
+    llm = (config.get("optimizer") or {}).get("llm")  # only methods that ask a model name one
+    if not llm:
+        return "no LLM"
+    if str(llm.get("_target_", "")).endswith("ScriptedLLM"):
+        return "scripted test double"
+    model = llm.get("model", "?")
+    return f"{model} (replayed from cache)" if llm.get("cache_mode") == "replay" else str(model)
 
 
 def git_sha() -> str:

@@ -93,17 +93,20 @@ def cell(row: pd.Series, fmt: str) -> str:
     return text
 
 
-def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: str) -> str:
-    headers = ["method", "n", *spec.columns.values()]
+def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: str,
+             llm_by_method: dict[str, str]) -> str:
+    headers = ["method", "n", "LLM", *spec.columns.values()]
     lines = [f"# {spec.title}", "",
              f"Experiment `{experiment}`; records in `{source}`. Mean ± std over seeds; "
-             "the paper's values in brackets.", "",
+             "the paper's values in brackets. The LLM column says what answered each method's "
+             "LLM calls; \"not run here\" rows have no records yet.", "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, label in spec.methods.items():
         rows = summary[summary["method"] == method]
         n = int(rows["n"].max()) if len(rows) else 0
         cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.fmt) for metric in spec.columns]
-        lines.append("| " + " | ".join([label, str(n), *cells]) + " |")
+        lines.append("| " + " | ".join([label, str(n), llm_by_method.get(method, "not run here"),
+                                        *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -168,7 +171,8 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
         tables = out / "tables"
         tables.mkdir(parents=True, exist_ok=True)
         source = os.path.relpath(results.resolve(), ROOT)
-        (tables / f"{experiment}.md").write_text(markdown(summary, spec, experiment, source))
+        llm_by_method = {m: ", ".join(sorted(set(g["llm"]))) for m, g in runs.groupby("method")}
+        (tables / f"{experiment}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method))
         summary.to_csv(tables / f"{experiment}.csv", index=False, float_format="%.4f")
         figure(runs, spec, out / "figures" / f"{experiment}.png")
         written += [tables / f"{experiment}.md", tables / f"{experiment}.csv",

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.api import Bounds, ConfigError, Feedback
+from trace_core import ExecutionError, bundle, node
 
 OUTER = ("W1", "E1", "N1", "S1")  # the OD pairs are itertools.permutations of this tuple
 COORDS = {"W1": (-1, 0), "E1": (1, 0), "N1": (0, 1), "S1": (0, -1)}
@@ -29,6 +30,7 @@ MAX_FLOW = 0.25  # veh/s: upper end of the uniform draw, and the size of the E-W
 LINK_M, SPEED, JAM = 500.0, 10.0, 0.2
 FREE_TRIP_S = 2 * LINK_M / SPEED  # every OD trip crosses two links: 100 s at free flow
 DIRS = ("ew", "ns")
+_MISSING = object()
 
 
 def _delay_score(trips, travel_times, free_times, missing_tt: float, paper: bool) -> tuple[float, float]:
@@ -71,7 +73,7 @@ def corrected_score(trips, travel_times, free_times, missing_tt: float = 1800.0)
     return _delay_score(trips, travel_times, free_times, missing_tt, paper=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SimResult:
     """Per-OD outcome of one run, in OD-pair order, plus UXsim's own summary numbers."""
 
@@ -80,6 +82,23 @@ class SimResult:
     travel_times: list[np.ndarray]  # completed trips only
     free_times: list[float]
     avg_delay: float  # UXsim's average delay of completed trips
+
+    def __repr__(self) -> str:  # short: an LLM optimizer sees it as an intermediate value
+        done = sum(t.size for t in self.travel_times)
+        return (f"SimResult({len(self.pairs)} OD pairs, {sum(self.trips)} trips, {done} completed, "
+                f"average delay of completed trips {self.avg_delay:.1f} s)")
+
+    __str__ = __repr__
+
+
+def delay_report(result: SimResult, duration_s: float) -> dict[str, float]:
+    """The paper's score (primary), the corrected one, and the numbers behind them."""
+    args = (result.trips, result.travel_times, result.free_times, float(duration_s))
+    score, best = paper_score(*args)
+    score_c, best_c = corrected_score(*args)
+    return {"score": score, "score_corrected": score_c, "avg_delay": result.avg_delay,
+            "trips": int(sum(result.trips)), "completed": int(sum(t.size for t in result.travel_times)),
+            "best_case_delay": best, "best_case_delay_corrected": best_c}
 
 
 def _int_like(value: Any) -> int | None:
@@ -106,6 +125,11 @@ class TrafficSignalTask:
     """Minimize the paper's delay score over integer green times `ew`, `ns` of the centre signal."""
 
     higher_is_better = False
+    objective = ("Tune the two green times of the traffic signal at a four-way intersection to make "
+                 "the OVERALL SCORE (a delay; lower is better) as small as possible. A green that is "
+                 "too short for one direction lets its queue grow; one that is too long makes the "
+                 "other direction wait. Balance the east-west and north-south greens, and use the "
+                 "feedback to decide how to change them.")
 
     def __init__(self, seed: int, limit: int = 50, duration_s: int = 1800,
                  init_green: Sequence[int] = (15, 15), green_bounds: Sequence[int] = (15, 90),
@@ -118,7 +142,12 @@ class TrafficSignalTask:
         self.od_pairs = list(itertools.permutations(OUTER, 2))
         self.bin_starts = np.arange(0, self.duration_s, BIN_S)
         self.demand = self._draw_demand()
-        self._cache: dict[tuple[int, int], dict[str, float]] = {}
+        self._cache: dict[tuple[int, int], SimResult] = {}
+        # The traced workflow (what Trace optimizers see): two trainable greens feed a simulation
+        # operator and a scoring operator.
+        self.greens = {d: node(self._init[d], trainable=True, name=d,
+                               constraint=f"a whole number of seconds in [{lo}, {hi}]") for d in DIRS}
+        self._simulate_op, self._report_op = self._traced_operators()
 
     @staticmethod
     def _check_config(limit, duration_s, init_green, green_bounds) -> tuple[int, int]:
@@ -194,17 +223,13 @@ class TrafficSignalTask:
             free.append(float(stats.od_tt_free[key]) if done else FREE_TRIP_S)
         return SimResult(self.od_pairs, trips, tts, free, float(stats.average_delay))
 
-    def _metrics(self, ew: int, ns: int) -> dict[str, float]:
-        if (ew, ns) not in self._cache:
-            res = self.simulate(ew, ns)
-            args = (res.trips, res.travel_times, res.free_times, float(self.duration_s))
-            score, best = paper_score(*args)
-            score_c, best_c = corrected_score(*args)
-            self._cache = {(ew, ns): {  # only the latest run: test() of the just-evaluated plan is free
-                "score": score, "score_corrected": score_c, "avg_delay": res.avg_delay,
-                "trips": int(sum(res.trips)), "completed": int(sum(t.size for t in res.travel_times)),
-                "best_case_delay": best, "best_case_delay_corrected": best_c}}
+    def _simulated(self, ew: int, ns: int) -> SimResult:
+        if (ew, ns) not in self._cache:  # only the latest run: test() of the just-evaluated plan is free
+            self._cache = {(ew, ns): self.simulate(ew, ns)}
         return self._cache[(ew, ns)]
+
+    def _metrics(self, ew: int, ns: int) -> dict[str, float]:
+        return delay_report(self._simulated(ew, ns), self.duration_s)
 
     def _parse(self, params: dict[str, Any]) -> tuple[int, int] | str:
         """(ew, ns) as ints, or a sentence saying what is wrong with them."""
@@ -222,16 +247,51 @@ class TrafficSignalTask:
             greens.append(g)
         return greens[0], greens[1]
 
+    def parameters(self) -> list:
+        return [self.greens[d] for d in DIRS]
+
+    def _traced_operators(self):
+        task = self
+
+        def simulate_intersection(ew_green, ns_green):
+            """Simulates 30 minutes of traffic through one signalized four-way intersection: roads
+            W1-I1-E1 (east-west) and N1-I1-S1 (north-south), 500 m per arm, random traffic between
+            every pair of the four ends. The signal alternates an east-west green of ew_green
+            seconds with a north-south green of ns_green seconds. Fails if a green time is not a
+            whole number in the allowed range."""
+            parsed = task._parse({"ew": ew_green, "ns": ns_green})
+            if isinstance(parsed, str):
+                raise ValueError(parsed)
+            return task._simulated(*parsed)
+
+        def score_delays(result):
+            """Scores a simulation (lower is better): 'score' is the estimated delay per vehicle
+            (finished trips by their travel time, unfinished ones charged a penalty) plus the
+            spread of that delay across origin-destination pairs; 'avg_delay' is the mean delay of
+            finished trips only."""
+            return delay_report(result, task.duration_s)
+
+        return bundle()(simulate_intersection), bundle()(score_delays)
+
     def evaluate(self, params: dict[str, Any]) -> Feedback:
-        parsed = self._parse(params)
-        if isinstance(parsed, str):
-            return Feedback(score=float("inf"), text=parsed, info={"error": parsed})
-        m = self._metrics(*parsed)
+        """Run the traced workflow on `params` ({"ew", "ns"}, or the greens' traced names)."""
+        for d in DIRS:  # black-box methods hand plain values; Trace optimizers set the nodes
+            value = params.get(d, params.get(self.greens[d].py_name, _MISSING))
+            if value is _MISSING:
+                missing = f"The {d.upper()} green time ('{d}') is missing."
+                return Feedback(score=float("inf"), text=missing, info={"error": missing})
+            self.greens[d]._data = value
+        try:
+            report = self._report_op(self._simulate_op(self.greens["ew"], self.greens["ns"]))
+        except ExecutionError as error:
+            failed = error.exception_node
+            return Feedback(score=float("inf"), text=failed.data, output=failed, info={"error": failed.data})
+        m = report.data
         text = (f"OVERALL SCORE: {m['score']}\n"
                 "Lower is better: keep adjusting the two green times to bring it down, and if you "
                 "believe these values are already the best possible, propose them again unchanged.")
         info = {k: v for k, v in m.items() if k != "score"}
-        return Feedback(score=m["score"], text=text, output=None, info=info)
+        return Feedback(score=m["score"], text=text, output=report, info=info)
 
     def test(self, params: dict[str, Any]) -> dict[str, float]:
         parsed = self._parse(params)

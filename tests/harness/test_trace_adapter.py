@@ -25,7 +25,7 @@ def test_llm_optimizers_run_in_the_loop_and_record_their_cost(method, run_dir):
 
 
 def test_trace_optimizers_refuse_untraced_tasks_and_missing_llms(run_dir):
-    cfg = compose_run("optimize", ["task=traffic", "optimizer=optoprime", "llm=scripted"], run_dir)
+    cfg = compose_run("optimize", [SEARCH, "task=parity", "optimizer=optoprime", "llm=scripted"], run_dir)
     with pytest.raises(ConfigError, match="not a traced task"):
         instantiate(cfg.optimizer)(task=instantiate(cfg.task))
     cfg = compose_run("optimize", [SEARCH, "task=traced_line", "optimizer=optoprime", "llm=none"], run_dir)

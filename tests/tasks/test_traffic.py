@@ -176,3 +176,25 @@ def test_simulation_prints_nothing(capsys):
     assert math.isfinite(fb.score) and not caught
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+
+
+# ---------------------------------------------------------------- the traced workflow
+
+
+def test_traced_workflow_shows_the_simulation_and_scoring_operators():
+    from trace_core import backward, graph_context
+
+    with graph_context():
+        task = TrafficSignalTask(seed=42)
+        ew, ns = task.parameters()
+        assert (ew.data, ns.data) == (15, 15) and "[15, 90]" in ew.constraint
+        fb = task.evaluate({ew.py_name: 20, ns.py_name: 16})  # as a Trace optimizer asks
+        assert fb.score == TrafficSignalTask(seed=42).evaluate({"ew": 20, "ns": 16}).score
+        sub = backward(fb.output, fb.text)
+        assert sub.parameters == [ew, ns]
+        assert [n.op.name for n in sub.nodes if n.op] == ["simulate_intersection", "score_delays"]
+        assert "SimResult(12 OD pairs" in repr(sub.nodes[-2].data)
+
+        bad = task.evaluate({ew.py_name: 95, ns.py_name: 16})  # out of range: feedback, not a crash
+        assert bad.score == float("inf") and "outside the allowed range [15, 90]" in bad.text
+        assert backward(bad.output, bad.text).parameters == [ew, ns]

@@ -39,6 +39,7 @@ class TableSpec:
     ylabel: str = "score"
     yscale: str = "linear"
     band: str = "std"                  # shaded band: "std" over seeds, or "sem" (standard error)
+    paper_points: dict[str, dict[int, float]] | None = None  # method -> {iteration: paper value}
 
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
@@ -47,7 +48,9 @@ class TableSpec:
         return cls(title=block["title"], methods=methods, columns=dict(block["columns"]),
                    paper={m: dict(v) for m, v in (block.get("paper") or {}).items()},
                    fmt=block.get("format", ".1f"), ylabel=figure.get("ylabel", "score"),
-                   yscale=figure.get("yscale", "linear"), band=figure.get("band", "std"))
+                   yscale=figure.get("yscale", "linear"), band=figure.get("band", "std"),
+                   paper_points={m: {int(k): float(v) for k, v in points.items()}
+                                 for m, points in (figure.get("paper_points") or {}).items()})
 
 
 def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any]:
@@ -144,11 +147,15 @@ def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
                 steps, mean, spread = np.array([0, longest - 1]), mean.repeat(2), spread.repeat(2)
             line, = ax.plot(steps, mean, label=f"{label} (n={len(curves)})")
             ax.fill_between(steps, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
+            points = (spec.paper_points or {}).get(method)
+            if points and key == "score":  # the paper plots the current iterate
+                ax.scatter(list(points), list(points.values()), marker="x", s=60, color=line.get_color(),
+                           label=f"{label}, paper")
         ax.set(title=title, xlabel="iteration", yscale=spec.yscale)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{spec.ylabel}, mean ± {'s.e.' if spec.band == 'sem' else 'std'} over seeds")
     axes[1].set_ylabel(spec.ylabel)
-    axes[1].legend()
+    axes[0].legend(fontsize="small")
     fig.suptitle(spec.title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ def optimize(*overrides: str, timeout: int = 120) -> subprocess.CompletedProcess
 
 
 @pytest.mark.parametrize("override, says", [
-    ("task=nosuch", "Could not find 'task/nosuch' (available: traffic)"),
+    ("task=nosuch", "Could not find 'task/nosuch' (available: "),
     ("optimizer=pso optimizer.n_particles=-1", "optimizer.n_particles must be >= 1, got -1"),
     ("task.init_green=[15,95]", "task.init_green: NS green 95 is outside [15, 90]"),
     ("optimizer.nosuch=1", "Could not override 'optimizer.nosuch'"),
@@ -34,6 +34,8 @@ def test_bad_input_ends_with_one_clear_error_line(override, says, tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], result.stderr
+    if override == "task=nosuch":
+        assert "numeric" in lines[0] and "traffic" in lines[0], "the line names the choices"
 
 
 def test_killed_multirun_keeps_finished_records_and_resumes(tmp_path):

@@ -82,3 +82,20 @@ def nudge(messages):
     found = re.findall(r"needs to be (larger|smaller)", newest)
     step = 0 if not found else 1 if found[-1] == "larger" else -1
     return json.dumps({"reasoning": "scripted test double", "suggestion": {name: value + step}})
+
+
+def bump_first_variable(messages):
+    """Test-double responder for any OptoPrime prompt: add 1 to the first numeric variable."""
+    import json
+    import re
+
+    user = messages[-1]["content"]
+    if "#Variables\n" in user:  # OptoPrime: the report's variables section
+        section = user.split("#Variables\n", 1)[1].split("\n\n", 1)[0]
+        kind, name, value = re.search(r"\((int|float)\) (\w+)=(-?[\d.eE+-]+)", section).groups()
+        new = int(value) + 1 if kind == "int" else float(value) + 1.0
+    else:  # OPRO: the newest (variables, feedback) pair
+        newest = json.loads([line for line in user.splitlines() if line.startswith('{"variables"')][-1])
+        name, value = next(iter(newest["variables"].items()))
+        new = value + 1
+    return json.dumps({"reasoning": "scripted test double", "suggestion": {name: new}})

@@ -1,0 +1,182 @@
+"""Training the encoder-decoder: AdamW, warm-up then cosine, exact resume, CPU / GPU / DDP.
+
+    trainer = Trainer(model, TrainConfig(steps=2000, lr=2.5e-4), make_batch, n_examples)
+    trainer.run(logger)                      # resumes from config.checkpoint_dir when a checkpoint is there
+    torchrun --nproc_per_node=8 -m harness.train experiment=<experiment>    # DDP, one process per GPU
+
+`make_batch(indices, epoch)` turns example indices into a `Batch` (the data module applies trace
+dropout there, drawn from the example index and epoch, so a resumed run sees exactly the same
+data). The order of examples is a seeded permutation per epoch; a checkpoint stores the model, the
+optimizer, the step (the schedule is a function of it), the data position and the RNG states, so
+the losses after a resume are bit-identical to an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from dualformer.model import Transformer
+
+
+@dataclass
+class Batch:
+    prompt: torch.Tensor       # (batch, prompt length) ids, right-padded
+    prompt_mask: torch.Tensor  # True on real tokens
+    tokens: torch.Tensor       # (batch, decoder length): bos, trace/plan, eos, padding
+    token_mask: torch.Tensor
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(*(t.to(device, non_blocking=True) for t in asdict(self).values()))
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 2.5e-4
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    checkpoint_dir: str | None = None
+    device: str = "auto"       # auto: cuda when present
+    bf16: bool | None = None   # None: on a GPU only
+    compile: bool | None = None
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up, then cosine from the peak down to min_lr_ratio of it at `steps`."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class Trainer:
+    def __init__(self, model: Transformer, config: TrainConfig,
+                 make_batch: Callable[[list[int], int], Batch], n_examples: int) -> None:
+        self.config, self.make_batch, self.n_examples = config, make_batch, n_examples
+        self.rank, self.world = distributed()
+        cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
+        self.bf16 = cuda if config.bf16 is None else config.bf16
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=config.betas,
+                                           weight_decay=config.weight_decay)
+        self.step, self.epoch, self.position = 0, 0, 0
+        self.forward = self.model
+        if self.world > 1:
+            if not torch.distributed.is_initialized():
+                torch.distributed.init_process_group("nccl" if cuda else "gloo")
+            self.forward = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if cuda else None)
+        if config.compile if config.compile is not None else cuda:
+            self.forward = torch.compile(self.forward)
+        torch.manual_seed(config.seed)
+
+    # -- data order ---------------------------------------------------------------------------
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.config.seed, epoch]).permutation(self.n_examples)
+
+    def _next_indices(self) -> list[int]:
+        """This process's share of the next global batch (ranks take interleaved slices)."""
+        size = self.config.batch_size * self.world
+        order = self._order(self.epoch)
+        if self.position + size > len(order):
+            self.epoch, self.position = self.epoch + 1, 0
+            order = self._order(self.epoch)
+        chunk = order[self.position:self.position + size]
+        self.position += size
+        return chunk[self.rank::self.world].tolist()
+
+    # -- one step -----------------------------------------------------------------------------
+    def train_step(self) -> float:
+        self.model.train()
+        batch = self.make_batch(self._next_indices(), self.epoch).to(self.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr_at(self.step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self._loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def _loss(self, batch: Batch) -> torch.Tensor:
+        if self.forward is self.model:
+            return self.model.loss(batch.prompt, batch.prompt_mask, batch.tokens, batch.token_mask)
+        # DDP / compiled wrappers go through forward(); the loss is computed the same way.
+        logits = self.forward(batch.prompt, batch.prompt_mask, batch.tokens[:, :-1]).float()
+        per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch.tokens[:, 1:], reduction="none")
+        valid = batch.token_mask[:, 1:].float()
+        return ((per_token * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
+
+    def run(self, logger: Any = None, on_step: Callable[[int, float], None] | None = None) -> list[float]:
+        """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses."""
+        from tqdm.auto import tqdm
+
+        self.resume()
+        losses, started, tokens = [], time.perf_counter(), 0
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=self.rank != 0)
+        while self.step < self.config.steps:
+            loss = self.train_step()
+            losses.append(loss)
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if logger is not None and self.rank == 0 and self.step % self.config.log_every == 0:
+                seconds = time.perf_counter() - started
+                logger.log({"train/loss": loss, "train/lr": self.config.lr_at(self.step - 1),
+                            "train/seconds": seconds}, step=self.step)
+            if self.config.checkpoint_dir and self.step % self.config.checkpoint_every == 0:
+                self.save()
+            if on_step:
+                on_step(self.step, loss)
+        bar.close()
+        if self.config.checkpoint_dir:
+            self.save()
+        return losses
+
+    # -- checkpoints --------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return Path(self.config.checkpoint_dir) / "checkpoint.pt" if self.config.checkpoint_dir else None
+
+    def save(self) -> None:
+        if self.rank != 0 or self.checkpoint_path is None:
+            return
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "step": self.step, "epoch": self.epoch, "position": self.position,
+                 "torch_rng": torch.get_rng_state(), "config": asdict(self.config),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)  # a crash mid-save leaves the previous checkpoint
+
+    def resume(self) -> bool:
+        path = self.checkpoint_path
+        if path is None or not path.exists() or self.step:
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return True

@@ -3,6 +3,11 @@
     python scripts/bench.py trace                      # trace_core vs plain Python
     python scripts/bench.py trace --opto-python /path/to/venv/bin/python   # and vs trace-opt
     python scripts/bench.py trace --n 10000 --repeats 5 --json bench.json
+    python scripts/bench.py model [--preset s] [--tokens 1000]   # decoding with / without KV cache
+
+`model`: decoder tokens/s sampling `--tokens` tokens with and without the KV cache (target: at
+least 5x at 1,000 tokens), and training tokens/s (on a GPU: bf16, and MFU against the device's
+peak bf16 throughput given by --peak-tflops).
 
 `trace`: time per traced operation (a chain of n additions) and `backward` through that chain.
 Targets: at most 5 µs per traced operation and under 0.1 s for backward on 10,000 nodes.
@@ -97,20 +102,72 @@ def bench_trace(n: int, repeats: int, opto_python: str) -> dict[str, float]:
     return result
 
 
+def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | None) -> dict[str, float]:
+    import torch
+
+    from dualformer.model import Transformer, preset
+    from dualformer.sample import sample
+    from dualformer.train import Batch, TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    vocab = 1000
+    model = Transformer(preset(preset_name, vocab))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    prompt = torch.randint(3, vocab, (1, 200), device=device)
+    mask = torch.ones_like(prompt, dtype=torch.bool)
+    result: dict[str, float] = {"preset": preset_name, "device": device, "decode_tokens": tokens}
+    for cached in (True, False):
+        start = time.perf_counter()
+        # eos = -1 never appears: every sequence runs to the length guard
+        sample(model, prompt, mask, bos=1, eos=-1, n=1, max_len=tokens, use_cache=cached)
+        result[f"decode_tokens_per_s_{'cached' if cached else 'uncached'}"] = tokens / (time.perf_counter() - start)
+    result["kv_cache_speedup"] = result["decode_tokens_per_s_cached"] / result["decode_tokens_per_s_uncached"]
+
+    length = 400
+    def make_batch(indices: list[int], epoch: int) -> Batch:
+        g = torch.Generator().manual_seed(len(indices) + epoch)
+        p = torch.randint(3, vocab, (len(indices), 200), generator=g)
+        t = torch.randint(3, vocab, (len(indices), length), generator=g)
+        return Batch(p, torch.ones_like(p, dtype=torch.bool), t, torch.ones_like(t, dtype=torch.bool))
+    trainer = Trainer(model, TrainConfig(steps=10**9, batch_size=batch, warmup=1), make_batch, 10**6)
+    trainer.train_step()  # warm-up (and compilation on a GPU)
+    steps, start = 5, time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / steps
+    result["train_tokens_per_s"] = batch * (length + 200) / seconds
+    if peak_tflops:
+        flops_per_token = 6 * model.parameter_counts()["trainable"]
+        result["train_mfu"] = flops_per_token * result["train_tokens_per_s"] / (peak_tflops * 1e12)
+    result["meets_kv_cache_target_5x"] = result["kv_cache_speedup"] >= 5
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["trace"])
+    parser.add_argument("suite", choices=["trace", "model"])
+    parser.add_argument("--preset", default="s", help="model preset (model suite)")
+    parser.add_argument("--tokens", type=int, default=1000, help="tokens to decode (model suite)")
+    parser.add_argument("--batch", type=int, default=4, help="training batch (model suite)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="device peak bf16 TFLOP/s for MFU (e.g. 989 for an H100 SXM)")
     parser.add_argument("--n", type=int, default=10_000, help="chain length")
     parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
     parser.add_argument("--opto-python", default=sys.executable,
                         help="interpreter in which trace-opt is importable (default: this one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    result = bench_trace(args.n, args.repeats, args.opto_python)
+    if args.suite == "model":
+        result = bench_model(args.preset, args.tokens, args.batch, args.peak_tflops)
+    else:
+        result = bench_trace(args.n, args.repeats, args.opto_python)
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
-    if "trace_opt_op_us" not in result:
+    if args.suite == "trace" and "trace_opt_op_us" not in result:
         print("(trace-opt not importable: pass --opto-python to compare against it)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -4,10 +4,15 @@
     python scripts/bench.py trace --opto-python /path/to/venv/bin/python   # and vs trace-opt
     python scripts/bench.py trace --n 10000 --repeats 5 --json bench.json
     python scripts/bench.py model [--preset s] [--tokens 1000]   # decoding with / without KV cache
+    python scripts/bench.py data [--n-tasks 300]                 # maze / Sokoban generation vs a reference
 
 `model`: decoder tokens/s sampling `--tokens` tokens with and without the KV cache (target: at
 least 5x at 1,000 tokens), and training tokens/s (on a GPU: bf16, and MFU against the device's
 peak bf16 throughput given by --peak-tflops).
+
+`data`: time to generate one 30x30 maze task and one solvable Sokoban level (A* with its trace),
+against a straightforward reference implementation in the same run (scripts/bench_data.py).
+Targets: at most 5 ms per maze task and 0.1 s per Sokoban level.
 
 `trace`: time per traced operation (a chain of n additions) and `backward` through that chain.
 Targets: at most 5 µs per traced operation and under 0.1 s for backward on 10,000 nodes.
@@ -148,7 +153,9 @@ def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["trace", "model"])
+    parser.add_argument("suite", choices=["trace", "model", "data"])
+    parser.add_argument("--n-tasks", type=int, default=300, help="tasks per generator (data suite)")
+    parser.add_argument("--seed", type=int, default=0, help="data suite seed")
     parser.add_argument("--preset", default="s", help="model preset (model suite)")
     parser.add_argument("--tokens", type=int, default=1000, help="tokens to decode (model suite)")
     parser.add_argument("--batch", type=int, default=4, help="training batch (model suite)")
@@ -160,7 +167,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="interpreter in which trace-opt is importable (default: this one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    if args.suite == "model":
+    if args.suite == "data":
+        from scripts.bench_data import bench_data
+
+        result = bench_data(n_tasks=args.n_tasks, seed=args.seed)
+    elif args.suite == "model":
         result = bench_model(args.preset, args.tokens, args.batch, args.peak_tflops)
     else:
         result = bench_trace(args.n, args.repeats, args.opto_python)

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from harness.api import Optimizer, Params, Task, is_better
 from harness.records import RunRecord, git_sha, jsonable
-from harness.runs import (RunInfo, exit_on_user_error, make_logger, previous_record,
+from harness.runs import (RunInfo, apply_smoke_block, exit_on_user_error, make_logger, previous_record,
                           resolved_config, run_cli, save_record)
 from trace_core.graph import graph_context
 
@@ -80,6 +80,7 @@ def run(cfg: DictConfig) -> RunRecord:
     """One run of one (task, method, seed): build, loop, test the best parameters, record."""
     from hydra.utils import instantiate
 
+    cfg = apply_smoke_block(cfg)
     info = RunInfo.from_config(cfg, method_group="optimizer")
     if (done := previous_record(cfg, info)) is not None:
         return done

@@ -55,6 +55,16 @@ class RunInfo:
         return self.record_dir / record_filename(self.task, self.method, self.seed)
 
 
+def apply_smoke_block(cfg: Any) -> Any:
+    """In smoke mode, merge the experiment's own `smoke:` block (e.g. a training budget of a few
+    steps) over its settings; mode/smoke.yaml can only shrink what every task shares (`task.limit`)."""
+    from omegaconf import OmegaConf
+
+    if cfg.get("mode") != "smoke" or not cfg.get("smoke"):
+        return cfg
+    return OmegaConf.merge(cfg, cfg.smoke)
+
+
 def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
     """The finished record of this very run, when `skip_done` says not to redo it."""
     if cfg.skip_done and info.record_path.exists():

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from harness.api import Model
 from harness.records import RunRecord, git_sha, jsonable
-from harness.runs import (RunInfo, exit_on_user_error, make_logger, previous_record,
+from harness.runs import (RunInfo, apply_smoke_block, exit_on_user_error, make_logger, previous_record,
                           resolved_config, run_cli, save_record)
 
 
@@ -48,6 +48,7 @@ class CurveRecorder:
 def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
+    cfg = apply_smoke_block(cfg)
     info = RunInfo.from_config(cfg, method_group="model")
     if (done := previous_record(cfg, info)) is not None:
         return done

@@ -40,6 +40,7 @@ class TableSpec:
     yscale: str = "linear"
     band: str = "std"                  # shaded band: "std" over seeds, or "sem" (standard error)
     paper_points: dict[str, dict[int, float]] | None = None  # method -> {iteration: paper value}
+    curve_key: str | None = None  # a training curve (e.g. train/loss) instead of score / best so far
 
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
@@ -50,7 +51,8 @@ class TableSpec:
                    fmt=block.get("format", ".1f"), ylabel=figure.get("ylabel", "score"),
                    yscale=figure.get("yscale", "linear"), band=figure.get("band", "std"),
                    paper_points={m: {int(k): float(v) for k, v in points.items()}
-                                 for m, points in (figure.get("paper_points") or {}).items()})
+                                 for m, points in (figure.get("paper_points") or {}).items()},
+                   curve_key=figure.get("curve_key"))
 
 
 def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any]:
@@ -123,11 +125,36 @@ def curve_matrix(curves: list[list[dict[str, Any]]], key: str) -> np.ndarray:
     return matrix
 
 
+def training_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
+    """One panel: `spec.curve_key` against the logged step, mean over seeds, one line per method."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method, label in spec.methods.items():
+        curves = [[p for p in c if spec.curve_key in p] for c in records.loc[records["method"] == method, "curve"]]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        matrix = curve_matrix(curves, spec.curve_key)
+        steps = [p["step"] for p in max(curves, key=len)]
+        ax.plot(steps, np.nanmean(matrix, axis=0), label=f"{label} (n={len(curves)})")
+    ax.set(title=spec.title, xlabel="step", ylabel=spec.ylabel, yscale=spec.yscale)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    if spec.curve_key:
+        return training_figure(records, spec, path)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     longest = max(len(c) for c in records["curve"])

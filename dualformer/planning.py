@@ -1,0 +1,151 @@
+"""Searchformer / Dualformer on planning tasks, for `python -m harness.train`.
+
+    python -m harness.train task=maze_planning model=dualformer
+    python -m harness.train -m experiment=table5_mini_maze          # Solution-Only, Complete-Trace, Dualformer
+
+`PlanningTask` holds the training examples and the test tasks (generated from the seed, or read
+from a dataset written by scripts/gen_data.py) and judges answers with the task's own checks (a
+maze path check, a Sokoban replay). `PlanningModel` trains the transformer with a trace-dropout
+setting and answers each test task with `samples` responses per mode: Searchformer is the same
+model with p0 = 1, Solution-Only with p4 = 1 (configs/dropout/).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from dualformer.data import MODE_PREFIX, TraceDropout, load_examples, maze_vocabulary, sokoban_vocabulary, tokenize
+from dualformer.metrics import Response, TaskResponses, plan_metrics
+from harness.api import ConfigError
+from tasks import maze as maze_tasks
+from tasks import sokoban as sokoban_tasks
+from tasks.planning import Example
+
+Answer = tuple[tuple[int, ...] | None, int]  # (plan cells or None when unreadable, trace tokens)
+
+
+class PlanningTask:
+    def __init__(self, seed: int, family: str = "maze", size: int = 10, n_train: int = 2000,
+                 n_test: int = 50, data_dir: str | None = None, deterministic: bool = False,
+                 limit: int | None = None) -> None:
+        """limit: score at most this many of the test tasks (smoke runs); None scores all."""
+        if family not in ("maze", "sokoban"):
+            raise ConfigError(f"task.family must be maze or sokoban, got {family!r}")
+        if n_train < 1 or n_test < 1:
+            raise ConfigError(f"task.n_train and task.n_test must be >= 1, got {n_train}, {n_test}")
+        self.family, self.size = family, size if family == "maze" else sokoban_tasks.SIZE
+        self.limit = limit
+        self.vocab = maze_vocabulary(size) if family == "maze" else sokoban_vocabulary()
+        if data_dir:
+            self.train = list(itertools.islice(load_examples(data_dir, "train"), n_train))
+            self.test_set = list(itertools.islice(load_examples(data_dir, "test"), n_test))
+        else:
+            rng = np.random.default_rng(seed)
+            self.train = list(self._generate(n_train, rng, "train", deterministic))
+            self.test_set = list(self._generate(n_test, rng, "test", deterministic))
+
+    def _generate(self, n: int, rng: np.random.Generator, split: str, deterministic: bool):
+        if self.family == "maze":
+            return maze_tasks.generate(self.size, n, rng, split=split, deterministic=deterministic)
+        return sokoban_tasks.generate(n, rng, split=split)
+
+    def is_correct(self, example: Example, plan: tuple[int, ...]) -> bool:
+        if self.family == "maze":
+            return not maze_tasks.plan_problems(example.task, plan)
+        return sokoban_tasks.is_solution(example.task, plan)
+
+    def test(self, solve: Callable[[Example], dict[str, list[Answer]]]) -> dict[str, float]:
+        """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length."""
+        from tqdm.auto import tqdm
+
+        judged: dict[str, list[TaskResponses]] = {}
+        for example in tqdm(self.test_set[:self.limit], desc="test"):
+            optimal = len(example.plan)
+            for mode, answers in solve(example).items():
+                responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),
+                                      plan_length=len(plan or ()), trace_tokens=trace)
+                             for plan, trace in answers]
+                judged.setdefault(mode, []).append(TaskResponses(optimal, responses))
+        return {f"{mode}/{k}": v for mode, tasks in judged.items() for k, v in plan_metrics(tasks).items()}
+
+
+@dataclass
+class PlanningModel:
+    """A transformer trained with one trace-dropout setting, answering in the given modes."""
+
+    dropout: TraceDropout
+    preset: str = "tiny"
+    modes: list[str] = field(default_factory=lambda: ["auto"])
+    samples: int = 64
+    temperature: float = 1.0
+    max_len: int = 2000
+    seed: int = 0
+    train: dict[str, Any] = field(default_factory=dict)  # dualformer.train.TrainConfig fields
+
+    def fit(self, task: PlanningTask, logger: Any) -> None:
+        import torch
+
+        from dualformer.model import Transformer, preset
+        from dualformer.train import TrainConfig, Trainer
+
+        unknown = set(self.modes) - set(MODE_PREFIX)
+        if unknown:
+            raise ConfigError(f"model.modes: unknown {sorted(unknown)}; choose from {sorted(MODE_PREFIX)}")
+        self.task, self.pad = task, len(task.vocab)  # one extra id for padding, never a target
+        self.sequences = [tokenize(e) for e in task.train]
+        torch.manual_seed(self.seed)
+        self.model = Transformer(preset(self.preset, len(task.vocab) + 1))
+        config = TrainConfig(**{"seed": self.seed, **self.train})
+        Trainer(self.model, config, self._batch, len(self.sequences)).run(logger)
+
+    def _batch(self, indices: list[int], epoch: int):
+        """Dropout drawn per example per epoch from (seed, epoch, index): a resumed run repeats it."""
+        from dualformer.train import Batch
+
+        prompts, targets = [], []
+        for i in indices:
+            seq = self.sequences[i]
+            rng = np.random.default_rng([self.seed, epoch, i])
+            _, decoder = self.dropout(seq, rng, key=self.task.train[i].id)
+            prompts.append(self.task.vocab.encode(seq.encoder_tokens()))
+            targets.append(self.task.vocab.encode(decoder))
+        return Batch(*self._pad(prompts), *self._pad(targets))
+
+    def _pad(self, rows: list[list[int]]):
+        import torch
+
+        width = max(map(len, rows))
+        ids = torch.tensor([r + [self.pad] * (width - len(r)) for r in rows])
+        return ids, ids != self.pad
+
+    def solve(self, example: Example) -> dict[str, list[Answer]]:
+        from dualformer.sample import sample
+
+        vocab = self.task.vocab
+        device = next(self.model.parameters()).device
+        prompt, mask = (t.to(device) for t in self._pad([vocab.encode(tokenize(example).encoder_tokens())]))
+        bos, eos = vocab.encode(["bos", "eos"])
+        answers = {}
+        for mode in self.modes:
+            out = sample(self.model, prompt, mask, bos, eos, prefix=vocab.encode(MODE_PREFIX[mode][1:]),
+                         n=self.samples, temperature=self.temperature, max_len=self.max_len)
+            answers[mode] = [self._read(tokens) for tokens in out.tokens[0]]
+        return answers
+
+    def _read(self, tokens: list[int]) -> Answer:
+        """(plan cells, trace tokens) from a decoded response; plan None when it is malformed."""
+        words = self.task.vocab.decode(t for t in tokens if t != self.pad)
+        trace = words.index("plan") if "plan" in words else len(words)
+        plan_words = words[trace:]
+        if not plan_words or len(plan_words) % 3:
+            return None, trace
+        cells = []
+        for i in range(0, len(plan_words), 3):
+            word, x, y = plan_words[i:i + 3]
+            if word != "plan" or not (x.isdigit() and y.isdigit()):
+                return None, trace
+            cells.append(int(x) + int(y) * self.task.size)
+        return tuple(cells), trace

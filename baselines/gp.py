@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from harness.api import BoxTask, ConfigError, Feedback, Params, loss_of
+from harness.api import BoxTask, ConfigError, Feedback, Params, box_space, loss_of
 
 
 class GpOptimizer:
@@ -19,6 +19,7 @@ class GpOptimizer:
                  start_from_init: bool = True) -> None:
         if n_initial_points < 1:
             raise ConfigError(f"optimizer.n_initial_points must be >= 1, got {n_initial_points}")
+        box_space(task, "gp")
         from skopt import Optimizer as SkoptOptimizer
         from skopt.space import Integer, Real
 

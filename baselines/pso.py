@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from harness.api import BoxTask, ConfigError, Feedback, Params, loss_of
+from harness.api import BoxTask, ConfigError, Feedback, Params, box_space, loss_of
 
 
 @contextmanager
@@ -58,6 +58,7 @@ class PsoOptimizer:
             raise ConfigError(f"optimizer.n_particles must be >= 1, got {n_particles}")
         if min(c1, c2, w) < 0:
             raise ConfigError(f"optimizer c1, c2, w must be >= 0, got c1={c1} c2={c2} w={w}")
+        box_space(task, "pso")
         with _pyswarms_logging_left_alone():
             from pyswarms.backend.generators import create_swarm
             from pyswarms.backend.handlers import BoundaryHandler, VelocityHandler

@@ -100,3 +100,12 @@ def is_better(score: float, than: float | None, higher_is_better: bool) -> bool:
     if than is None:
         return True
     return score > than if higher_is_better else score < than
+
+
+def box_space(task: Any, method: str) -> Mapping[str, Bounds]:
+    """The task's box of parameters, or the one-line reason `method` cannot search this task."""
+    space = getattr(task, "space", None)
+    if not isinstance(space, Mapping) or not space:
+        raise ConfigError(f"optimizer={method} needs a task with a box of parameters (space); "
+                          f"{type(task).__name__} has none")
+    return space

@@ -6,29 +6,41 @@ import math
 
 import pytest
 
-from harness.optimize import run
+from omegaconf import OmegaConf
+
+from harness import optimize, train
 from harness.records import load_records, read_record
-from support import compose_run, config_names, sweep_jobs
+from support import CONFIGS, compose_run, config_names, sweep_jobs
+
+
+def runner_of(experiment: str) -> str:
+    """`runner: train` in an experiment file means `python -m harness.train`; else optimize."""
+    return OmegaConf.load(CONFIGS / "experiment" / f"{experiment}.yaml").get("runner", "optimize")
 
 
 @pytest.mark.parametrize("experiment", config_names("experiment"))
 def test_experiment_smoke_runs_write_records(experiment, tmp_path):
+    root = runner_of(experiment)
+    group = "model" if root == "train" else "optimizer"
     base = [f"experiment={experiment}", "mode=smoke", "logger=none", "progress=false"]
-    jobs = sweep_jobs(compose_run("optimize", base, tmp_path))
+    jobs = sweep_jobs(compose_run(root, base, tmp_path))
     assert jobs
     for i, job in enumerate(jobs):
         run_dir = tmp_path / str(i)
-        cfg = compose_run("optimize", base + job, run_dir)
-        record = run(cfg)
+        cfg = compose_run(root, base + job, run_dir)
+        record = (train if root == "train" else optimize).run(cfg)
         path = run_dir / record.filename
         assert path.exists(), "smoke runs record into the Hydra run folder"
         back = read_record(path)
         assert back.experiment == experiment and back.mode == "smoke"
-        assert back.method == cfg.hydra.runtime.choices.optimizer
+        assert back.method == cfg.hydra.runtime.choices[group]
+        assert back.config["task"]["limit"] == 3
+        if root == "train":
+            assert back.metrics and all(k.startswith("test/") for k in back.metrics)
+            continue
         assert 1 <= len(back.curve) <= 3
         assert math.isfinite(back.metrics["train/best_score"])
-        assert back.config["task"]["limit"] == 3
         assert (run_dir / "progress.jsonl").read_text().count("\n") == len(back.curve)
     frame = load_records(tmp_path)
     assert len(frame) == len(jobs)
-    assert set(frame["method"]) == {dict(kv.split("=") for kv in job)["optimizer"] for job in jobs}
+    assert set(frame["method"]) == {dict(kv.split("=") for kv in job)[group] for job in jobs}

@@ -5,6 +5,7 @@
     python scripts/bench.py trace --n 10000 --repeats 5 --json bench.json
     python scripts/bench.py model [--preset s] [--tokens 1000]   # decoding with / without KV cache
     python scripts/bench.py data [--n-tasks 300]                 # maze / Sokoban generation vs a reference
+    python scripts/bench.py metaworld [--steps 200]              # wrapper overhead on top of MuJoCo
 
 `model`: decoder tokens/s sampling `--tokens` tokens with and without the KV cache (target: at
 least 5x at 1,000 tokens), and training tokens/s (on a GPU: bf16, and MFU against the device's
@@ -13,6 +14,9 @@ peak bf16 throughput given by --peak-tflops).
 `data`: time to generate one 30x30 maze task and one solvable Sokoban level (A* with its trace),
 against a straightforward reference implementation in the same run (scripts/bench_data.py).
 Targets: at most 5 ms per maze task and 0.1 s per Sokoban level.
+
+`metaworld`: time per wrapper action against replaying the same inner MuJoCo steps raw
+(scripts/bench_metaworld.py); target: a few milliseconds of overhead at most.
 
 `trace`: time per traced operation (a chain of n additions) and `backward` through that chain.
 Targets: at most 5 µs per traced operation and under 0.1 s for backward on 10,000 nodes.
@@ -153,7 +157,8 @@ def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["trace", "model", "data"])
+    parser.add_argument("suite", choices=["trace", "model", "data", "metaworld"])
+    parser.add_argument("--steps", type=int, default=200, help="actions per pass (metaworld suite)")
     parser.add_argument("--n-tasks", type=int, default=300, help="tasks per generator (data suite)")
     parser.add_argument("--seed", type=int, default=0, help="data suite seed")
     parser.add_argument("--preset", default="s", help="model preset (model suite)")
@@ -167,7 +172,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="interpreter in which trace-opt is importable (default: this one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    if args.suite == "data":
+    if args.suite == "metaworld":
+        from scripts.bench_metaworld import bench_metaworld
+
+        result = bench_metaworld(steps=args.steps)
+    elif args.suite == "data":
         from scripts.bench_data import bench_data
 
         result = bench_data(n_tasks=args.n_tasks, seed=args.seed)

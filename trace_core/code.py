@@ -89,6 +89,10 @@ def run_with_time_limit(call: Callable[[], Any], seconds: float) -> Any:
     previous = sys.gettrace()
 
     def check_clock(frame: types.FrameType, event: str, arg: Any) -> Any:
+        if event == "call":
+            # Per-opcode events too: a loop on a single line (`while True: pass`) emits no new
+            # line event on Python 3.11, so line events alone would never see the deadline pass.
+            frame.f_trace_opcodes = True
         if time.monotonic() > deadline:
             raise CodeTimeout(f"timed out after {seconds:g} s")
         return check_clock

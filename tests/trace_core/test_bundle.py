@@ -48,6 +48,8 @@ def test_trainable_code_is_a_parameter_and_replacing_it_replaces_the_function():
 @pytest.mark.parametrize("source, says", [
     ("def policy(obs, bias=0):\n    return obs / 0\n", "(ZeroDivisionError) division by zero\n  at line 2: return obs / 0"),
     ("def policy(obs, bias=0):\n    while True:\n        pass\n", "(TimeoutError) `policy` timed out after 0.5 s"),
+    ("def policy(obs, bias=0):\n    while True: pass\n", "(TimeoutError) `policy` timed out after 0.5 s"),
+    ("def policy(obs, bias=0):\n    return sum(i for i in iter(int, 1))\n", "(TimeoutError)"),
     ("def policy(obs, bias=0)\n    return 1\n", "(CodeError) (SyntaxError)"),
     ("def act(obs, bias=0):\n    return 1\n", "must define a function named `policy`"),
     ("def policy(observation):\n    return 1\n", "must keep its parameters (obs, bias)"),

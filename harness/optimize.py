@@ -46,8 +46,8 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
     with progress_file.open("a") as journal, tqdm(total=task.limit, desc=desc,
                                                   disable=not show_progress) as bar:
         for step in range(task.limit):
-            if optimizer.finished:
-                break
+            if optimizer.finished or getattr(task, "finished", False):
+                break  # nothing left to try, or (e.g. test-time solution optimization) to solve
             params = optimizer.ask()
             feedback = task.evaluate(params)
             optimizer.tell(params, feedback)

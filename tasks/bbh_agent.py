@@ -1,0 +1,414 @@
+"""BBH as a traced workflow (Trace's Table 1): a DSPy-shaped agent whose prompt template and two
+functions are trainable, trained for one epoch over the 15 training questions of a subtask; and
+the traced workflows of Table 2 (the TextGrad comparison): prompt and solution optimization.
+
+    python -m harness.optimize task=bbh task.subtask=navigate optimizer=optoprime llm=openai
+    python -m harness.optimize task=bbh_cot task.subtask=navigate optimizer=optoprime llm=openai
+    python -m harness.optimize -m experiment=table1_bbh llm.model=<model> [llm.base_url=<url>]
+
+The agent: `create_prompt(prompt_template, question)` -> the student model -> `extract_answer(
+prompt_template, question, response)`. Each step evaluates the current program on the 5
+validation questions (the best checkpoint is the one tested), then answers the next training
+question; the feedback says whether that answer was right and what was expected. A program that
+raises is put back to the best checkpoint and tried once more, as in the paper. Test accuracies
+are in percent, as the papers' tables. Facts: specs/trace.md §4.3 and §4.5.
+"""
+from __future__ import annotations
+
+import re  # noqa: F401  (trainable code runs in this module's namespace: let it use re)
+from typing import Any, Callable
+
+from harness.api import ConfigError, Feedback
+from tasks.bbh import (BBH_DATA, SUBTASKS, Example, concurrency, evaluate_all, group_of, load_bbh,
+                       paper_splits, resolve, score_bbh)
+from trace_core import ExecutionError, bundle, graph_context, model, node
+
+STUDENT_SYSTEM = "You answer questions carefully and follow the requested format."
+CODE_TIME_LIMIT_S = 120.0  # extract_answer may ask the model again: allow for a slow endpoint
+
+PLAIN_TEMPLATE = """Answer the question.
+
+Use this format:
+Question: the question
+Answer: the answer
+
+Question: {question}
+Answer:"""
+
+COT_TEMPLATE = """Answer the question. Work it out step by step before you answer.
+
+Use this format:
+Question: the question
+Reasoning: the steps that lead to the answer
+Answer: the answer
+
+Question: {question}
+Reasoning:"""
+
+TEMPLATE_CONSTRAINT = ("The prompt template sent to the model; `{question}` marks where the question goes. "
+                       "It should say in what form to give the final answer: an option such as (A), a "
+                       "number, a word such as Yes/No or True/False, or a short string.")
+CORRECT = "The answer is correct. Nothing needs to change."
+WRONG = ('The answer is wrong: the expected output is "{target}". Change the prompt template and the code '
+         "so that the program returns exactly the expected answer for questions like this one.")
+
+
+def call_llm(self, user_prompt):
+    """Sends the prompt to the student model and returns the model's reply."""
+    return self.ask(user_prompt)
+
+
+def create_prompt(self, prompt_template, question):
+    """Builds the prompt for the student model.
+
+    prompt_template: guidance for the model; `{question}` marks where the question goes.
+    question: the question, with its options when it has any.
+    """
+    return prompt_template.replace("{question}", question)
+
+
+def extract_answer(self, prompt_template, question, response):
+    """Turns the model's reply into the final answer, in exactly the form the grader expects:
+    an option such as (A), a number, Yes/No, True/False, valid/invalid, or a short string.
+
+    The reply may hold reasoning before the answer. The code may post-process it, and may call
+    self.ask(text), which sends another request to the model and returns its reply as a string.
+    """
+    return response.split("Answer:")[-1].strip()
+
+
+@model
+class BBHAgent:
+    """Prompt -> student model -> answer, with the template and both functions trainable."""
+
+    def __init__(self, student: Any, cot: bool = False) -> None:
+        self.student = student
+        self.prompt_template = node(COT_TEMPLATE if cot else PLAIN_TEMPLATE, trainable=True,
+                                    name="prompt_template", constraint=TEMPLATE_CONSTRAINT)
+        # Bundled per agent, not at class level: the code parameters are then named in the run's
+        # graph context, so a run's prompts (and cache keys) never depend on when this module
+        # was imported. An endpoint that fails ends the run; it is not feedback.
+        self.call_llm = bundle(catch_execution_error=False)(call_llm)
+        self.create_prompt = bundle(trainable=True, time_limit_s=CODE_TIME_LIMIT_S)(create_prompt)
+        self.extract_answer = bundle(trainable=True, time_limit_s=CODE_TIME_LIMIT_S)(extract_answer)
+
+    def __repr__(self) -> str:  # what the optimizer's report shows for `self`
+        return "<the agent: self.ask(text) sends text to the student model>"
+
+    def ask(self, text: str) -> str:
+        """One request to the student model; returns its reply."""
+        messages = [{"role": "system", "content": STUDENT_SYSTEM}, {"role": "user", "content": str(text)}]
+        return self.student.complete(messages).text
+
+    def forward(self, question: Any) -> Any:
+        me, question = node(self, name="self"), node(question, name="question")  # one input node each
+        prompt = self.create_prompt(me, self.prompt_template, question)
+        response = self.call_llm(me, prompt)
+        return self.extract_answer(me, self.prompt_template, question, response)
+
+
+def source_for(source: str | None, mode: str, smoke_source: str) -> str:
+    """Smoke runs read the small fixtures in the repository, never the real data."""
+    if mode == "smoke":
+        return smoke_source
+    return source or BBH_DATA
+
+
+class BBHTask:
+    """One BBH subtask for the harness: the traced agent (Trace rows), or an attached external
+    program (the DSPy rows, see `attach_program`), on the paper's 15 / 5 / rest split."""
+
+    higher_is_better = True
+
+    def __init__(self, subtask: str, student: Any, source: str | None = None, cot: bool = False,
+                 limit: int = 15, max_test: int | None = None, mode: str = "paper",
+                 smoke_source: str = "tests/data/bbh", progress: bool = True) -> None:
+        if limit < 1:
+            raise ConfigError(f"task.limit must be >= 1, got {limit}")
+        self.subtask, self.group, self.cot = subtask, group_of(subtask), bool(cot)
+        self.source = source_for(source, mode, smoke_source)
+        if mode == "smoke" and resolve(self.source) is None:
+            raise ConfigError(f"task.smoke_source: {self.source} does not exist")
+        self.splits = paper_splits(load_bbh(subtask, self.source))
+        if not self.splits.train:
+            raise ConfigError(f"task: {subtask} in {self.source} has no training examples")
+        self.limit, self.max_test, self.progress = int(limit), max_test, progress
+        self.student = student
+        self.agent = BBHAgent(student, cot=self.cot)
+        self.objective = (f"The program answers questions of the BIG-Bench Hard task '{subtask}'. Change the "
+                          "values in #Variables (the prompt template and the code of create_prompt and "
+                          "extract_answer) so that the program outputs exactly the expected answer, as "
+                          "#Feedback describes.")
+        self._programs: dict[str, Callable[[str], str]] = {}
+        self._best: tuple[float, dict[str, Any]] | None = None  # (val accuracy, parameter values)
+        self._step = 0
+
+    # -- parameters ---------------------------------------------------------------------------
+    def parameters(self) -> list:
+        return self.agent.parameters()
+
+    def init_params(self) -> dict[str, Any]:
+        return {p.py_name: p.data for p in self.parameters()}
+
+    def _load(self, params: dict[str, Any]) -> Callable[[str], Any] | None:
+        """Set the agent's parameters from `params`; return the external program they name, if any."""
+        if "program" in params:
+            if params["program"] not in self._programs:
+                raise ConfigError(f"no program {params['program']!r} is attached to this task")
+            return self._programs[params["program"]]
+        for p in self.parameters():
+            if p.py_name in params:
+                p._data = params[p.py_name]
+        return None
+
+    def attach_program(self, name: str, answer: Callable[[str], str]) -> None:
+        """Let params {"program": name} mean "answer with this callable" (question -> answer text).
+        How a method with its own program (DSPy) is evaluated on the same split and metric."""
+        self._programs[name] = answer
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @staticmethod
+    def score(target: str, prediction: Any) -> bool:
+        return score_bbh(target, prediction)
+
+    @property
+    def workers(self) -> int:
+        """Questions evaluated at once: as many as the student's client lets run."""
+        return concurrency(self.student)
+
+    def _answer(self, question: str, program: Callable[[str], Any] | None) -> Any:
+        if program is not None:
+            return program(question)
+        with graph_context():  # worker threads: a naming scope of their own, never the run's
+            try:
+                return self.agent.forward(question).data
+            except ExecutionError:
+                return None  # a program that fails on a question gets it wrong
+
+    def accuracy(self, examples: tuple[Example, ...], program: Callable[[str], Any] | None,
+                 desc: str) -> float:
+        if not examples:
+            return 0.0
+        answers = evaluate_all(lambda ex: self._answer(ex.question, program), examples,
+                               self.workers, desc=f"{self.subtask} {desc}",
+                               show_progress=self.progress)
+        return sum(score_bbh(ex.answer, a) for ex, a in zip(examples, answers)) / len(examples)
+
+    def evaluate(self, params: dict[str, Any]) -> Feedback:
+        """Score = validation accuracy of `params`; then one training question gives the feedback."""
+        program = self._load(params)
+        val = self.accuracy(self.splits.val, program, "val")
+        if program is None and (self._best is None or val > self._best[0]):
+            self._best = (val, self.init_params())
+        example = self.splits.train[self._step % len(self.splits.train)]
+        self._step += 1
+        if program is not None:
+            correct = score_bbh(example.answer, program(example.question))
+            return Feedback(score=val, text=CORRECT if correct else WRONG.format(target=example.answer),
+                            info={"train_correct": float(correct), "val_acc": val})
+        output, text, correct = self._train_step(example)
+        return Feedback(score=val, text=text, output=output,
+                        info={"train_correct": float(correct), "val_acc": val})
+
+    def _train_step(self, example: Example) -> tuple[Any, str, bool]:
+        try:
+            answer = self.agent.forward(example.question)
+        except ExecutionError:
+            assert self._best is not None, "evaluate() keeps a checkpoint before any training question"
+            self._load(self._best[1])  # back to the best checkpoint, and try once more (the paper)
+            try:
+                answer = self.agent.forward(example.question)
+            except ExecutionError as error:  # the failure itself is the feedback
+                return error.exception_node, error.exception_node.data, False
+        correct = score_bbh(example.answer, answer.data)
+        return answer, CORRECT if correct else WRONG.format(target=example.answer), correct
+
+    def test(self, params: dict[str, Any]) -> dict[str, float]:
+        """Accuracy on the test split; keys carry the group (nlp / algorithmic) and `cot_` for the
+        CoT variant, so one table can hold both rows of each method."""
+        program = self._load(params)
+        examples = self.splits.test[: self.max_test] if self.max_test else self.splits.test
+        acc = 100 * self.accuracy(examples, program, "test")  # percent, as the paper's table
+        prefix = "cot_" if self.cot else ""
+        usage = self.student.usage
+        # The paper averages 23 tasks: each of the three sizes of a task counts a third.
+        weight = 1 / 3 if SUBTASKS[self.subtask] != self.subtask else 1.0
+        return {f"{prefix}acc": acc, f"{prefix}acc_{self.group}": acc, "n_test": len(examples),
+                "task_weight": weight, "student_calls": usage.calls, "student_cache_hits": usage.cache_hits,
+                "student_prompt_tokens": usage.prompt_tokens}
+
+
+# -- Trace's Table 2: the tasks of the TextGrad comparison -----------------------------------------
+
+PROMPT_FEEDBACK = "Make the answers correct."
+SOLUTION_FEEDBACK = "Make the solution correct."
+DONE = "Every question is finished; there is nothing left to change."
+SYSTEM_CONSTRAINT = ("A system prompt for a fairly capable language model: it should set out how to approach "
+                     "this kind of question and the exact form of the final answer.")
+NUMBER_INSTRUCTION = ("Solve the problem below, reasoning step by step. End your reply with a line of the "
+                      "form `Answer: N`, where N is a number.")
+SORT_INSTRUCTION = ("Sort the given words alphabetically, reasoning step by step. End your reply with a line "
+                    "of the form `Answer: w1 w2 ...` listing the sorted words separated by spaces.")
+CRITIC_SYSTEM = ("You are an expert reviewer. You receive a question and a proposed solution. Examine the "
+                 "solution's reasoning step by step, check it against what you know, and point out every "
+                 "error or doubtful step that could make its final answer wrong. Consider whether another "
+                 "answer could be right.")
+
+
+class PromptTask:
+    """TextGrad's prompt optimization: the student's system prompt is the parameter; each step runs a
+    batch of training questions, checks the answers, and joins the checks into one output. test()
+    scores the prompt as the optimizer left it: Table 2 reports the last iterate."""
+
+    higher_is_better = True
+
+    def __init__(self, name: str, splits: Any, scorer: Callable[[str, Any], bool], student: Any,
+                 instruction: str, limit: int = 12, batch_size: int = 3, steps_per_epoch: int = 4,
+                 seed: int = 0, max_test: int | None = None, progress: bool = True) -> None:
+        import random
+
+        if limit < 1 or batch_size < 1 or not splits.train:
+            raise ConfigError(f"task: {name} needs limit >= 1, batch_size >= 1 and training examples")
+        self.name, self.splits, self.scorer, self.student = name, splits, scorer, student
+        self.limit, self.batch_size, self.steps_per_epoch = int(limit), int(batch_size), int(steps_per_epoch)
+        self.max_test, self.progress, self.finished = max_test, progress, False
+        self.system_prompt = node(instruction, trainable=True, name="system_prompt", constraint=SYSTEM_CONSTRAINT)
+        self.objective = (f"Change the system prompt in #Variables so that the model answers questions of the "
+                          f"task '{name}' correctly, as #Feedback asks.")
+        self._rng, self._order, self._step = random.Random(seed), [], 0
+        self._query = bundle(catch_execution_error=False)(self.query_model)
+        self._check = bundle()(self.grade)
+        self._join = bundle()(join)
+
+    def query_model(self, system_prompt, question):
+        """Asks the model the question, with the system prompt, and returns its reply."""
+        messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": question}]
+        return self.student.complete(messages).text
+
+    def grade(self, response, answer):
+        """Returns 1 if the reply's final answer equals the correct answer, else 0."""
+        return int(self.scorer(answer, response))
+
+    def parameters(self) -> list:
+        return [self.system_prompt]
+
+    def init_params(self) -> dict[str, Any]:
+        return {self.system_prompt.py_name: self.system_prompt.data}
+
+    def _batch(self) -> list[Example]:
+        if self._step % self.steps_per_epoch == 0:  # a new epoch: reshuffle
+            self._order = self._rng.sample(range(len(self.splits.train)), len(self.splits.train))
+        start = (self._step % self.steps_per_epoch) * self.batch_size % len(self._order)
+        self._step += 1
+        return [self.splits.train[i] for i in (self._order * 2)[start:start + self.batch_size]]
+
+    def evaluate(self, params: dict[str, Any]) -> Feedback:
+        self.system_prompt._data = params.get(self.system_prompt.py_name, self.system_prompt.data)
+        checks = []
+        for example in self._batch():
+            reply = self._query(self.system_prompt, node(example.question, name="question"))
+            checks.append(self._check(reply, node(example.answer, name="answer")))
+        output = self._join(*checks)
+        score = sum(c.data for c in checks) / len(checks)
+        return Feedback(score=score, text=PROMPT_FEEDBACK, output=output, info={"batch_acc": score})
+
+    def test(self, params: dict[str, Any]) -> dict[str, float]:
+        examples = self.splits.test[: self.max_test] if self.max_test else self.splits.test
+        prompt = self.system_prompt.data  # the last iterate, whatever scored best on a batch
+        replies = evaluate_all(lambda ex: self.query_model(prompt, ex.question), examples, concurrency(self.student),
+                               desc=f"{self.name} test", show_progress=self.progress)
+        acc = 100 * sum(self.scorer(ex.answer, r) for ex, r in zip(examples, replies)) / max(len(examples), 1)
+        return {"acc": acc, f"acc_{self.name}": acc, "n_test": len(examples),
+                "student_calls": self.student.usage.calls}
+
+
+def join(*items):
+    """Joins the items into one text, one numbered entry per item."""
+    return "\n\n".join(f"[{i}]: {item}" for i, item in enumerate(items))
+
+
+class SolutionTask:
+    """TextGrad's test-time solution optimization: each question's answer is the parameter. The
+    student answers every question once (concurrently); a wrong answer is then improved, one
+    optimizer step per harness step, from a critic's review, up to `max_iterations` times or until
+    it is right. test() scores the last iterate of every question."""
+
+    higher_is_better = True
+
+    def __init__(self, name: str, examples: list[Example], scorer: Callable[[str, Any], bool], student: Any,
+                 constraint: str, limit: int | None = None, max_iterations: int = 3,
+                 progress: bool = True) -> None:
+        if not examples or max_iterations < 1:
+            raise ConfigError(f"task: {name} needs questions and max_iterations >= 1")
+        self.name, self.examples, self.scorer, self.student = name, examples, scorer, student
+        self.max_iterations, self.progress = int(max_iterations), progress
+        self.limit = int(limit) if limit else self.max_iterations * len(examples)
+        self.response = node("", trainable=True, name="response", constraint=constraint)
+        self.objective = ("Change the solution in #Variables so that it answers the question correctly, "
+                          "taking the review in #Outputs and the #Feedback into account.")
+        self.finished = False  # True once every question is done (the loop may then stop)
+        self._answers: list[str] = []  # the latest answer to each question
+        self._zero_shot: list[str] = []
+        self._current: int | None = None
+        self._cursor, self._iteration, self._optimized = 0, 0, 0
+        self._review = bundle(catch_execution_error=False)(self.review)
+
+    def review(self, question, response):
+        """Reviews the proposed solution to the question and returns the critic's comments."""
+        user = f"Question:\n{question}\n\nProposed solution:\n{response}"
+        messages = [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": user}]
+        return self.student.complete(messages).text
+
+    def _solve(self, example: Example) -> str:
+        messages = [{"role": "system", "content": STUDENT_SYSTEM}, {"role": "user", "content": example.question}]
+        return self.student.complete(messages).text
+
+    def parameters(self) -> list:
+        return [self.response]
+
+    def init_params(self) -> dict[str, Any]:
+        return {self.response.py_name: self.response.data}
+
+    def _correct(self, i: int) -> bool:
+        return bool(self.scorer(self.examples[i].answer, self._answers[i]))
+
+    def _advance(self) -> int | None:
+        """The next question whose answer is still wrong (right ones are finished as they are)."""
+        while self._cursor < len(self.examples):
+            i, self._cursor = self._cursor, self._cursor + 1
+            if not self._correct(i):
+                return i
+        return None
+
+    def _first_answers(self) -> None:
+        """The student's zero-shot answer to every question, asked concurrently (once)."""
+        if not self._zero_shot:
+            self._zero_shot = evaluate_all(self._solve, self.examples, concurrency(self.student),
+                                           desc=f"{self.name} zero-shot", show_progress=self.progress)
+            self._answers = list(self._zero_shot)
+
+    def evaluate(self, params: dict[str, Any]) -> Feedback:
+        self._first_answers()
+        if self._current is not None:  # the optimizer has just rewritten the current answer
+            self._answers[self._current] = str(params.get(self.response.py_name, self.response.data))
+            self._iteration += 1
+            if self._correct(self._current) or self._iteration >= self.max_iterations:
+                self._current = None
+        if self._current is None:
+            self._current, self._iteration = self._advance(), 0
+            self._optimized += self._current is not None
+        acc = sum(map(self._correct, range(len(self.examples)))) / len(self.examples)
+        if self._current is None:
+            self.finished = True
+            return Feedback(score=acc, text=DONE, output=self.response, info={"finished": 1.0})
+        self.response._data = self._answers[self._current]
+        question = node(self.examples[self._current].question, name="question")
+        return Feedback(score=acc, text=SOLUTION_FEEDBACK, output=self._review(question, self.response),
+                        info={"question": self._current, "iteration": self._iteration})
+
+    def test(self, params: dict[str, Any]) -> dict[str, float]:
+        self._first_answers()  # questions the budget never reached keep their zero-shot answer
+        acc = 100 * sum(map(self._correct, range(len(self.examples)))) / len(self.examples)
+        zero = 100 * sum(self.scorer(e.answer, a) for e, a in zip(self.examples, self._zero_shot)) / len(self.examples)
+        return {"acc": acc, f"acc_{self.name}": acc, "zero_shot_acc": zero, "n_test": len(self.examples),
+                "questions_optimized": self._optimized, "student_calls": self.student.usage.calls}

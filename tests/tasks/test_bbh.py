@@ -1,0 +1,244 @@
+"""BBH and the Table 2 datasets: loading, the papers' splits, scoring, the student model, concurrent
+evaluation, and whole Table 1 runs against a real OpenAI-compatible server on loopback (one
+optimizer call per step, the student on its own model, resuming from the cache)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from fake_openai import serving
+from harness.api import ConfigError
+from harness.optimize import run
+from support import DATA, ROOT, compose_run
+from tasks import bbh
+from trace_core import graph_context
+from trace_core.llm import CachedLLM, LLMError, OpenAIChat, ScriptedLLM
+
+FIXTURES = DATA / "bbh"
+SHARED = ROOT.parent / "shared" / "data" / "bbh"
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def test_the_23_tasks_come_as_27_subtask_files_in_two_groups():
+    assert len(bbh.NLP_TASKS) == 12 and len(bbh.ALGORITHMIC_TASKS) == 11
+    assert len(bbh.SUBTASKS) == 27 and len(set(bbh.SUBTASKS.values())) == 23
+    assert bbh.group_of("logical_deduction_five_objects") == "algorithmic"
+    assert bbh.group_of("snarks") == "nlp"
+    with pytest.raises(ConfigError, match="unknown BBH subtask"):
+        bbh.group_of("chess")
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data/bbh is not on this machine")
+def test_split_sizes_match_the_local_copy_described_in_source_md():
+    table = dict(re.findall(r"^\| (\w+) \| (\d+) \| yes \|$", (SHARED / "SOURCE.md").read_text(), re.M))
+    assert set(table) == set(bbh.SUBTASKS)
+    for subtask, count in table.items():
+        splits = bbh.paper_splits(bbh.load_bbh(subtask, SHARED))
+        assert splits.sizes() == (15, 5, int(count) - 20), subtask
+    assert bbh.paper_splits(bbh.load_bbh("penguins_in_a_table", SHARED)).sizes() == (15, 5, 126)
+
+
+def test_loader_keeps_file_order_and_splits_without_shuffling():
+    rows = json.loads((FIXTURES / "date_understanding.json").read_text())["examples"]
+    examples = bbh.load_bbh("date_understanding", FIXTURES)
+    assert [e.question for e in examples] == [r["input"] for r in rows]
+    splits = bbh.paper_splits(examples)
+    assert splits.sizes() == (15, 5, 6)
+    assert splits.train[0] == examples[0] and splits.val[0] == examples[15] and splits.test[0] == examples[20]
+    assert bbh.textgrad_splits(bbh.load_bbh("object_counting", FIXTURES)).sizes() == (50, 100, 10)
+    with pytest.raises(ConfigError, match="no navigate.json"):
+        bbh.load_bbh("navigate", FIXTURES / "mmlu")
+
+
+def test_the_other_loaders_read_local_copies():
+    mmlu = bbh.load_mmlu("machine_learning", FIXTURES / "mmlu")
+    assert [e.answer for e in mmlu] == ["B", "C", "A", "D"] and "B) Classification" in mmlu[0].question
+    gpqa = bbh.load_gpqa("gpqa_diamond", FIXTURES / "gpqa")
+    assert all(f"{e.answer}) " in e.question for e in gpqa)
+    assert [e.answer for e in gpqa] == [e.answer for e in bbh.load_gpqa("gpqa_diamond", FIXTURES / "gpqa")]
+    gsm8k = bbh.load_gsm8k(FIXTURES / "gsm8k")
+    assert gsm8k.sizes() == (8, 0, 5) and all(e.answer.isdigit() for e in gsm8k.train + gsm8k.test)
+
+
+def test_scoring_compares_options_on_the_letter_and_the_rest_exactly():
+    assert bbh.score_bbh("(B)", "It could be (A), but the answer is (B).")
+    assert not bbh.score_bbh("(B)", "(B) or rather (C)") and not bbh.score_bbh("(B)", "B")
+    assert bbh.score_bbh("syndrome therefrom", "  syndrome\ntherefrom ")
+    assert not bbh.score_bbh("Yes", "yes") and not bbh.score_bbh("8", "8.") and not bbh.score_bbh("8", None)
+    assert bbh.score_letter("C", "reasoning...\nAnswer: C") and not bbh.score_letter("C", "Answer: D")
+    assert bbh.parse_integer("so 3 + 4 = 7 apples.") == 7 and bbh.parse_integer("none") is None
+    assert bbh.score_integer("7", "Answer: 7") and not bbh.score_integer("7", "Answer: seven")
+    assert bbh.score_sorted_words("amber cedar", "thinking\nAnswer: Amber, cedar")
+
+
+def test_the_student_shares_the_endpoint_and_cache_with_another_model_name(tmp_path):
+    chat = OpenAIChat("optimizer-model", base_url="http://127.0.0.1:9/v1", max_concurrency=7, temperature=0)
+    base = CachedLLM(chat, tmp_path / "cache.sqlite")
+    assert bbh.student_llm(base) is base
+    student = bbh.student_llm(base, model="student-model", max_tokens=64)
+    assert isinstance(student, CachedLLM) and student.path == base.path and student.model == "student-model"
+    assert student.inner.base_url == chat.base_url and student.inner.max_concurrency == 7
+    assert student.params == {"temperature": 0, "max_tokens": 64} and bbh.concurrency(student) == 7
+    double = ScriptedLLM(replies=["x"])
+    assert bbh.student_llm(double, model="other") is double
+    with pytest.raises(ConfigError, match="llm=openai"):
+        bbh.student_llm({})
+
+
+def test_evaluation_keeps_order_and_the_clients_bound_on_requests_in_flight():
+    with serving(responder=lambda m: m[-1]["content"].upper()) as server:
+        server.delay_s = 0.05
+        client = OpenAIChat("m", base_url=server.url, max_concurrency=3)
+        out = bbh.evaluate_all(lambda q: client.complete([{"role": "user", "content": q}]).text,
+                               [f"q{i}" for i in range(12)], workers=8, show_progress=False)
+    assert out == [f"Q{i}" for i in range(12)]
+    assert 1 < server.max_in_flight <= 3
+
+
+# -- whole Table 1 runs through the loopback server --------------------------------------------
+
+def weekday_answer(question: str) -> str:
+    """The right option of a date_understanding fixture question."""
+    day, k = re.search(r"Today is (\w+)\. What day is it (\d+) days", question).groups()
+    right = DAYS[(DAYS.index(day) + int(k)) % 7]
+    return re.search(rf"\(([A-D])\) {right}", question).group(1)
+
+
+def table1_responder(messages: list[dict]) -> str:
+    """Student: the right option only when the prompt asks for the letter in parentheses (else the
+    day's name). Optimizer: rewrite the template so that it asks for that."""
+    user = messages[-1]["content"]
+    if "#Variables" in messages[0]["content"]:
+        name = re.search(r"\(str\) (prompt_template\d+)=", user).group(1)
+        template = "Answer with the option letter in parentheses.\nQuestion: {question}\nAnswer:"
+        return json.dumps({"reasoning": "ask for the letter", "suggestion": {name: template}})
+    letter = weekday_answer(user)
+    if "option letter in parentheses" in user:
+        return f"Answer: ({letter})"
+    day = re.search(rf"\({letter}\) (\w+)", user).group(1)
+    return f"Answer: {day}"
+
+
+def table1_overrides(server_url: str, cache: Path, optimizer: str = "optoprime") -> list[str]:
+    return ["task=bbh", "task.subtask=date_understanding", f"optimizer={optimizer}", "mode=smoke",
+            "llm=openai", f"llm.base_url={server_url}", f"llm.cache_path={cache}", "llm.model=loopback-model",
+            "task.student.model=student-model", "llm.max_retries=0", "logger=none", "progress=false"]
+
+
+def test_trace_row_one_optimizer_call_per_step_and_the_student_on_its_own_model(tmp_path):
+    with serving(responder=table1_responder) as server:
+        record = run(compose_run("optimize", table1_overrides(server.url, tmp_path / "c.sqlite"), tmp_path))
+    models = [body["model"] for body in server.bodies]
+    steps = len(record.curve)
+    assert steps == 3 and record.cost.llm_calls == steps == models.count("loopback-model")
+    assert models.count("student-model") == steps * 6 + 6 == record.metrics["test/student_calls"]
+    assert [p["score"] for p in record.curve] == [0.0, 1.0, 1.0], "validation accuracy per step"
+    assert record.metrics["test/acc"] == 100.0 and record.metrics["test/acc_nlp"] == 100.0
+    prompt = next(b for b in server.bodies if b["model"] == "loopback-model")["messages"][-1]["content"]
+    assert "create_prompt(self=" in prompt and "(code) __code_extract_answer0:" in prompt
+    assert record.config["task"]["student"]["model"] == "student-model"
+
+    # The server is gone: the whole run, student included, replays from the cache.
+    overrides = table1_overrides("http://127.0.0.1:9/v1", tmp_path / "c.sqlite")
+    again = run(compose_run("optimize", [o.replace("llm=openai", "llm=replay") for o in overrides], tmp_path / "re"))
+    assert again.metrics["test/acc"] == 100.0 and again.cost.llm_calls == 0 and again.cost.cache_hits == 3
+    assert [p["params"] for p in again.curve] == [p["params"] for p in record.curve]
+
+
+def test_an_interrupted_test_evaluation_resumes_from_the_cache(tmp_path):
+    cache = tmp_path / "c.sqlite"
+    with serving(responder=table1_responder) as server:
+        server.script = ["ok"] * 22 + ["500"] * 200  # dies during the evaluation of the test split
+        with pytest.raises(LLMError, match="status=500"):
+            run(compose_run("optimize", table1_overrides(server.url, cache), tmp_path / "a"))
+        assert server.seen > 22
+    with serving(responder=table1_responder) as server:
+        record = run(compose_run("optimize", table1_overrides(server.url, cache), tmp_path / "b"))
+        assert server.seen == 3 + 24 - 22, "only the requests that never got a reply are asked again"
+    assert record.metrics["test/acc"] == 100.0 and record.cost.cache_hits == 3
+
+
+def test_smoke_runs_read_the_fixtures_and_a_task_refuses_a_missing_student(run_dir):
+    from hydra.utils import instantiate
+
+    with graph_context():
+        task = instantiate(compose_run("optimize", ["task=bbh_cot", "mode=smoke"], run_dir).task)
+        assert task.source == "tests/data/bbh" and task.cot and task.limit == 3
+        assert "Reasoning:" in task.init_params()["prompt_template0"]
+    with pytest.raises(Exception, match="student model"):
+        instantiate(compose_run("optimize", ["task=bbh", "llm=none"], run_dir).task)
+
+
+# -- Table 2 tasks ----------------------------------------------------------------------------
+
+def counting_student(messages: list[dict]) -> str:
+    """Right when the system prompt says 'count carefully', else off by one."""
+    text = messages[-1]["content"]
+    numbers = {"a": 1, "one": 1, "two": 2, "three": 3}
+    kind = re.search(r"How many ([\w ]+) do I have", text).group(1)
+    total = sum(numbers[n] for n, item in re.findall(r"\b(a|two|three) (\w+)", text)
+                if item.rstrip("s") in " ".join(bbh_items(kind)))
+    return f"Answer: {total + (0 if 'count carefully' in messages[0]['content'] else 1)}"
+
+
+def bbh_items(kind: str) -> list[str]:
+    return {"fruits": ["apple", "banana", "plum", "peach", "grape", "orange"],
+            "vegetables": ["carrot", "onion", "potato", "cabbage", "yam"],
+            "musical instruments": ["drum", "flute", "violin", "piano", "trumpet"]}[kind]
+
+
+def test_prompt_task_batches_three_questions_and_tests_the_last_prompt():
+    with graph_context():
+        task = bbh.textgrad_task("object_counting", ScriptedLLM(responder=counting_student), mode="smoke",
+                                 progress=False, seed=3)
+        assert task.limit == 12 and task.splits.sizes() == (50, 100, 10)
+        feedback = task.evaluate(task.init_params())
+        assert feedback.score == 0.0 and feedback.output.op.name == "join"
+        assert [p.op.name for p in feedback.output.parents] == ["grade"] * 3
+        assert task.test(task.init_params())["acc"] == 0.0
+        task.system_prompt._data = "Solve it; count carefully. End with `Answer: N`."  # as a step would
+        assert task.test(task.init_params())["acc_object_counting"] == 100.0
+
+
+def test_solution_task_improves_wrong_answers_at_most_three_times_then_finishes():
+    def student(messages):
+        if messages[0]["content"].startswith("You are an expert reviewer"):
+            return "The reasoning misreads the question."
+        return "Answer: A"  # right for one question of four
+
+    with graph_context():
+        task = bbh.textgrad_task("mmlu_machine_learning", ScriptedLLM(responder=student), mode="smoke",
+                                 progress=False)
+        assert task.limit == 12
+        name, seen = task.response.py_name, []
+        params = task.init_params()
+        for _ in range(task.limit):
+            feedback = task.evaluate(params)
+            if task.finished:
+                break
+            seen.append((feedback.info["question"], feedback.info["iteration"]))
+            assert feedback.output.op.name == "review"
+            # an optimizer's rewrite: question 0 is fixed on its second update; "D" is right for 3 only
+            fixed = (feedback.info["question"], feedback.info["iteration"]) == (0, 1)
+            params = {name: "Answer: B" if fixed else "Answer: D"}
+    assert seen == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (3, 0)]  # answers: B C A D; zero-shot A
+    metrics = task.test(params)
+    assert metrics["zero_shot_acc"] == 25.0 and metrics["acc"] == 75.0 and metrics["questions_optimized"] == 3
+
+
+def test_a_hub_id_that_cannot_be_loaded_is_a_one_line_config_error(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    tried = []
+
+    def unreachable(hub_id, name, split, revision=None):
+        tried.append(revision)
+        raise ConnectionError("no network here\nsecond line")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(ConfigError, match="cannot load 'maveriq/bigbenchhard'") as error:
+        bbh.load_bbh("navigate", "maveriq/bigbenchhard")
+    assert "\n" not in str(error.value) and "local path" in str(error.value)
+    assert tried == [None, "refs/convert/parquet"], "the hub's parquet conversion is the fallback"

@@ -101,4 +101,4 @@ def test_experiments_declare_a_grid_and_a_table(name, run_dir):
     assert cfg.hydra.sweeper.params, "an experiment file declares its grid"
     table = cfg.table
     assert table.title and table.columns and table.methods
-    assert set(table.paper) <= set(table.methods)
+    assert set(table.get("paper") or {}) <= set(table.methods)

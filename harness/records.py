@@ -23,7 +23,8 @@ SCHEMA = 1
 TRACKED_PACKAGES = (
     "trace-dualformer-harness", "hydra-core", "omegaconf", "numpy", "scipy", "pandas",
     "scikit-learn", "scikit-optimize", "pyswarms", "uxsim", "wandb", "torch", "openai",
-    "metaworld", "mujoco", "dspy", "datasets",
+    "metaworld", "mujoco", "dspy", "litellm", "datasets", "transformers", "tokenizers",
+    "huggingface-hub", "peft", "accelerate", "sympy", "vllm",
 )
 
 

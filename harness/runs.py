@@ -39,7 +39,9 @@ class RunInfo:
         return cls(
             experiment=runtime.choices.get("experiment") or "adhoc",
             task=runtime.choices["task"],
-            method=runtime.choices[method_group],
+            # An experiment whose rows are settings of one config (e.g. a dropout sweep) names them
+            # with a top-level `method:`; otherwise the method is the group choice.
+            method=str(cfg.get("method") or runtime.choices[method_group]),
             mode=str(cfg.mode),
             seed=int(cfg.seed),
             output_dir=output_dir,

@@ -1,0 +1,449 @@
+r"""MATH (Hendrycks et al. 2021) as step-structured solutions, with Dualformer's step dropout.
+
+    python -m harness.train task=math model=causal_lm                      # hub data (datasets)
+    python -m harness.train task=math_mini model=causal_lm_tiny \
+        task.train.source=../shared/data/math task.test_data.source=../shared/data/math/math500
+
+    from tasks.math import MathTask, StepDropout, split_steps
+    steps = split_steps(problem.solution)                  # sentences / display blocks, unboxed
+    pairs = task.training_pairs(StepDropout(p=0.2), seed=7)  # one draw per example (per epoch)
+
+Step structure (ours; the paper's augmented, step-structured "Aug-MATH" is not public,
+specs/dualformer.md section 6). A solution is cut into steps at sentence ends outside math:
+`.`, `!` or `?` followed by white space, a blank line, or a display block (`\[..\]`, `$$..$$`,
+`\begin{..}..\end{..}`) whose content ends in `.`; math, braces and `[asy]` pictures are never
+cut, and abbreviations (e.g., i.e., etc.) do not end a sentence. Boxes are unwrapped inside the
+steps and the last box becomes a separate answer line, so the answer is never a step:
+
+    Problem: <problem>
+    Solution:
+    Step: <step 1>
+    Step: <step 2>
+    Answer: $\boxed{<answer>}$
+
+Step dropout (Dualformer for text). Each example draws, independently and anew every epoch, one
+of three cases from Cat(mix): "full" keeps every step, "partial" drops each step independently
+with probability p, "fast" drops every step (answer only). p = 0 is the paper's baseline (no
+dropout at all, whatever the mix). The paper fixes one rate p per run, swept over 0.1-0.4 (spec
+section 6) but not how the three cases mix: the default mix (0.5, 0.25, 0.25) is ours, the
+analogue of the maze preset's p0 = 0.5 (configs/dropout/). Inference picks the mode through the
+first generated word (as `create` / `plan` do for mazes): slow forces "Step:", fast "Answer:",
+auto forces nothing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from harness.api import ConfigError
+from tasks.math_answers import is_equiv, last_boxed, matching_brace, unbox
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = ("slow", "fast", "auto")
+KINDS = ("full", "partial", "fast")
+ABBREVIATIONS = ("e.g", "i.e", "etc", "vs", "cf", "approx", "Mr", "Mrs", "Ms", "Dr", "St", "No", "Fig")
+_OPENERS = ((r"\[", r"\]"), ("$$", "$$"), (r"\(", r"\)"), ("[asy]", "[/asy]"))
+
+
+# ----------------------------------------------------------------------------- data
+
+@dataclass(frozen=True)
+class MathProblem:
+    id: str
+    problem: str
+    solution: str
+    answer: str
+    subject: str = ""
+    level: int = 0  # 1..5; 0 when unknown ("Level ?")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where one split comes from: a local file or folder, or a hub dataset id.
+
+    source: `*.jsonl` / `*.json` file; a folder with `<split>.jsonl`; a folder in the original
+      MATH layout (`<split>/<subject>/<n>.json`); or a hub id read with `datasets` (offline when
+      HF_DATASETS_OFFLINE=1: only what is already cached). A relative path that is not found
+      from the working directory is read from the repository root.
+    configs: hub configurations to concatenate (EleutherAI/hendrycks_math has one per subject).
+    """
+
+    source: str
+    split: str = "train"
+    configs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", str(self.source))
+        object.__setattr__(self, "configs", tuple(str(c) for c in self.configs or ()))
+
+
+def load_problems(spec: DataSpec) -> list[MathProblem]:
+    """Every problem of `spec`, in the source's order."""
+    path = Path(spec.source).expanduser()
+    if not path.is_absolute() and not path.exists() and (REPO / path).exists():
+        path = REPO / path  # a repository path (the smoke fixtures) from any working directory
+    if path.is_file():
+        rows = _read_file(path)
+    elif path.is_dir():
+        rows = _read_folder(path, spec.split)
+    elif spec.source.startswith((".", "/", "~")) or spec.source.endswith((".json", ".jsonl")):
+        raise ConfigError(f"task data: no such file or folder: {spec.source}")
+    else:
+        rows = _read_hub(spec)
+    return [_problem(row, i) for i, row in enumerate(rows)]
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    data = json.loads(text)
+    return data if isinstance(data, list) else data.get("data", [data])
+
+
+def _read_folder(path: Path, split: str) -> list[dict[str, Any]]:
+    for name in (f"{split}.jsonl", f"{split}.json"):
+        if (path / name).is_file():
+            return _read_file(path / name)
+    by_number = lambda p: (p.parent.name, int(p.stem) if p.stem.isdigit() else math.inf, p.stem)  # noqa: E731
+    files = sorted((path / split).glob("*/*.json"), key=by_number)
+    if not files:
+        raise ConfigError(f"task data: {path} has no {split}.jsonl and no {split}/<subject>/*.json")
+    return [{**json.loads(p.read_text(encoding="utf-8")), "unique_id": str(p.relative_to(path))}
+            for p in files]
+
+
+def _read_hub(spec: DataSpec) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError(f"task data {spec.source!r} is neither a local path nor loadable: "
+                          f"install `datasets` for hub ids, or point the source at a JSONL file") from None
+    rows: list[dict[str, Any]] = []
+    for config in spec.configs or (None,):
+        try:
+            part = datasets.load_dataset(spec.source, name=config, split=spec.split)
+        except Exception as exc:  # offline without a cache, unknown id, ...: one line for the user
+            offline = os.environ.get("HF_DATASETS_OFFLINE") or os.environ.get("HF_HUB_OFFLINE")
+            hint = " (HF_DATASETS_OFFLINE is set: only cached datasets load)" if offline else ""
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            name = f"{spec.source}[{config}]" if config else spec.source
+            raise ConfigError(f"task data: cannot load {name} split {spec.split}: "
+                              f"{type(exc).__name__}: {first_line}{hint}") from None
+        rows.extend(dict(row, unique_id=row.get("unique_id") or f"{config or spec.source}/{spec.split}/{i}")
+                    for i, row in enumerate(part))
+    return rows
+
+
+def _problem(row: dict[str, Any], index: int) -> MathProblem:
+    solution = row.get("solution", "")
+    answer = row.get("answer") or last_boxed(solution) or ""
+    level = re.search(r"\d", str(row.get("level", "")))
+    subject = row.get("type") or row.get("subject", "")  # MATH says type, MATH-500 subject
+    return MathProblem(id=str(row.get("unique_id") or row.get("id") or index), problem=row["problem"],
+                       solution=solution, answer=str(answer), subject=subject,
+                       level=int(level.group()) if level else 0)
+
+
+# ----------------------------------------------------------------------------- steps
+
+def split_steps(solution: str) -> list[str]:
+    """The reasoning steps of a solution (see the module docstring), boxes unwrapped, one line each."""
+    steps, start, i, n = [], 0, 0, len(solution)
+    while i < n:
+        closing = _block_end(solution, i)
+        if closing is not None:
+            inline = solution[i] == "$" and not solution.startswith("$$", i)
+            content_end, i = closing
+            # display math ending in "." closes a sentence even when text follows at once
+            # ("\]Then ..."); inline math only when white space follows, like a plain "."
+            if _ends_sentence(solution[:content_end]) and (not inline or i >= n or solution[i].isspace()):
+                steps.append(solution[start:i])
+                start = i
+            continue
+        ch = solution[i]
+        if ch == "\\":
+            i += 2  # an escaped character (`\$`, `\{`, `\\`): never a delimiter
+            continue
+        if ch == "{":
+            close = matching_brace(solution, i)
+            i = close + 1 if close >= 0 else n  # braces are never cut
+            continue
+        if ch == "\n" and re.match(r"\n[ \t]*\n", solution[i:]):
+            steps.append(solution[start:i])
+            start = i
+        elif ch in ".!?" and (i + 1 >= n or solution[i + 1].isspace()) and not _abbreviation(solution, i):
+            steps.append(solution[start:i + 1])
+            start = i + 1
+        i += 1
+    steps.append(solution[start:])
+    return [s for s in (_clean(step) for step in steps) if s]
+
+
+def _block_end(text: str, i: int) -> tuple[int, int] | None:
+    """For math or a picture opening at `i`: (where its content ends, the index after it)."""
+    if text.startswith("\\begin{", i):
+        name_end = text.find("}", i)
+        opener, closer = text[i:name_end + 1], f"\\end{{{text[i + 7:name_end]}}}"
+    else:
+        opener, closer = next(((o, c) for o, c in _OPENERS if text.startswith(o, i)), ("$", "$"))
+        if not text.startswith(opener, i):
+            return None
+    end = _find_unescaped(text, closer, i + len(opener))
+    return (end, end + len(closer)) if end >= 0 else (len(text), len(text))
+
+
+def _find_unescaped(text: str, needle: str, start: int) -> int:
+    i = start
+    while (i := text.find(needle, i)) >= 0:
+        backslashes = len(text[:i]) - len(text[:i].rstrip("\\"))
+        if backslashes % 2 == 0 or needle.startswith("\\"):
+            return i
+        i += 1
+    return -1
+
+
+def _ends_sentence(content: str) -> bool:
+    return content.rstrip().rstrip("\\").rstrip().endswith((".", "!", "?"))
+
+
+def _abbreviation(text: str, dot: int) -> bool:
+    word = re.search(r"([A-Za-z.]+)$", text[:dot])
+    return bool(word) and word.group(1).rstrip(".") in ABBREVIATIONS
+
+
+def _clean(step: str) -> str:
+    return re.sub(r"\s+", " ", unbox(step)).strip()
+
+
+# ----------------------------------------------------------------------------- text format
+
+@dataclass(frozen=True)
+class SolutionFormat:
+    """How a problem and a (partly dropped) solution are written for a causal LM."""
+
+    prompt_template: str = "Problem: {problem}\nSolution:\n"
+    step_prefix: str = "Step: "
+    answer_prefix: str = "Answer: "
+
+    def prompt(self, problem: str) -> str:
+        return self.prompt_template.format(problem=problem.strip())
+
+    def target(self, steps: Sequence[str], answer: str) -> str:
+        lines = [self.step_prefix + s for s in steps] + [f"{self.answer_prefix}$\\boxed{{{answer}}}$"]
+        return "\n".join(lines)
+
+    def mode_prefix(self, mode: str) -> str:
+        """The forced start of the response: the control that picks slow or fast mode."""
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        return {"slow": self.step_prefix, "fast": self.answer_prefix, "auto": ""}[mode].rstrip()
+
+    def answer_of(self, response: str) -> str | None:
+        """The final answer of a generated response: its last box, else its answer line."""
+        boxed = last_boxed(response)
+        if boxed is not None:
+            return boxed
+        lines = [ln for ln in response.splitlines() if ln.startswith(self.answer_prefix.strip())]
+        return lines[-1][len(self.answer_prefix.strip()):].strip().strip("$") if lines else None
+
+    def count_steps(self, response: str) -> int:
+        return sum(ln.startswith(self.step_prefix.strip()) for ln in response.splitlines())
+
+
+# ----------------------------------------------------------------------------- dropout
+
+@dataclass(frozen=True)
+class Draw:
+    kind: str                # "full" | "partial" | "fast"
+    kept: tuple[int, ...]    # indices of the steps kept, in order
+
+
+@dataclass(frozen=True)
+class StepDropout:
+    """Randomized step dropout: Cat(mix) over full / partial (each step dropped w.p. p) / fast."""
+
+    p: float = 0.1
+    mix: tuple[float, float, float] = (0.5, 0.25, 0.25)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mix", tuple(float(w) for w in self.mix))
+        if not 0.0 <= self.p <= 1.0:
+            raise ConfigError(f"dropout.p must be in [0, 1], got {self.p}")
+        if len(self.mix) != 3 or min(self.mix) < 0 or not math.isclose(sum(self.mix), 1.0, abs_tol=1e-6):
+            raise ConfigError(f"dropout.mix must be 3 weights (full, partial, fast) >= 0 summing to 1, "
+                              f"got {list(self.mix)}")
+
+    @classmethod
+    def none(cls) -> "StepDropout":
+        return cls(p=0.0, mix=(1.0, 0.0, 0.0))
+
+    def draw(self, n_steps: int, rng: np.random.Generator) -> Draw:
+        if self.p == 0.0:  # the paper's baseline: no dropout at all
+            return Draw("full", tuple(range(n_steps)))
+        kind = KINDS[int(rng.choice(3, p=self.mix))]
+        if kind == "full":
+            return Draw(kind, tuple(range(n_steps)))
+        if kind == "fast":
+            return Draw(kind, ())
+        keep = rng.random(n_steps) >= self.p
+        return Draw(kind, tuple(int(i) for i in np.flatnonzero(keep)))
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    prompt: str
+    target: str
+    kind: str
+    kept: int    # steps kept
+    steps: int   # steps in the full solution
+
+
+# ----------------------------------------------------------------------------- evaluation protocol
+
+@dataclass(frozen=True)
+class Generated:
+    text: str       # the response, forced prefix included
+    n_tokens: int   # tokens generated (forced prefix included, end-of-sequence excluded)
+
+
+@dataclass(frozen=True)
+class MathQuery:
+    """What the task asks a model's `solve`: for each prompt one greedy response and `n_samples`
+    sampled ones, every response starting with `prefix` (the mode control)."""
+
+    prompts: tuple[str, ...]
+    prefix: str
+    n_samples: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int | None = None  # None: the model's own limit
+
+
+@dataclass(frozen=True)
+class Attempt:
+    greedy: Generated
+    samples: tuple[Generated, ...] = ()
+
+
+def pass_at_k(n: int, correct: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which `correct` are right (Chen et al. 2021)."""
+    if n < k:
+        raise ConfigError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - correct < k:
+        return 1.0
+    return 1.0 - math.prod((n - correct - i) / (n - i) for i in range(k))
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """Greedy@1 and Pass@k (temperature, top-p) per inference mode (paper: k = 20, 0.7, 0.9)."""
+
+    modes: tuple[str, ...] = ("slow", "fast")
+    n_samples: int = 20
+    pass_k: int = 20
+    temperature: float = 0.7
+    top_p: float = 0.9
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modes", tuple(str(m) for m in self.modes))
+        if self.pass_k < 0 or self.n_samples < 0:
+            raise ConfigError(f"task.protocol n_samples and pass_k must be >= 0, got "
+                              f"{self.n_samples}, {self.pass_k}")
+
+
+# ----------------------------------------------------------------------------- the task
+
+@dataclass
+class MathTask:
+    """MATH for `harness.train` (no `evaluate`: nothing for `harness.optimize` to search): training
+    pairs with step dropout, and `test(solve)` metrics.
+
+    `limit` is the number of test problems scored (0: all; MATH-500 has 500; smoke mode sets 3);
+    `n_train` the number of training problems (0: all). Subsets are drawn with `subset_seed`, the
+    same for every run seed, so every run is scored on the same problems. Data loads on first use.
+    Metrics, in percent: `greedy1_<mode>`, `pass<k>_<mode>`; and `gen_tokens_<mode>` (mean tokens
+    of the greedy responses), `steps_<mode>` (mean steps in them).
+    """
+
+    train: DataSpec
+    test_data: DataSpec
+    seed: int = 0
+    limit: int = 500
+    n_train: int = 0
+    subset_seed: int = 0
+    protocol: EvalProtocol = field(default_factory=EvalProtocol)
+    format: SolutionFormat = field(default_factory=SolutionFormat)
+    _cache: dict[str, list[MathProblem]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.limit < 0 or self.n_train < 0:
+            raise ConfigError(f"task.limit and task.n_train must be >= 0, got {self.limit}, {self.n_train}")
+        for mode in self.protocol.modes:
+            self.format.mode_prefix(mode)
+        if self.protocol.n_samples < self.protocol.pass_k:
+            raise ConfigError(f"task.protocol.n_samples ({self.protocol.n_samples}) must be >= "
+                              f"pass_k ({self.protocol.pass_k})")
+
+    def train_problems(self) -> list[MathProblem]:
+        return self._subset("train", self.train, self.n_train)
+
+    def test_problems(self) -> list[MathProblem]:
+        return self._subset("test", self.test_data, self.limit)
+
+    def _subset(self, name: str, spec: DataSpec, size: int) -> list[MathProblem]:
+        if name not in self._cache:
+            problems = [p for p in load_problems(spec) if p.answer]
+            if 0 < size < len(problems):
+                order = np.random.default_rng(self.subset_seed).permutation(len(problems))[:size]
+                problems = [problems[i] for i in sorted(order)]
+            if not problems:
+                raise ConfigError(f"task data {spec.source} ({spec.split}) has no problem with an answer")
+            self._cache[name] = problems
+        return self._cache[name]
+
+    def training_pairs(self, dropout: StepDropout, seed: int) -> list[TrainingPair]:
+        """One (prompt, target) per training problem, dropout drawn from `seed` (vary it per epoch)."""
+        rng = np.random.default_rng(seed)
+        pairs = []
+        for problem in self.train_problems():
+            steps = split_steps(problem.solution)
+            draw = dropout.draw(len(steps), rng)
+            target = self.format.target([steps[i] for i in draw.kept], problem.answer)
+            pairs.append(TrainingPair(self.format.prompt(problem.problem), target, draw.kind,
+                                      len(draw.kept), len(steps)))
+        return pairs
+
+    def test(self, solve: Callable[[MathQuery], Sequence[Attempt]]) -> dict[str, float]:
+        problems, proto, metrics = self.test_problems(), self.protocol, {}
+        prompts = tuple(self.format.prompt(p.problem) for p in problems)
+        for mode in proto.modes:
+            query = MathQuery(prompts, self.format.mode_prefix(mode), proto.n_samples,
+                              proto.temperature, proto.top_p)
+            attempts = list(solve(query))
+            if len(attempts) != len(problems):
+                raise ValueError(f"solve answered {len(attempts)} of {len(problems)} prompts")
+            metrics.update(self.score(problems, attempts, mode))
+        return metrics
+
+    def score(self, problems: Sequence[MathProblem], attempts: Sequence[Attempt],
+              mode: str) -> dict[str, float]:
+        greedy, passed, k = [], [], self.protocol.pass_k
+        for problem, attempt in zip(problems, attempts):
+            greedy.append(is_equiv(self.format.answer_of(attempt.greedy.text), problem.answer))
+            if k:
+                right = sum(is_equiv(self.format.answer_of(s.text), problem.answer) for s in attempt.samples)
+                passed.append(pass_at_k(len(attempt.samples), right, k))
+        out = {f"greedy1_{mode}": 100.0 * float(np.mean(greedy)),
+               f"gen_tokens_{mode}": float(np.mean([a.greedy.n_tokens for a in attempts])),
+               f"steps_{mode}": float(np.mean([self.format.count_steps(a.greedy.text) for a in attempts]))}
+        if k:
+            out[f"pass{k}_{mode}"] = 100.0 * float(np.mean(passed))
+        return out

@@ -201,8 +201,12 @@ class Transformer(nn.Module):
 
     @staticmethod
     def _init(module: nn.Module) -> None:
+        # Fan-in scaling (std = 1/sqrt(input width)), not GPT-2's fixed 0.02: at the small widths
+        # used on CPU (64-192) 0.02 leaves attention logits near zero, so cross-attention stays
+        # uniform for hundreds of steps and the decoder cannot copy the start cell from the prompt
+        # (tests/dualformer/test_learning.py). Embeddings get 1/sqrt(d_model) the same way.
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
+            nn.init.normal_(module.weight, std=module.weight.shape[-1] ** -0.5)
 
     def encode(self, prompt: torch.Tensor, prompt_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """prompt: (batch, length) ids; prompt_mask: True on real tokens. Returns the memory and

@@ -8,7 +8,7 @@ For each experiment found in the records it writes `<out>/tables/<experiment>.md
 (mean ± std over seeds, n, the paper's value) and `<out>/figures/<experiment>.png` (score per
 iteration and best so far, one line per method, shaded ± std). What to show comes from the
 `table:` block of `configs/experiment/<experiment>.yaml` (or, if that file is gone, the block
-saved in the newest record's config).
+saved in the newest record's config); a block with `tasks:` gets one row per task and method.
 """
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ class TableSpec:
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
         methods = dict(block.get("methods") or {m: m for m in sorted(records["method"].unique())})
+        if block.get("tasks"):  # one row per (task, method); records carry "task/method" (by_task)
+            methods = {f"{task}/{method}": f"{task_label}: {label}"
+                       for task, task_label in block["tasks"].items() for method, label in methods.items()}
         figure = block.get("figure") or {}
         return cls(title=block["title"], methods=methods, columns=dict(block["columns"]),
                    paper={m: dict(v) for m, v in (block.get("paper") or {}).items()},
@@ -69,6 +72,12 @@ def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[s
     if not block:
         raise SystemExit(f"error: no table: block for experiment {experiment!r} ({path})")
     return block
+
+
+def by_task(records: pd.DataFrame) -> pd.DataFrame:
+    """Rows per (task, method), for tables whose block lists `tasks:` (e.g. one row per maze size);
+    paper values in such a block are keyed "<task>/<method>"."""
+    return records.assign(method=records["task"] + "/" + records["method"])
 
 
 def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
@@ -200,7 +209,10 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
         runs = records[records["experiment"] == experiment]
         if runs.empty:
             raise SystemExit(f"error: no records of experiment {experiment!r} under {results}")
-        spec = TableSpec.from_block(table_block(experiment, runs, configs), runs)
+        block = table_block(experiment, runs, configs)
+        if block.get("tasks"):
+            runs = by_task(runs)
+        spec = TableSpec.from_block(block, runs)
         summary = summarize(runs, spec)
         tables = out / "tables"
         tables.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,163 @@
+"""Searchformer's search-dynamics bootstrapping (Dualformer Table 5.4 compares against it).
+
+    python -m harness.train -m experiment=table5_4_bootstrap_mini      # rounds 0..3, one record each
+
+Round 0 is the Searchformer (Complete-Trace) model itself. Round r starts from round r-1's weights:
+1. sample `samples` responses (auto mode, temperature 1) for each of the first `n_prompts`
+   training prompts;
+2. per prompt keep, among the responses whose plan the task judges correct *and* optimal, the one
+   with the fewest trace tokens; when none qualifies keep the original A* sequence;
+3. fine-tune on those sequences for `steps` at `lr` (warm-up, cosine to 10%, a fresh optimizer).
+(specs/dualformer.md §1.4: upstream fine-tunes 10k steps at lr 7.5e-5 per round, 3 rounds.)
+
+Every round checkpoints under the base model's checkpoint folder (`bootstrap<r>/`), with the
+sequences it kept (`sequences.json`), so a sweep over `rounds` reuses the earlier rounds and a
+killed run resumes without sampling again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from dualformer.data import tokenize
+from dualformer.planning import PlanningModel, PlanningTask
+from harness.api import ConfigError
+
+
+@dataclass
+class BootstrapSettings:
+    samples: int = 32          # responses drawn per training prompt
+    n_prompts: int = 1000      # the first n training prompts are resampled
+    prompt_batch: int = 8      # prompts decoded together (times `samples` sequences)
+    steps: int = 10_000        # fine-tuning steps per round
+    lr: float = 7.5e-5
+    warmup: int = 100
+    batch_size: int = 16
+
+
+class _StepOffset:
+    """Each round's trainer counts from 0; the run's curve (and W&B) needs one rising step axis."""
+
+    def __init__(self, inner: Any, offset: int) -> None:
+        self.inner, self.offset = inner, offset
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        self.inner.log(metrics, step=step + self.offset)
+
+
+@dataclass
+class BootstrapModel(PlanningModel):
+    """A Searchformer improved by `rounds` rounds of search-dynamics bootstrapping."""
+
+    rounds: int = 0
+    bootstrap: dict[str, Any] | None = None  # BootstrapSettings fields; None: its defaults
+
+    def fit(self, task: PlanningTask, logger: Any) -> None:
+        if self.rounds < 0:
+            raise ConfigError(f"model.rounds must be >= 0, got {self.rounds}")
+        try:
+            settings = BootstrapSettings(**(self.bootstrap or {}))
+        except TypeError as error:
+            raise ConfigError(f"model.bootstrap: {error}") from None
+        super().fit(task, logger)  # round 0, resumed from its checkpoint when already trained
+        offset = int(self.train.get("steps", 0))
+        for round_ in range(1, self.rounds + 1):
+            self._improve(round_, settings, _StepOffset(logger, offset) if logger is not None else None)
+            offset += settings.steps
+
+    def _round_dir(self, round_: int) -> Path | None:
+        base = self.train.get("checkpoint_dir")
+        return Path(base) / f"bootstrap{round_}" if base else None
+
+    def _improve(self, round_: int, settings: BootstrapSettings, logger: Any) -> None:
+        from dualformer.train import TrainConfig, Trainer
+
+        folder = self._round_dir(round_)
+        sequences = self._load_sequences(folder)
+        if sequences is None:
+            sequences, stats = self.collect(settings, round_)
+            self._save_sequences(folder, sequences)
+            if logger is not None:
+                logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
+        self._bootstrap_data = sequences
+        config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+                             warmup=settings.warmup, seed=self.seed + round_,
+                             log_every=int(self.train.get("log_every", 10)),
+                             checkpoint_every=int(self.train.get("checkpoint_every", 500)),
+                             checkpoint_dir=str(folder) if folder else None)
+        Trainer(self.model, config, self._bootstrap_batch, len(sequences)).run(logger)
+
+    def collect(self, settings: BootstrapSettings, round_: int) -> tuple[list[tuple[list[int], list[int]]], dict]:
+        """(prompt ids, decoder ids) per training prompt, and what the sampling found."""
+        import torch
+        from tqdm.auto import tqdm
+
+        from dualformer.sample import sample
+
+        vocab = self.task.vocab
+        bos, eos = vocab.encode(["bos", "eos"])
+        device = next(self.model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(self.seed * 1000 + round_)
+        examples = self.task.train[:settings.n_prompts]
+        kept, improved, trace_kept, trace_astar = [], 0, [], []
+        for start in tqdm(range(0, len(examples), settings.prompt_batch), desc=f"bootstrap {round_}: sample"):
+            chunk = examples[start:start + settings.prompt_batch]
+            prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in chunk]
+            ids, mask = (t.to(device) for t in self._pad(prompts))
+            out = sample(self.model, ids, mask, bos, eos, n=settings.samples, temperature=self.temperature,
+                         max_len=self.max_len, generator=generator)
+            for example, prompt, responses, finished in zip(chunk, prompts, out.tokens, out.finished):
+                best = self._shortest_optimal(example, responses, finished)
+                reference = vocab.encode(tokenize(example).decoder_tokens())
+                trace_astar.append(tokenize(example).trace_length)
+                if best is None:
+                    kept.append((prompt, reference))
+                    trace_kept.append(tokenize(example).trace_length)
+                else:
+                    improved += 1
+                    kept.append((prompt, [bos, *best[1], eos]))
+                    trace_kept.append(best[0])
+        stats = {"improved_fraction": improved / len(examples), "trace_tokens_kept": float(np.mean(trace_kept)),
+                 "trace_tokens_astar": float(np.mean(trace_astar))}
+        return kept, stats
+
+    def _shortest_optimal(self, example: Any, responses: list[list[int]], finished: list[bool]
+                          ) -> tuple[int, list[int]] | None:
+        """(trace tokens, tokens) of the correct, optimal response with the shortest trace."""
+        best = None
+        for tokens, done in zip(responses, finished):
+            if not done:
+                continue
+            plan, trace = self._read(tokens)
+            if plan and len(plan) == len(example.plan) and self.task.is_correct(example, plan):
+                if best is None or trace < best[0]:
+                    best = (trace, tokens)
+        return best
+
+    def _bootstrap_batch(self, indices: list[int], epoch: int):
+        from dualformer.train import Batch
+
+        rows = [self._bootstrap_data[i] for i in indices]
+        return Batch(*self._pad([p for p, _ in rows]), *self._pad([d for _, d in rows]))
+
+    # -- the kept sequences, so a resumed round does not sample again --------------------------
+    @staticmethod
+    def _load_sequences(folder: Path | None) -> list[tuple[list[int], list[int]]] | None:
+        path = folder / "sequences.json" if folder else None
+        if path is None or not path.exists():
+            return None
+        return [(p, d) for p, d in json.loads(path.read_text())]
+
+    @staticmethod
+    def _save_sequences(folder: Path | None, sequences: list[tuple[list[int], list[int]]]) -> None:
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "sequences.json.tmp"
+        tmp.write_text(json.dumps(sequences))
+        os.replace(tmp, folder / "sequences.json")

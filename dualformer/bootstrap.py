@@ -27,6 +27,7 @@ import numpy as np
 from dualformer.data import tokenize
 from dualformer.planning import PlanningModel, PlanningTask
 from harness.api import ConfigError
+from harness.progress import bar
 
 
 @dataclass
@@ -95,7 +96,6 @@ class BootstrapModel(PlanningModel):
     def collect(self, settings: BootstrapSettings, round_: int) -> tuple[list[tuple[list[int], list[int]]], dict]:
         """(prompt ids, decoder ids) per training prompt, and what the sampling found."""
         import torch
-        from tqdm.auto import tqdm
 
         from dualformer.sample import sample
 
@@ -105,7 +105,7 @@ class BootstrapModel(PlanningModel):
         generator = torch.Generator(device=device).manual_seed(self.seed * 1000 + round_)
         examples = self.task.train[:settings.n_prompts]
         kept, improved, trace_kept, trace_astar = [], 0, [], []
-        for start in tqdm(range(0, len(examples), settings.prompt_batch), desc=f"bootstrap {round_}: sample"):
+        for start in bar(range(0, len(examples), settings.prompt_batch), desc=f"bootstrap {round_}: sample"):
             chunk = examples[start:start + settings.prompt_batch]
             prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in chunk]
             ids, mask = (t.to(device) for t in self._pad(prompts))

@@ -1,7 +1,7 @@
 """Searchformer / Dualformer on planning tasks, for `python -m harness.train`.
 
     python -m harness.train task=maze_planning model=dualformer
-    python -m harness.train -m experiment=table5_mini_maze          # Solution-Only, Complete-Trace, Dualformer
+    python -m harness.train -m experiment=table5_1_fast_mini        # Solution-Only vs Dualformer (fast)
 
 `PlanningTask` holds the training examples and the test tasks (generated from the seed, or read
 from a dataset written by scripts/gen_data.py) and judges answers with the task's own checks (a
@@ -20,6 +20,7 @@ import numpy as np
 from dualformer.data import MODE_PREFIX, TraceDropout, load_examples, maze_vocabulary, sokoban_vocabulary, tokenize
 from dualformer.metrics import Response, TaskResponses, plan_metrics
 from harness.api import ConfigError
+from harness.progress import bar
 from tasks import maze as maze_tasks
 from tasks import sokoban as sokoban_tasks
 from tasks.planning import Example
@@ -59,10 +60,9 @@ class PlanningTask:
 
     def test(self, solve: Callable[[Example], dict[str, list[Answer]]]) -> dict[str, float]:
         """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length."""
-        from tqdm.auto import tqdm
 
         judged: dict[str, list[TaskResponses]] = {}
-        for example in tqdm(self.test_set[:self.limit], desc="test"):
+        for example in bar(self.test_set[:self.limit], desc="test"):
             optimal = len(example.plan)
             for mode, answers in solve(example).items():
                 responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),

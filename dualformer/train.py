@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dualformer.model import Transformer
+from harness.progress import bar as progress_bar
 
 
 @dataclass
@@ -128,11 +129,10 @@ class Trainer:
 
     def run(self, logger: Any = None, on_step: Callable[[int, float], None] | None = None) -> list[float]:
         """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses."""
-        from tqdm.auto import tqdm
 
         self.resume()
         losses, started, tokens = [], time.perf_counter(), 0
-        bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=self.rank != 0)
+        bar = progress_bar(total=self.config.steps, initial=self.step, desc="train", disable=self.rank != 0)
         while self.step < self.config.steps:
             loss = self.train_step()
             losses.append(loss)

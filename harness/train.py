@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import hydra
 from omegaconf import DictConfig
 
+from harness import progress
 from harness.api import Model
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, apply_smoke_block, exit_on_user_error, make_logger, previous_record,
@@ -61,8 +62,9 @@ def run(cfg: DictConfig) -> RunRecord:
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:
-        model.fit(task, logger)
-        metrics = {f"test/{k}": v for k, v in task.test(model.solve).items()}
+        with progress.shown(cfg.progress):
+            model.fit(task, logger)
+            metrics = {f"test/{k}": v for k, v in task.test(model.solve).items()}
         logger.summary(metrics)
     finally:
         logger.finish()

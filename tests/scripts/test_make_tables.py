@@ -34,3 +34,29 @@ def test_failed_evaluations_are_gaps_not_numbers():
 def test_no_records_is_one_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no run records"):
         make_tables.make(tmp_path, tmp_path, DATA / "configs" / "experiment")
+
+
+def test_a_block_with_tasks_gets_one_row_per_task_and_method(tmp_path):
+    from harness.records import Cost, RunRecord, write_record
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "by_size.yaml").write_text(
+        "table:\n  title: by size\n  tasks: {maze15: 15x15, maze30: 30x30}\n"
+        "  methods: {solution_only: Solution-Only, dualformer: Dualformer}\n"
+        "  columns: {test/fast/1_optimal_64: 1-Optimal}\n"
+        "  paper: {maze30/dualformer: {test/fast/1_optimal_64: 80}}\n"
+        "  figure: {ylabel: loss, curve_key: train/loss}\n")
+    values = {("maze15", "solution_only"): 40.0, ("maze15", "dualformer"): 90.0,
+              ("maze30", "solution_only"): 10.0, ("maze30", "dualformer"): 70.0}
+    for (task, method), value in values.items():
+        write_record(RunRecord(experiment="by_size", task=task, method=method, seed=1, mode="paper",
+                               metrics={"test/fast/1_optimal_64": value},
+                               curve=[{"step": 10, "train/loss": 1.0}, {"step": 20, "train/loss": 0.5}],
+                               cost=Cost(), config={}), tmp_path / "records")
+    make_tables.make(tmp_path / "records", tmp_path, configs)
+    rows = [line for line in (tmp_path / "tables" / "by_size.md").read_text().splitlines()
+            if line.startswith("| 15x15") or line.startswith("| 30x30")]
+    assert rows == ["| 15x15: Solution-Only | 1 | no LLM | 40.0 |", "| 15x15: Dualformer | 1 | no LLM | 90.0 |",
+                    "| 30x30: Solution-Only | 1 | no LLM | 10.0 |",
+                    "| 30x30: Dualformer | 1 | no LLM | 70.0 (paper 80) |"]

@@ -1,0 +1,31 @@
+"""Progress bars that a run's `progress=false` can silence, whichever module opens them.
+
+    from harness.progress import bar
+    for item in bar(items, desc="test"): ...
+
+    with shown(cfg.progress):           # the runner, around the model's and the task's work
+        model.fit(task, logger)
+
+Models and tasks do not see the run's config, so the switch is a context the runner sets.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+_shown = [True]
+
+
+def bar(*args: Any, disable: bool = False, **kwargs: Any):
+    from tqdm.auto import tqdm
+
+    return tqdm(*args, disable=disable or not _shown[-1], **kwargs)
+
+
+@contextlib.contextmanager
+def shown(show: bool) -> Iterator[None]:
+    _shown.append(bool(show))
+    try:
+        yield
+    finally:
+        _shown.pop()

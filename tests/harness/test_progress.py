@@ -1,0 +1,31 @@
+"""progress=false reaches the bars that models and tasks open themselves."""
+from __future__ import annotations
+
+import io
+
+from harness.progress import bar, shown
+
+
+def test_bars_follow_the_runs_switch_and_restore_it():
+    assert not bar(range(2), file=io.StringIO()).disable
+    with shown(False):
+        assert bar(range(2), file=io.StringIO()).disable
+        with shown(True):
+            assert not bar(range(2), file=io.StringIO()).disable
+        assert bar(range(2), file=io.StringIO()).disable
+    assert not bar(range(2), file=io.StringIO()).disable
+    assert bar(range(2), disable=True, file=io.StringIO()).disable, "a caller's own disable still holds"
+
+
+def test_a_silenced_training_run_prints_no_bar(tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("torch")
+    from harness import train
+    from support import compose_run
+
+    base = ["experiment=table5_1_fast_mini", "mode=smoke", "logger=none", "model=dualformer"]
+    train.run(compose_run("train", base + ["progress=false"], tmp_path / "quiet"))
+    assert "train:" not in capsys.readouterr().err
+    train.run(compose_run("train", base + ["progress=true"], tmp_path / "loud"))
+    assert "train:" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import argparse
 import os
 import warnings
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class TableSpec:
     band: str = "std"                  # shaded band: "std" over seeds, or "sem" (standard error)
     paper_points: dict[str, dict[int, float]] | None = None  # method -> {iteration: paper value}
     curve_key: str | None = None  # a training curve (e.g. train/loss) instead of score / best so far
+    scatter: tuple[str, str] | None = None  # (x metric, y metric): one point per row, e.g. accuracy vs trace length
 
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
@@ -55,7 +57,8 @@ class TableSpec:
                    yscale=figure.get("yscale", "linear"), band=figure.get("band", "std"),
                    paper_points={m: {int(k): float(v) for k, v in points.items()}
                                  for m, points in (figure.get("paper_points") or {}).items()},
-                   curve_key=figure.get("curve_key"))
+                   curve_key=figure.get("curve_key"),
+                   scatter=(figure["x"], figure["y"]) if "x" in figure else None)
 
 
 def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any]:
@@ -156,12 +159,40 @@ def training_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     plt.close(fig)
 
 
+def scatter_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
+    """One point per row (mean over seeds, bars ± std): where each method sits on two metrics."""
+    import matplotlib.pyplot as plt
+
+    x_key, y_key = spec.scatter
+    summary = summarize(records, TableSpec(spec.title, spec.methods, {x_key: "x", y_key: "y"}, {}))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, label in spec.methods.items():
+        rows = summary[summary["method"] == method].set_index("column")
+        if rows["n"].min() == 0:
+            continue
+        x, y = rows.loc["x", "mean"], rows.loc["y", "mean"]
+        ax.errorbar(x, y, xerr=np.nan_to_num(rows.loc["x", "std"]), yerr=np.nan_to_num(rows.loc["y", "std"]),
+                    fmt="o", capsize=3, label=f"{label} (n={int(rows['n'].min())})")
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+    ax.set(xlabel=spec.columns.get(x_key, x_key), ylabel=spec.columns.get(y_key, y_key))
+    ax.set_title(textwrap.fill(spec.title, 70), fontsize="medium")
+    ax.margins(x=0.2, y=0.15)  # room for the point labels
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if spec.scatter:
+        return scatter_figure(records, spec, path)
     if spec.curve_key:
         return training_figure(records, spec, path)
 

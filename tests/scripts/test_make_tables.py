@@ -46,15 +46,17 @@ def test_a_block_with_tasks_gets_one_row_per_task_and_method(tmp_path):
         "  methods: {solution_only: Solution-Only, dualformer: Dualformer}\n"
         "  columns: {test/fast/1_optimal_64: 1-Optimal}\n"
         "  paper: {maze30/dualformer: {test/fast/1_optimal_64: 80}}\n"
-        "  figure: {ylabel: loss, curve_key: train/loss}\n")
+        "  figure: {x: test/fast/trace_tokens, y: test/fast/1_optimal_64}\n")
     values = {("maze15", "solution_only"): 40.0, ("maze15", "dualformer"): 90.0,
               ("maze30", "solution_only"): 10.0, ("maze30", "dualformer"): 70.0}
     for (task, method), value in values.items():
         write_record(RunRecord(experiment="by_size", task=task, method=method, seed=1, mode="paper",
-                               metrics={"test/fast/1_optimal_64": value},
+                               metrics={"test/fast/1_optimal_64": value, "test/fast/trace_tokens": value / 2},
                                curve=[{"step": 10, "train/loss": 1.0}, {"step": 20, "train/loss": 0.5}],
                                cost=Cost(), config={}), tmp_path / "records")
-    make_tables.make(tmp_path / "records", tmp_path, configs)
+    written = make_tables.make(tmp_path / "records", tmp_path, configs)
+    png = tmp_path / "figures" / "by_size.png"
+    assert png in written and png.read_bytes()[:4] == b"\x89PNG", "one point per row: accuracy vs trace length"
     rows = [line for line in (tmp_path / "tables" / "by_size.md").read_text().splitlines()
             if line.startswith("| 15x15") or line.startswith("| 30x30")]
     assert rows == ["| 15x15: Solution-Only | 1 | no LLM | 40.0 |", "| 15x15: Dualformer | 1 | no LLM | 90.0 |",

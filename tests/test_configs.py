@@ -86,7 +86,9 @@ def test_smoke_mode_never_writes_to_results(run_dir):
 
 @pytest.mark.parametrize("name", config_names("model"))
 def test_model_configs_compose_and_instantiate(name, run_dir):
-    task = {"dualformer": "maze_planning", "searchformer": "maze_planning", "solution_only": "maze_planning"}
+    planning = {"dualformer", "searchformer", "solution_only", "searchformer_step1", "searchformer_step2",
+                "searchformer_step3"}
+    task = {model: "maze_planning" for model in planning}
     overrides = [f"model={name}", "mode=smoke"] + ([f"task={task[name]}"] if name in task else [])
     if name not in task and not (CONFIGS / "task" / "math.yaml").exists():
         pytest.skip("no task config for this model")
@@ -101,4 +103,7 @@ def test_experiments_declare_a_grid_and_a_table(name, run_dir):
     assert cfg.hydra.sweeper.params, "an experiment file declares its grid"
     table = cfg.table
     assert table.title and table.columns and table.methods
-    assert set(table.get("paper") or {}) <= set(table.methods)
+    rows = set(table.methods)
+    if table.get("tasks"):  # one row per (task, method): paper values keyed "<task>/<method>"
+        rows = {f"{task}/{method}" for task in table.tasks for method in table.methods}
+    assert set(table.get("paper") or {}) <= rows

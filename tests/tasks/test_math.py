@@ -17,7 +17,8 @@ from harness.api import ConfigError
 from support import DATA
 from tasks.math import (Attempt, DataSpec, EvalProtocol, Generated, MathQuery, MathTask, SolutionFormat,
                         StepDropout, load_problems, pass_at_k, split_steps)
-from tasks.math_answers import boxed_spans, is_equiv, last_boxed, normalize, sympy_equal, unbox
+from tasks.math_answers import boxed_spans, is_equiv, last_boxed, normalize, unbox
+from tasks.math_sympy import sympy_equal
 
 FIXTURES = DATA / "math"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "math"

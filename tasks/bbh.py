@@ -9,7 +9,7 @@ dataset uses (`textgrad_task`, the target of configs/task/bbh_textgrad.yaml).
 
     python -m harness.optimize task=bbh_textgrad task.dataset=word_sorting optimizer=textgrad llm=openai
 
-The traced agent and the harness tasks live in `tasks.bbh_agent`. `datasets` is imported only for
+The traced agent lives in `tasks.bbh_agent`, the Table 2 workflows in `tasks.textgrad_tasks`. `datasets` is imported only for
 a hub id. Facts: specs/trace.md §4.3 and §4.5; ../shared/data/bbh/SOURCE.md.
 """
 from __future__ import annotations
@@ -310,7 +310,7 @@ def textgrad_task(dataset: str, student: Any, source: str | None = None, limit: 
                   seed: int = 0, max_iterations: int = 3, batch_size: int = 3, max_test: int | None = None,
                   mode: str = "paper", smoke_source: str = "tests/data/bbh", progress: bool = True) -> Any:
     """A row of Table 2: MMLU and GPQA are solution optimization, BBH and GSM8K prompt optimization."""
-    from tasks.bbh_agent import NUMBER_INSTRUCTION, SORT_INSTRUCTION, PromptTask, SolutionTask
+    from tasks.textgrad_tasks import NUMBER_INSTRUCTION, SORT_INSTRUCTION, PromptTask, SolutionTask
 
     if dataset not in TABLE2:
         raise ConfigError(f"task.dataset: {dataset!r} is not one of {', '.join(TABLE2)}")

@@ -1,0 +1,187 @@
+"""The traced workflows of Trace's Table 2 (the TextGrad comparison): prompt optimization (the
+student's system prompt is the parameter) and solution optimization (a solution is the parameter,
+a critic's review the feedback). Built by tasks.bbh.textgrad_task for `task=bbh_textgrad`.
+
+    python -m harness.optimize -m experiment=table2_textgrad llm.model=<model>
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from harness.api import ConfigError, Feedback
+from tasks.bbh import Example, concurrency, evaluate_all
+from tasks.bbh_agent import STUDENT_SYSTEM
+from trace_core import bundle, node
+
+PROMPT_FEEDBACK = "Make the answers correct."
+SOLUTION_FEEDBACK = "Make the solution correct."
+DONE = "Every question is finished; there is nothing left to change."
+SYSTEM_CONSTRAINT = ("A system prompt for a fairly capable language model: it should set out how to approach "
+                     "this kind of question and the exact form of the final answer.")
+NUMBER_INSTRUCTION = ("Solve the problem below, reasoning step by step. End your reply with a line of the "
+                      "form `Answer: N`, where N is a number.")
+SORT_INSTRUCTION = ("Sort the given words alphabetically, reasoning step by step. End your reply with a line "
+                    "of the form `Answer: w1 w2 ...` listing the sorted words separated by spaces.")
+CRITIC_SYSTEM = ("You are an expert reviewer. You receive a question and a proposed solution. Examine the "
+                 "solution's reasoning step by step, check it against what you know, and point out every "
+                 "error or doubtful step that could make its final answer wrong. Consider whether another "
+                 "answer could be right.")
+
+
+class PromptTask:
+    """TextGrad's prompt optimization: the student's system prompt is the parameter; each step runs a
+    batch of training questions, checks the answers, and joins the checks into one output. test()
+    scores the prompt as the optimizer left it: Table 2 reports the last iterate."""
+
+    higher_is_better = True
+
+    def __init__(self, name: str, splits: Any, scorer: Callable[[str, Any], bool], student: Any,
+                 instruction: str, limit: int = 12, batch_size: int = 3, steps_per_epoch: int = 4,
+                 seed: int = 0, max_test: int | None = None, progress: bool = True) -> None:
+        import random
+
+        if limit < 1 or batch_size < 1 or not splits.train:
+            raise ConfigError(f"task: {name} needs limit >= 1, batch_size >= 1 and training examples")
+        self.name, self.splits, self.scorer, self.student = name, splits, scorer, student
+        self.limit, self.batch_size, self.steps_per_epoch = int(limit), int(batch_size), int(steps_per_epoch)
+        self.max_test, self.progress, self.finished = max_test, progress, False
+        self.system_prompt = node(instruction, trainable=True, name="system_prompt", constraint=SYSTEM_CONSTRAINT)
+        self.objective = (f"Change the system prompt in #Variables so that the model answers questions of the "
+                          f"task '{name}' correctly, as #Feedback asks.")
+        self._rng, self._order, self._step = random.Random(seed), [], 0
+        self._query = bundle(catch_execution_error=False)(self.query_model)
+        self._check = bundle()(self.grade)
+        self._join = bundle()(join)
+
+    def query_model(self, system_prompt, question):
+        """Asks the model the question, with the system prompt, and returns its reply."""
+        messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": question}]
+        return self.student.complete(messages).text
+
+    def grade(self, response, answer):
+        """Returns 1 if the reply's final answer equals the correct answer, else 0."""
+        return int(self.scorer(answer, response))
+
+    def parameters(self) -> list:
+        return [self.system_prompt]
+
+    def init_params(self) -> dict[str, Any]:
+        return {self.system_prompt.py_name: self.system_prompt.data}
+
+    def _batch(self) -> list[Example]:
+        if self._step % self.steps_per_epoch == 0:  # a new epoch: reshuffle
+            self._order = self._rng.sample(range(len(self.splits.train)), len(self.splits.train))
+        start = (self._step % self.steps_per_epoch) * self.batch_size % len(self._order)
+        self._step += 1
+        return [self.splits.train[i] for i in (self._order * 2)[start:start + self.batch_size]]
+
+    def evaluate(self, params: dict[str, Any]) -> Feedback:
+        self.system_prompt._data = params.get(self.system_prompt.py_name, self.system_prompt.data)
+        checks = []
+        for example in self._batch():
+            reply = self._query(self.system_prompt, node(example.question, name="question"))
+            checks.append(self._check(reply, node(example.answer, name="answer")))
+        output = self._join(*checks)
+        score = sum(c.data for c in checks) / len(checks)
+        return Feedback(score=score, text=PROMPT_FEEDBACK, output=output, info={"batch_acc": score})
+
+    def test(self, params: dict[str, Any]) -> dict[str, float]:
+        examples = self.splits.test[: self.max_test] if self.max_test else self.splits.test
+        prompt = self.system_prompt.data  # the last iterate, whatever scored best on a batch
+        replies = evaluate_all(lambda ex: self.query_model(prompt, ex.question), examples, concurrency(self.student),
+                               desc=f"{self.name} test", show_progress=self.progress)
+        acc = 100 * sum(self.scorer(ex.answer, r) for ex, r in zip(examples, replies)) / max(len(examples), 1)
+        return {"acc": acc, f"acc_{self.name}": acc, "n_test": len(examples),
+                "student_calls": self.student.usage.calls}
+
+
+def join(*items):
+    """Joins the items into one text, one numbered entry per item."""
+    return "\n\n".join(f"[{i}]: {item}" for i, item in enumerate(items))
+
+
+class SolutionTask:
+    """TextGrad's test-time solution optimization: each question's answer is the parameter. The
+    student answers every question once (concurrently); a wrong answer is then improved, one
+    optimizer step per harness step, from a critic's review, up to `max_iterations` times or until
+    it is right. test() scores the last iterate of every question."""
+
+    higher_is_better = True
+
+    def __init__(self, name: str, examples: list[Example], scorer: Callable[[str, Any], bool], student: Any,
+                 constraint: str, limit: int | None = None, max_iterations: int = 3,
+                 progress: bool = True) -> None:
+        if not examples or max_iterations < 1:
+            raise ConfigError(f"task: {name} needs questions and max_iterations >= 1")
+        self.name, self.examples, self.scorer, self.student = name, examples, scorer, student
+        self.max_iterations, self.progress = int(max_iterations), progress
+        self.limit = int(limit) if limit else self.max_iterations * len(examples)
+        self.response = node("", trainable=True, name="response", constraint=constraint)
+        self.objective = ("Change the solution in #Variables so that it answers the question correctly, "
+                          "taking the review in #Outputs and the #Feedback into account.")
+        self.finished = False  # True once every question is done (the loop may then stop)
+        self._answers: list[str] = []  # the latest answer to each question
+        self._zero_shot: list[str] = []
+        self._current: int | None = None
+        self._cursor, self._iteration, self._optimized = 0, 0, 0
+        self._review = bundle(catch_execution_error=False)(self.review)
+
+    def review(self, question, response):
+        """Reviews the proposed solution to the question and returns the critic's comments."""
+        user = f"Question:\n{question}\n\nProposed solution:\n{response}"
+        messages = [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": user}]
+        return self.student.complete(messages).text
+
+    def _solve(self, example: Example) -> str:
+        messages = [{"role": "system", "content": STUDENT_SYSTEM}, {"role": "user", "content": example.question}]
+        return self.student.complete(messages).text
+
+    def parameters(self) -> list:
+        return [self.response]
+
+    def init_params(self) -> dict[str, Any]:
+        return {self.response.py_name: self.response.data}
+
+    def _correct(self, i: int) -> bool:
+        return bool(self.scorer(self.examples[i].answer, self._answers[i]))
+
+    def _advance(self) -> int | None:
+        """The next question whose answer is still wrong (right ones are finished as they are)."""
+        while self._cursor < len(self.examples):
+            i, self._cursor = self._cursor, self._cursor + 1
+            if not self._correct(i):
+                return i
+        return None
+
+    def _first_answers(self) -> None:
+        """The student's zero-shot answer to every question, asked concurrently (once)."""
+        if not self._zero_shot:
+            self._zero_shot = evaluate_all(self._solve, self.examples, concurrency(self.student),
+                                           desc=f"{self.name} zero-shot", show_progress=self.progress)
+            self._answers = list(self._zero_shot)
+
+    def evaluate(self, params: dict[str, Any]) -> Feedback:
+        self._first_answers()
+        if self._current is not None:  # the optimizer has just rewritten the current answer
+            self._answers[self._current] = str(params.get(self.response.py_name, self.response.data))
+            self._iteration += 1
+            if self._correct(self._current) or self._iteration >= self.max_iterations:
+                self._current = None
+        if self._current is None:
+            self._current, self._iteration = self._advance(), 0
+            self._optimized += self._current is not None
+        acc = sum(map(self._correct, range(len(self.examples)))) / len(self.examples)
+        if self._current is None:
+            self.finished = True
+            return Feedback(score=acc, text=DONE, output=self.response, info={"finished": 1.0})
+        self.response._data = self._answers[self._current]
+        question = node(self.examples[self._current].question, name="question")
+        return Feedback(score=acc, text=SOLUTION_FEEDBACK, output=self._review(question, self.response),
+                        info={"question": self._current, "iteration": self._iteration})
+
+    def test(self, params: dict[str, Any]) -> dict[str, float]:
+        self._first_answers()  # questions the budget never reached keep their zero-shot answer
+        acc = 100 * sum(map(self._correct, range(len(self.examples)))) / len(self.examples)
+        zero = 100 * sum(self.scorer(e.answer, a) for e, a in zip(self.examples, self._zero_shot)) / len(self.examples)
+        return {"acc": acc, f"acc_{self.name}": acc, "zero_shot_acc": zero, "n_test": len(self.examples),
+                "questions_optimized": self._optimized, "student_calls": self.student.usage.calls}

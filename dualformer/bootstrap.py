@@ -113,11 +113,11 @@ class BootstrapModel(PlanningModel):
                          max_len=self.max_len, generator=generator)
             for example, prompt, responses, finished in zip(chunk, prompts, out.tokens, out.finished):
                 best = self._shortest_optimal(example, responses, finished)
-                reference = vocab.encode(tokenize(example).decoder_tokens())
-                trace_astar.append(tokenize(example).trace_length)
+                reference = tokenize(example)
+                trace_astar.append(reference.trace_length)
                 if best is None:
-                    kept.append((prompt, reference))
-                    trace_kept.append(tokenize(example).trace_length)
+                    kept.append((prompt, vocab.encode(reference.decoder_tokens())))
+                    trace_kept.append(reference.trace_length)
                 else:
                     improved += 1
                     kept.append((prompt, [bos, *best[1], eos]))

@@ -137,6 +137,17 @@ def curve_matrix(curves: list[list[dict[str, Any]]], key: str) -> np.ndarray:
     return matrix
 
 
+def save_single_panel(fig: Any, ax: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def training_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     """One panel: `spec.curve_key` against the logged step, mean over seeds, one line per method."""
     import matplotlib.pyplot as plt
@@ -151,12 +162,7 @@ def training_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
         steps = [p["step"] for p in max(curves, key=len)]
         ax.plot(steps, np.nanmean(matrix, axis=0), label=f"{label} (n={len(curves)})")
     ax.set(title=spec.title, xlabel="step", ylabel=spec.ylabel, yscale=spec.yscale)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_single_panel(fig, ax, path)
 
 
 def scatter_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
@@ -177,12 +183,7 @@ def scatter_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     ax.set(xlabel=spec.columns.get(x_key, x_key), ylabel=spec.columns.get(y_key, y_key))
     ax.set_title(textwrap.fill(spec.title, 70), fontsize="medium")
     ax.margins(x=0.2, y=0.15)  # room for the point labels
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_single_panel(fig, ax, path)
 
 
 def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:

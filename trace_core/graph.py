@@ -15,9 +15,11 @@ every thread) gets its own numbering, so nothing global grows or races.
 from __future__ import annotations
 
 import contextvars
+import copy
 import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass
+import weakref
 from typing import Any, Callable, Iterable, Iterator
 
 
@@ -99,7 +101,7 @@ class Node:
     """A value in the graph. Roots have no parents; `MessageNode`s are results of operators."""
 
     __slots__ = ("_data", "name", "description", "constraint", "parents", "inputs", "op", "level",
-                 "__weakref__")
+                 "_children", "__weakref__")
     trainable = False
 
     def __init__(self, value: Any, name: str | None = None, description: str | None = None,
@@ -112,6 +114,7 @@ class Node:
         self.inputs: dict[str, Node] = {}
         self.op: Operator | None = None
         self.level = 0
+        self._children: list[weakref.ref] | None = None
 
     @property
     def data(self) -> Any:
@@ -144,17 +147,35 @@ class Node:
     __hash__ = object.__hash__
 
     def __iter__(self) -> Iterator[Node]:
-        if isinstance(self._data, dict):
-            yield from (self[key] for key in self._data)
-        else:
-            yield from (self[i] for i in range(len(self._data)))
+        """Recorded items (a dict yields its keys); a value that cannot be iterated raises an
+        ExecutionError, so `a, b = traced()` on a bad result is feedback like any failure."""
+        data = self._data
+        if isinstance(data, dict):
+            sequence = _MethodCall(self, "keys")()
+        elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+            sequence = self
+        else:  # sets, generators, and values that are not iterable at all
+            sequence = apply_op(_OPS["to_list"], list, x=self)
+        for i in range(len(sequence._data)):
+            yield sequence[i]
+
+    @property
+    def children(self) -> list[Node]:
+        """The results computed from this node that are still alive (held weakly, so a
+        long-lived parameter does not keep every graph it took part in)."""
+        refs = self._children or ()
+        return [child for child in (ref() for ref in refs) if child is not None]
+
+    def clone(self) -> MessageNode:
+        """A recorded deep copy of the value."""
+        return apply_op(_OPS["clone"], copy.deepcopy, x=self)
 
     # Recorded operations.
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
         value = getattr(self._data, attr)  # AttributeError propagates untouched
-        if callable(value):
+        if callable(value) and not isinstance(value, Node):
             return _MethodCall(self, attr)
         return apply_op(_OPS["getattr"], lambda obj, name: getattr(obj, name), obj=self,
                         name=constant(attr, "str"))
@@ -163,8 +184,8 @@ class Node:
         return apply_op(_OPS["getitem"], lambda obj, key: obj[key], obj=self, key=key)
 
     def __call__(self, *args: Any, **kwargs: Any) -> MessageNode:
-        return apply_op(_OPS["call"], _call_with(len(args), list(kwargs)), fn=self,
-                        **_argument_inputs(args, kwargs))
+        return apply_op(_OPS["call"], _call_with(len(args), list(kwargs)),
+                        **_with_first("fn", self, _argument_inputs(args, kwargs)))
 
     def eq(self, other: Any) -> MessageNode:
         return _binary("eq", self, other)
@@ -192,6 +213,15 @@ class MessageNode(Node):
         self.inputs = inputs
         self.parents = tuple(inputs.values())
         self.level = 1 + max((p.level for p in self.parents), default=-1)
+        me = weakref.ref(self)
+        for parent in self.parents:
+            children = parent._children
+            if children is None:
+                parent._children = [me]
+                continue
+            children.append(me)
+            if len(children) & (len(children) - 1) == 0 and len(children) >= 64:  # amortised pruning
+                children[:] = [ref for ref in children if ref() is not None]
 
 
 class ExceptionNode(MessageNode):
@@ -228,17 +258,22 @@ def error_text(exc: BaseException) -> str:
     return f"({type(exc).__name__}) {exc}"
 
 
-def apply_op(op: Operator, fn: Callable[..., Any], **inputs: Any) -> MessageNode:
+def apply_op(op: Operator, fn: Callable[..., Any], /, **inputs: Any) -> MessageNode:
     """Run `fn` on the inputs' values and record the call. Non-node inputs become constant nodes.
 
     An exception inside `fn` becomes an ExceptionNode with the same inputs, raised inside an
-    ExecutionError, so the failure itself can be backwarded as feedback.
+    ExecutionError, so the failure itself can be backwarded as feedback. A result that is itself
+    a node (an item or attribute holding one) gives its value, and that node joins the inputs as
+    `held`: data never holds a node, and the dependency on it is kept.
     """
     nodes = {k: v if isinstance(v, Node) else Node(v) for k, v in inputs.items()}  # named by type
     try:
         value = fn(*[n._data for n in nodes.values()])
     except Exception as exc:  # the one place a failing traced operation becomes feedback
         raise ExecutionError(ExceptionNode(error_text(exc), op, nodes, name="exception")) from exc
+    if isinstance(value, Node):
+        nodes = _with_first("held", value, nodes, last=True)
+        value = value._data
     result = MessageNode(value, op, nodes)
     if _READS.get() is not None:
         note_made(result, nodes.values())
@@ -278,9 +313,24 @@ class _MethodCall:
     def __call__(self, *args: Any, **kwargs: Any) -> MessageNode:
         method, call = self._method, _call_with(len(args), list(kwargs))
         op = Operator(method, f"[{method}] Calls the {method} method of `obj` (a "
-                              f"{type(self._owner.data).__name__}) with the other arguments.")
-        return apply_op(op, lambda obj, *values: call(getattr(obj, method), *values),
-                        obj=self._owner, **_argument_inputs(args, kwargs))
+                              f"{type(self._owner._data).__name__}) with the other arguments.")
+        return apply_op(op, lambda obj, *values: _no_view(call(getattr(obj, method), *values)),
+                        **_with_first("obj", self._owner, _argument_inputs(args, kwargs)))
+
+
+_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+def _no_view(value: Any) -> Any:
+    """dict views as lists: a view cannot be indexed, so its items could not be recorded."""
+    return list(value) if isinstance(value, _DICT_VIEWS) else value
+
+
+def _with_first(key: str, value: Node, inputs: dict[str, Any], last: bool = False) -> dict[str, Any]:
+    """`inputs` plus `key`: value (first, or last), the key renamed if an argument took it."""
+    while key in inputs:
+        key += "_"
+    return {**inputs, key: value} if last else {key: value, **inputs}
 
 
 def _argument_inputs(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -302,6 +352,8 @@ _OPS: dict[str, Operator] = {
     "getattr": _document("getattr", "Reads attribute `name` of `obj`."),
     "getitem": _document("getitem", "Returns obj[key]."),
     "call": _document("call", "Calls the function `fn` with the other arguments."),
+    "clone": _document("clone", "Returns a deep copy of x."),
+    "to_list": _document("to_list", "Returns list(x): the items of x, in order."),
     **{kind: _document(kind, f"Builds a {kind} of the items, in order.")
        for kind in ("list", "tuple", "set", "frozenset")},
 }
@@ -320,6 +372,11 @@ _BINARY: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
     "ge": ("Returns whether x >= y.", lambda x, y: x >= y),
     "eq": ("Returns whether x == y.", lambda x, y: x == y),
     "ne": ("Returns whether x != y.", lambda x, y: x != y),
+    "lshift": ("Returns x << y.", lambda x, y: x << y),
+    "rshift": ("Returns x >> y.", lambda x, y: x >> y),
+    "and": ("Returns x & y.", lambda x, y: x & y),
+    "or": ("Returns x | y.", lambda x, y: x | y),
+    "xor": ("Returns x ^ y.", lambda x, y: x ^ y),
 }
 _UNARY: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "negative": ("Returns -x.", lambda x: -x),
@@ -336,7 +393,8 @@ def _binary(name: str, x: Any, y: Any) -> MessageNode:
 def _install_operators() -> None:
     """Give Node its arithmetic and comparison operators, each recorded as a graph operation."""
     dunders = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
-               "floordiv": "floor_divide", "mod": "mod", "pow": "power"}
+               "floordiv": "floor_divide", "mod": "mod", "pow": "power", "lshift": "lshift",
+               "rshift": "rshift", "and": "and", "or": "or", "xor": "xor"}
     for dunder, name in dunders.items():
         setattr(Node, f"__{dunder}__", lambda self, other, _n=name: _binary(_n, self, other))
         setattr(Node, f"__r{dunder}__", lambda self, other, _n=name: _binary(_n, other, self))

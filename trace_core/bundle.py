@@ -27,7 +27,9 @@ import asyncio
 import copy
 import functools
 import inspect
+import json
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from trace_core.backward import ancestors
@@ -84,6 +86,28 @@ class BundledFunction:
                                   list(self._signature.parameters), self.time_limit_s, self._cells)
             self._compiled = (source, fn)
         return self._compiled[1]
+
+    def parameters(self) -> list[ParameterNode]:
+        return [self.parameter] if self.parameter is not None else []
+
+    def save(self, path: str | Path) -> None:
+        """The code parameter's source, as JSON."""
+        Path(path).write_text(json.dumps({"code": self._own_parameter("save").data}, indent=1))
+
+    def load(self, path: str | Path) -> None:
+        self._own_parameter("load")._data = json.loads(Path(path).read_text())["code"]
+
+    def _own_parameter(self, action: str) -> ParameterNode:
+        if self.parameter is None:
+            raise TypeError(f"`{self.op.name}` is not trainable: it has no code to {action}")
+        return self.parameter
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BundledFunction:
+        """A copy with its own code parameter; the function, its globals and closure are shared
+        (modules in the globals cannot be copied, and need not be)."""
+        twin = copy.copy(self)
+        twin.parameter = copy.deepcopy(self.parameter, memo)
+        return twin
 
     def rewritten(self) -> bool:
         return self.parameter is not None and self.parameter._data != self._source[0]

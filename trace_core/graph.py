@@ -166,6 +166,15 @@ class Node:
         refs = self._children or ()
         return [child for child in (ref() for ref in refs) if child is not None]
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Node:
+        """A copy with copied value and links; results computed from the original are not its."""
+        twin = copy.copy(self)
+        memo[id(self)] = twin
+        for slot in ("_data", "parents", "inputs"):
+            setattr(twin, slot, copy.deepcopy(getattr(self, slot), memo))
+        twin._children = None
+        return twin
+
     def clone(self) -> MessageNode:
         """A recorded deep copy of the value."""
         return apply_op(_OPS["clone"], copy.deepcopy, x=self)

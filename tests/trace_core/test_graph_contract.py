@@ -2,6 +2,7 @@
 silent loss of a dependency)."""
 from __future__ import annotations
 
+import copy
 import gc
 import operator
 
@@ -116,3 +117,12 @@ def test_children_link_parents_to_results_without_keeping_them_alive():
         del y
         gc.collect()
         assert x.children == [z], "a child nobody holds is not kept alive by its parent"
+
+
+def test_deepcopy_of_a_node_copies_its_value_not_its_children():
+    with graph_context():
+        x = node([1], trainable=True, name="x")
+        y = x + [2]
+        twin = copy.deepcopy(y)
+        assert twin.data == [1, 2] and twin.data is not y.data and twin.parents[0] is not x
+        assert copy.deepcopy(x).children == [] and x.children == [y]

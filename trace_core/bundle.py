@@ -83,7 +83,7 @@ class BundledFunction:
         source = self.parameter.data
         if source != self._compiled[0]:
             fn = compile_function(source, self._fn.__name__, self._namespace,
-                                  list(self._signature.parameters), self.time_limit_s, self._cells)
+                                  self._signature, self.time_limit_s, self._cells)
             self._compiled = (source, fn)
         return self._compiled[1]
 

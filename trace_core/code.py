@@ -75,14 +75,14 @@ def closure_cells(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def compile_function(source: str, name: str, namespace: dict[str, Any],
-                     parameters: list[str] | None = None, time_limit_s: float = 10.0,
+                     signature: inspect.Signature | None = None, time_limit_s: float = 10.0,
                      cells: dict[str, Any] | None = None) -> Callable[..., Any]:
     """Execute `source` in a copy of `namespace` and return what it binds to `name`.
 
     `cells` are the original function's closure: the new code runs nested in a scope whose names
     are those very cells, so it reads (and `nonlocal` writes) the enclosing function's current
     values. CodeError says what is wrong: a syntax error (with its line), no function of that
-    name, or a signature whose parameter names differ from `parameters`.
+    name, or a signature the original's callers could not call (see signature_problem).
     """
     filename = TRAINABLE_FILENAME.format(name)
     try:
@@ -101,11 +101,11 @@ def compile_function(source: str, name: str, namespace: dict[str, Any],
     fn = (defined if cells else scope).get(name)
     if not callable(fn) or isinstance(fn, type):
         raise CodeError(f"the code must define a function named `{name}`")
-    if parameters is not None:
-        found = list(inspect.signature(fn).parameters)
-        if found != parameters:
-            raise CodeError(f"`{name}` must keep its parameters ({', '.join(parameters)}); "
-                            f"got ({', '.join(found)})")
+    if signature is not None:
+        found = list(inspect.signature(fn).parameters.values())
+        problem = signature_problem(name, list(signature.parameters.values()), found)
+        if problem:
+            raise CodeError(problem)
     return fn
 
 
@@ -212,8 +212,9 @@ def check_replacement(source: Any, current: str) -> str:
     found = _top_function(tree, expected.name)
     if found is None:
         raise ValueError(f"the code must define the function `{expected.name}`")
-    if _arg_names(found) != _arg_names(expected):
-        raise ValueError(f"`{expected.name}` must keep its parameters ({', '.join(_arg_names(expected))})")
+    problem = signature_problem(expected.name, _parameters(expected), _parameters(found))
+    if problem:
+        raise ValueError(problem)
     compile(tree, TRAINABLE_FILENAME.format(expected.name), "exec")
     return source if source.endswith("\n") else source + "\n"
 
@@ -225,9 +226,42 @@ def _top_function(tree: ast.Module, name: str | None = None) -> Any:
     return None
 
 
-def _arg_names(fn: ast.FunctionDef) -> list[str]:
-    args = fn.args
-    names = [a.arg for a in args.posonlyargs + args.args]
-    names += [f"*{args.vararg.arg}"] if args.vararg else []
-    names += [a.arg for a in args.kwonlyargs]
-    return names + ([f"**{args.kwarg.arg}"] if args.kwarg else [])
+def signature_problem(name: str, expected: list[inspect.Parameter], found: list[inspect.Parameter]) -> str:
+    """Why code with parameters `found` cannot replace code with `expected` (empty: it can).
+
+    Every call the original accepted must still work: its parameters stay, with the same kinds,
+    in the same order, positional ones first; a parameter added must have a default (or be
+    *args / **kwargs).
+    """
+    def names(params: list[inspect.Parameter]) -> str:
+        return ", ".join(str(p).split("=")[0].split(":")[0] for p in params)
+
+    problem = (f"`{name}` must keep its parameters ({names(expected)}), in order and of the same kind; "
+               f"a new one needs a default. Got ({names(found)})")
+    by_name = {p.name: p for p in found}
+    kept = [p.name for p in found if p.name in {e.name for e in expected}]
+    if kept != [e.name for e in expected] or any(by_name[e.name].kind != e.kind for e in expected):
+        return problem
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    old_positional = [e.name for e in expected if e.kind in positional]
+    new_positional = [p.name for p in found if p.kind in positional]
+    if new_positional[:len(old_positional)] != old_positional:
+        return problem
+    added = [p for p in found if p.name not in {e.name for e in expected}]
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    if any(p.default is inspect.Parameter.empty and p.kind not in variadic for p in added):
+        return problem
+    return ""
+
+
+def _parameters(fn: ast.FunctionDef) -> list[inspect.Parameter]:
+    """A parsed definition's parameters as inspect.Parameter (defaults as a placeholder)."""
+    P, args, given = inspect.Parameter, fn.args, object()
+    positional = [(a, P.POSITIONAL_ONLY) for a in args.posonlyargs] + [(a, P.POSITIONAL_OR_KEYWORD) for a in args.args]
+    first_default = len(positional) - len(args.defaults)
+    params = [P(a.arg, kind, default=given if i >= first_default else P.empty)
+              for i, (a, kind) in enumerate(positional)]
+    params += [P(args.vararg.arg, P.VAR_POSITIONAL)] if args.vararg else []
+    params += [P(a.arg, P.KEYWORD_ONLY, default=P.empty if d is None else given)
+               for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+    return params + ([P(args.kwarg.arg, P.VAR_KEYWORD)] if args.kwarg else [])

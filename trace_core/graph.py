@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextvars
 import copy
 import itertools
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
-import weakref
 from typing import Any, Callable, Iterable, Iterator
 
 

@@ -24,6 +24,7 @@ class StepLog:
     reasoning: str = ""
     applied: dict[str, Any] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)  # name -> why it was not applied
+    unchanged: list[str] = field(default_factory=list)  # suggested values equal to the current ones
     note: str = ""  # why nothing usable came back, when that happened
     prompt_tokens: int = 0
     completion_tokens: int = 0

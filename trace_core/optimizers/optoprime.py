@@ -100,21 +100,39 @@ class OptoPrime(Optimizer):
         return self.llm.complete(messages, max_tokens=self.max_tokens)
 
     def _accept(self, suggestion: dict[str, Any], log: StepLog) -> dict[ParameterNode, Any]:
-        """Keep the suggested values that fit their parameter; record why the others did not."""
-        by_name = {p.py_name: p for p in self.parameters}
+        """Keep the suggested values that fit their parameter and change it; record why the
+        others were not used (a value equal to the current one is `unchanged`, not applied)."""
         update: dict[ParameterNode, Any] = {}
         for name, value in suggestion.items():
-            parameter = by_name.get(name)
+            parameter, why = self._named(name)
             if parameter is None:
-                log.refused[name] = "not one of the variables"
+                log.refused[name] = why
                 continue
             try:
                 new = check_replacement(value, parameter.data) if is_code(parameter) else convert(value, parameter.data)
             except ValueError as exc:
                 log.refused[name] = str(exc)
                 continue
+            if type(new) is type(parameter.data) and new == parameter.data:
+                log.unchanged.append(parameter.py_name)
+                continue
             update[parameter] = new
-            log.applied[name] = new
+            log.applied[parameter.py_name] = new
         if not update and not log.note:
-            log.note = "no suggested value could be used" if suggestion else "the suggestion was empty"
+            log.note = ("the suggestion only repeated the current values" if log.unchanged and not log.refused
+                        else "no suggested value could be used" if suggestion else "the suggestion was empty")
         return update
+
+    def _named(self, name: str) -> tuple[ParameterNode | None, str]:
+        """The parameter a suggested name means: its py_name, or (models often drop the number)
+        its base name when exactly one parameter has it."""
+        for parameter in self.parameters:
+            if parameter.py_name == name:
+                return parameter, ""
+        same_base = [p for p in self.parameters if p.name.rsplit(":", 1)[0] == name]
+        if len(same_base) == 1:
+            return same_base[0], ""
+        if same_base:
+            return None, (f"ambiguous: {', '.join(p.py_name for p in same_base)} all have the base "
+                          f"name {name}; use the full name")
+        return None, "not one of the variables"

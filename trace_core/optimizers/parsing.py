@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from typing import Any
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_TERMINATE = re.compile(r"\bTERMINATE\b")
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 _PAIR = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)')
 
 
@@ -49,8 +52,6 @@ def parse_suggestion(text: str) -> tuple[dict[str, Any], str]:
     """(suggestion, note). An empty suggestion comes with the reason nothing could be used."""
     if not isinstance(text, str) or not text.strip():
         return {}, "empty reply"
-    if "TERMINATE" in text:
-        return {}, "the model answered TERMINATE (no change needed)"
     reply = extract_object(text)
     if reply is not None:
         suggestion = reply.get("suggestion")
@@ -63,6 +64,10 @@ def parse_suggestion(text: str) -> tuple[dict[str, Any], str]:
     pairs = {k: _scalar(v) for k, v in _PAIR.findall(block)}
     if pairs:
         return pairs, "reply was not valid JSON; used the name/value pairs of its suggestion"
+    # TERMINATE counts only when no suggestion came back: the word inside a JSON field or in the
+    # reasoning next to a suggestion is not the model declining to change anything.
+    if _TERMINATE.search(text):
+        return {}, "the model answered TERMINATE (no change needed)"
     return {}, "no JSON object with a 'suggestion' in the reply"
 
 
@@ -76,23 +81,26 @@ def _scalar(token: str) -> Any:
 def convert(value: Any, like: Any) -> Any:
     """`value` as the type of the current value `like`, or ValueError saying why not."""
     kind = type(like)
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+    if kind is str:
+        return _keeping_placeholders(json.dumps(value) if isinstance(value, (dict, list)) else str(value), like)
+    if kind in (int, float):
+        number = _number(value)
+        if kind is int:
+            if isinstance(number, int):
+                return number
+            if not number.is_integer():
+                raise ValueError(f"expected a whole number, got {value!r}")
+            return int(number)
+        try:
+            return float(number)
+        except OverflowError:
+            raise ValueError(f"{value!r} is too large for a float") from None
+    if isinstance(value, kind):
         return value
     if kind is bool:
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"
         raise ValueError(f"expected true or false, got {value!r}")
-    if kind in (int, float):
-        number = _number(value)
-        if kind is int:
-            if not float(number).is_integer():
-                raise ValueError(f"expected a whole number, got {value!r}")
-            return int(number)
-        return float(number)
-    if kind is str:
-        if isinstance(value, (dict, list)):
-            return json.dumps(value)
-        return str(value)
     if kind in (list, tuple, dict):
         parsed = _literal(value) if isinstance(value, str) else value
         if isinstance(parsed, (list, tuple)) and kind in (list, tuple):
@@ -107,18 +115,33 @@ def convert(value: Any, like: Any) -> Any:
 
 
 def _number(value: Any) -> float | int:
+    """A finite int or float from a number or its text (whole-number text stays an exact int)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        if value != value or value in (float("inf"), float("-inf")):
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
             raise ValueError(f"expected a finite number, got {value!r}")
         return value
     if isinstance(value, str):
-        try:
-            return _number(float(value.strip()))
-        except ValueError:
-            pass
+        text = value.strip()
+        for parse in (int, float):
+            try:
+                return _number(parse(text))
+            except ValueError:  # also int() past Python's digit limit
+                continue
     raise ValueError(f"expected a number, got {value!r}")
+
+
+def _keeping_placeholders(new: str, current: str) -> str:
+    """A template's `{name}` fields are where the program puts its inputs: a new text that drops
+    one would make every call get the same text there."""
+    missing = sorted(set(_PLACEHOLDER.findall(current)) - set(_PLACEHOLDER.findall(new)))
+    if missing:
+        raise ValueError(f"the text must keep its placeholder{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(missing)} (the program fills them in)")
+    return new
 
 
 def _literal(text: str) -> Any:

@@ -67,8 +67,7 @@ def build_report(subgraphs: list[Subgraph], instruction: str) -> Report:
     nodes = merge(subgraphs)
     members = {id(n) for n in nodes}
     outputs = {id(s.output) for s in subgraphs}
-    report = Report(instruction=instruction,
-                    feedback="\n".join(s.feedback for s in subgraphs if s.feedback))
+    report = Report(instruction=instruction, feedback=merged_feedback(subgraphs))
     for n in nodes:
         # An operator whose inputs are all in the subgraph is shown as a call; anything else
         # (roots, and results computed outside it) is a value the optimizer cannot change.
@@ -87,6 +86,14 @@ def build_report(subgraphs: list[Subgraph], instruction: str) -> Report:
         if id(n) in outputs and not computed_here and not n.trainable:
             report.outputs.append(value_line(n))
     return report
+
+
+def merged_feedback(subgraphs: list[Subgraph]) -> str:
+    """One feedback as given; several (a minibatch) each prefixed with the output it is about."""
+    given = [s for s in subgraphs if s.feedback]
+    if len(given) == 1:
+        return given[0].feedback
+    return "\n".join(f"On {s.output.py_name}: {s.feedback}" for s in given)
 
 
 def current_values(subgraphs: list[Subgraph]) -> dict[str, Any]:

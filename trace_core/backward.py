@@ -22,6 +22,18 @@ class Subgraph:
     nodes: list[Node]
     parameters: list[ParameterNode]
 
+    def to_dot(self) -> str:
+        """The subgraph as Graphviz DOT text (trace_core.visualize)."""
+        from trace_core.visualize import to_dot
+
+        return to_dot(self.nodes, self.output, title=self.feedback)
+
+    def visualize(self) -> object:
+        """A graphviz.Source of the subgraph (needs the optional graphviz package)."""
+        from trace_core.visualize import visualize
+
+        return visualize(self.nodes, self.output, title=self.feedback)
+
 
 def ancestors(output: Node) -> list[Node]:
     """The output and all its ancestors, parents before children (iterative post-order DFS)."""

@@ -52,7 +52,9 @@ def page(messages: list[dict[str, str]]) -> str:
         "(`slack`) was judged too small. One LLM call per step carries exactly these two "
         f"messages (about {tokens} tokens at four characters per token; runs log the real count "
         "per step as `llm/prompt_tokens`). With `mask=[documentation, code, inputs, others]` "
-        "(the paper's Trace Masked) those sections keep their headers and lose their content.\n\n"
+        "(the paper's Trace Masked) those sections keep their headers and lose their content. "
+        "The system message carries the paper's sections and the information it gives about them, "
+        "in our own wording; `optimizer.prompt_file=...` replaces it with any other text.\n\n"
         f"## System message\n\n```text\n{system}\n```\n\n## User message\n\n```text\n{user}\n```\n")
 
 

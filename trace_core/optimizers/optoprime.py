@@ -3,6 +3,13 @@
     from trace_core.optimizers import OptoPrime
     optimizer = OptoPrime([x], llm=llm, memory_size=5)   # memory_size=0: the paper's NoMem
     optimizer = OptoPrime([x], llm=llm, mask=MASKED)      # the paper's Trace Masked
+    optimizer = OptoPrime([x], llm=llm, prompt_file="my_prompt.txt")   # other wording
+
+The default system message carries the paper's sections and the information it gives about them,
+in our own wording. `prompt_file` replaces it: the file's text up to a line `=== FORMAT ===` is
+the description of the report, the text after it the reply format (without that line, the whole
+file is the system message). The reply is read as before (a JSON object with "suggestion"), so
+a replacement should still ask for that.
 
 The reply is read robustly (trace_core.optimizers.parsing); each suggested value is converted to
 its parameter's type and code is checked before it is accepted. Parameters nothing usable came
@@ -11,6 +18,7 @@ back for stay as they were, and the step's log says why.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Iterable
 
 from trace_core.code import check_replacement
@@ -45,17 +53,38 @@ In "suggestion": use only names from #Variables, with values of the same type. T
 If nothing should change, reply with the single word TERMINATE."""
 
 
+FORMAT_SEPARATOR = "=== FORMAT ==="
+
+
+def read_prompt_file(path: str | Path) -> tuple[str, str]:
+    """(report description, reply format) from a prompt file (see the module docstring)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"optimizer.prompt_file: {path} is not a file")
+    text = file.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    if FORMAT_SEPARATOR in (line.strip() for line in lines):
+        at = [line.strip() for line in lines].index(FORMAT_SEPARATOR)
+        system, reply_format = "\n".join(lines[:at]).strip(), "\n".join(lines[at + 1:]).strip()
+    else:
+        system, reply_format = text.strip(), ""
+    if not system and not reply_format:
+        raise ValueError(f"optimizer.prompt_file: {path} is empty")
+    return system, reply_format
+
+
 class OptoPrime(Optimizer):
     def __init__(self, parameters: Iterable[ParameterNode], llm: Any, objective: str | None = None,
                  memory_size: int = 0, mask: Iterable[str] = (), max_tokens: int = 4096,
-                 json_mode: bool = True) -> None:
+                 json_mode: bool = True, prompt_file: str | Path | None = None) -> None:
         super().__init__(parameters, memory_size)
         self.llm, self.objective = llm, objective or DEFAULT_OBJECTIVE
         self.mask, self.max_tokens, self.json_mode = tuple(mask), max_tokens, json_mode
+        self.prompt_text = read_prompt_file(prompt_file) if prompt_file else (SYSTEM_PROMPT, FORMAT_PROMPT)
 
     # -- the prompt ---------------------------------------------------------------------------
     def system_prompt(self) -> str:
-        return f"{SYSTEM_PROMPT}\n\n{FORMAT_PROMPT}"
+        return "\n\n".join(part for part in self.prompt_text if part)
 
     def user_prompt(self, report: Report, current: tuple[dict[str, Any], str]) -> str:
         """The report, then the memory of earlier steps (the current one joins it afterwards)."""

@@ -1,8 +1,7 @@
 """Benchmarks, as ratios against references measured in the same run.
 
-    python scripts/bench.py trace                      # trace_core vs plain Python
-    python scripts/bench.py trace --opto-python /path/to/venv/bin/python   # and vs trace-opt
-    python scripts/bench.py trace --n 10000 --repeats 5 --json bench.json
+    python scripts/bench.py trace                      # trace_core vs trace-opt, in one process
+    python scripts/bench.py trace --n 10000 --repeats 3 --json bench.json
     python scripts/bench.py model [--preset s] [--tokens 1000]   # decoding with / without KV cache
     python scripts/bench.py data [--n-tasks 300]                 # maze / Sokoban generation vs a reference
     python scripts/bench.py metaworld [--steps 200]              # wrapper overhead on top of MuJoCo
@@ -18,97 +17,21 @@ Targets: at most 5 ms per maze task and 0.1 s per Sokoban level.
 `metaworld`: time per wrapper action against replaying the same inner MuJoCo steps raw
 (scripts/bench_metaworld.py); target: a few milliseconds of overhead at most.
 
-`trace`: time per traced operation (a chain of n additions) and `backward` through that chain.
+`trace`: trace_core and Microsoft's Trace (`trace-opt`, import `opto`, the `reference` extra)
+timed interleaved in this one process, each library's graph freed before the other is timed
+(scripts/bench_trace.py): per traced operation, backward over a 10,000-node chain and a
+1,000-node one (how each grows), and one full OptoPrime step on a 50-node graph, as speedups.
 Targets: at most 5 µs per traced operation and under 0.1 s for backward on 10,000 nodes.
-Microsoft's Trace (`trace-opt`, import `opto`) is measured by the same code when it is importable
-here or in the interpreter given with --opto-python (install it there with `pip install --no-deps
-trace-opt graphviz numpy`; it is never a dependency of this project).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-# Runs in whichever interpreter measures trace-opt: builds the same chain, prints one JSON line.
-OPTO_SNIPPET = """
-import json, sys, time
-from opto.trace import node, GRAPH
-n, repeats = int(sys.argv[1]), int(sys.argv[2])
-op, back = [], []
-for _ in range(repeats):
-    GRAPH.clear()
-    x = node(0, trainable=True)
-    y = x
-    start = time.perf_counter()
-    for _ in range(n):
-        y = y + 1
-    op.append((time.perf_counter() - start) / n)
-    start = time.perf_counter()
-    y.backward("feedback")
-    back.append(time.perf_counter() - start)
-print(json.dumps({"op_s": min(op), "backward_s": min(back)}))
-"""
-
-
-def best_of(repeats: int, run: Callable[[], float]) -> float:
-    return min(run() for _ in range(repeats))
-
-
-def plain_python(n: int) -> float:
-    y, start = 0, time.perf_counter()
-    for _ in range(n):
-        y = y + 1
-    return (time.perf_counter() - start) / n
-
-
-def trace_core_chain(n: int) -> tuple[float, float]:
-    from trace_core import backward, graph_context, node
-
-    with graph_context():
-        y = x = node(0, trainable=True, name="x")
-        start = time.perf_counter()
-        for _ in range(n):
-            y = y + 1
-        per_op = (time.perf_counter() - start) / n
-        start = time.perf_counter()
-        subgraph = backward(y, "feedback")
-        seconds = time.perf_counter() - start
-    assert subgraph.parameters == [x] and len(subgraph.nodes) == 2 * n + 1
-    return per_op, seconds
-
-
-def opto_chain(python: str, n: int, repeats: int) -> dict[str, float] | None:
-    probe = subprocess.run([python, "-c", "import opto.trace"], capture_output=True)
-    if probe.returncode != 0:
-        return None
-    out = subprocess.run([python, "-c", OPTO_SNIPPET, str(n), str(repeats)], capture_output=True,
-                         text=True, check=True, timeout=1800)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def bench_trace(n: int, repeats: int, opto_python: str) -> dict[str, float]:
-    runs = [trace_core_chain(n) for _ in range(repeats)]
-    result = {"n": n, "repeats": repeats,
-              "plain_python_op_us": best_of(repeats, lambda: plain_python(n)) * 1e6,
-              "trace_core_op_us": min(r[0] for r in runs) * 1e6,
-              "trace_core_backward_s": min(r[1] for r in runs)}
-    result["trace_core_op_vs_plain"] = result["trace_core_op_us"] / result["plain_python_op_us"]
-    opto = opto_chain(opto_python, n, repeats)
-    if opto is not None:
-        result["trace_opt_op_us"] = opto["op_s"] * 1e6
-        result["trace_opt_backward_s"] = opto["backward_s"]
-        result["speedup_op_vs_trace_opt"] = result["trace_opt_op_us"] / result["trace_core_op_us"]
-        result["speedup_backward_vs_trace_opt"] = opto["backward_s"] / result["trace_core_backward_s"]
-    result["meets_op_target_5us"] = result["trace_core_op_us"] <= 5.0
-    result["meets_backward_target_0.1s"] = result["trace_core_backward_s"] < 0.1
-    return result
 
 
 def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | None) -> dict[str, float]:
@@ -167,9 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="device peak bf16 TFLOP/s for MFU (e.g. 989 for an H100 SXM)")
     parser.add_argument("--n", type=int, default=10_000, help="chain length")
-    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
-    parser.add_argument("--opto-python", default=sys.executable,
-                        help="interpreter in which trace-opt is importable (default: this one)")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (trace suite)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if args.suite == "metaworld":
@@ -183,12 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     elif args.suite == "model":
         result = bench_model(args.preset, args.tokens, args.batch, args.peak_tflops)
     else:
-        result = bench_trace(args.n, args.repeats, args.opto_python)
+        from scripts.bench_trace import bench_trace
+
+        result = bench_trace(args.n, args.repeats)
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
-    if args.suite == "trace" and "trace_opt_op_us" not in result:
-        print("(trace-opt not importable: pass --opto-python to compare against it)")
+    if args.suite == "trace" and "speedup_op" not in result:
+        print("(trace-opt is not importable here: install the `reference` extra to compare against it)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

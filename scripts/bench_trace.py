@@ -1,0 +1,208 @@
+"""trace_core against Microsoft's Trace (`trace-opt`, import `opto`), both timed in one process.
+
+    python scripts/bench.py trace                              # the suite, through bench.py
+    python scripts/bench_trace.py --n 10000 --repeats 3 --json bench_trace.json
+
+    from scripts.bench_trace import bench_trace
+    figures = bench_trace(n=10_000, repeats=3)                 # {name: float}
+
+Three workloads, the same program written for each library, run interleaved (ours, then theirs,
+in every repeat) so that machine load hits both alike; each library's graph is freed (and the
+garbage collector run) before the other is timed; best of `repeats`:
+
+- per traced operation: a chain of `n` additions starting from a trainable node;
+- backward over that chain, at `n` and at n/10 nodes: the ratio of the two shows how each grows
+  (linear is 10x);
+- one full OptoPrime step on a graph of about 50 nodes: backward, building the report and the
+  prompt, reading a fixed JSON reply (no model is asked: a stub answers at once) and updating.
+
+Reported as microseconds / seconds per library and as speedups (theirs / ours). trace-opt is
+the `reference` extra; without it only our figures are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+STEP_LINKS = 16  # (y + i) * w per link: 3 nodes each, plus the 2 parameters: 50 nodes
+
+
+def plain_python(n: int) -> float:
+    y, start = 0, time.perf_counter()
+    for _ in range(n):
+        y = y + 1
+    return (time.perf_counter() - start) / n
+
+
+def freed(run: Callable[[], dict[str, float]], clear: Callable[[], None]) -> dict[str, float]:
+    """Run one library's workload, then drop its graph before anything else is timed."""
+    try:
+        return run()
+    finally:
+        clear()
+        gc.collect()
+
+
+class Ours:
+    name = "trace_core"
+
+    def __init__(self) -> None:
+        import trace_core
+        from trace_core.llm import ScriptedLLM
+        from trace_core.optimizers import OptoPrime
+
+        self.lib, self.scripted, self.optoprime = trace_core, ScriptedLLM, OptoPrime
+        self.context = None
+
+    def clear(self) -> None:
+        self.context = None  # the graph_context's nodes go with the last reference to them
+
+    def chain(self, n: int) -> dict[str, float]:
+        with self.lib.graph_context():
+            y = x = self.lib.node(0, trainable=True, name="x")
+            start = time.perf_counter()
+            for _ in range(n):
+                y = y + 1
+            per_op = (time.perf_counter() - start) / n
+            start = time.perf_counter()
+            subgraph = self.lib.backward(y, "feedback")
+            seconds = time.perf_counter() - start
+        assert subgraph.parameters == [x] and len(subgraph.nodes) == 2 * n + 1
+        return {"op_s": per_op, "backward_s": seconds}
+
+    def step(self) -> dict[str, float]:
+        with self.lib.graph_context():
+            x = self.lib.node(1.0, trainable=True, name="x")
+            w = self.lib.node(0.5, trainable=True, name="w")
+            y = x
+            for i in range(STEP_LINKS):
+                y = (y + i) * w
+            reply = json.dumps({"reasoning": "r", "suggestion": {x.py_name: 2.0, w.py_name: 0.25}})
+            optimizer = self.optoprime([x, w], llm=self.scripted(responder=lambda messages: reply))
+            start = time.perf_counter()
+            optimizer.zero_feedback()
+            optimizer.backward(y, "The output should be larger.")
+            optimizer.step()
+            seconds = time.perf_counter() - start
+        assert (x.data, w.data) == (2.0, 0.25), "the reply was parsed and applied"
+        return {"step_s": seconds}
+
+
+class Theirs:
+    name = "trace_opt"
+
+    def __init__(self) -> None:
+        # trace-opt imports LiteLLM, which otherwise tries to download a price list first
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        from opto import trace
+        from opto.optimizers import OptoPrime
+        from opto.trace.nodes import GRAPH
+
+        self.trace, self.optoprime, self.graph = trace, OptoPrime, GRAPH
+
+    def clear(self) -> None:
+        self.graph.clear()
+
+    def chain(self, n: int) -> dict[str, float]:
+        x = y = self.trace.node(0, trainable=True, name="x")
+        start = time.perf_counter()
+        for _ in range(n):
+            y = y + 1
+        per_op = (time.perf_counter() - start) / n
+        start = time.perf_counter()
+        y.backward("feedback")
+        seconds = time.perf_counter() - start
+        assert x.feedback, "the feedback reached the parameter"
+        return {"op_s": per_op, "backward_s": seconds}
+
+    def step(self) -> dict[str, float]:
+        x = self.trace.node(1.0, trainable=True, name="x")
+        w = self.trace.node(0.5, trainable=True, name="w")
+        y = x
+        for i in range(STEP_LINKS):
+            y = (y + i) * w
+        reply = json.dumps({"reasoning": "r", "suggestion": {x.py_name: 2.0, w.py_name: 0.25}})
+
+        def stub(messages: list, **_: Any) -> Any:  # the shape of an OpenAI chat completion
+            return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=reply))])
+
+        optimizer = self.optoprime([x, w], llm=stub)
+        start = time.perf_counter()
+        optimizer.zero_feedback()
+        optimizer.backward(y, "The output should be larger.")
+        optimizer.step()
+        seconds = time.perf_counter() - start
+        assert (x.data, w.data) == (2.0, 0.25), "the reply was parsed and applied"
+        return {"step_s": seconds}
+
+
+def reference() -> Theirs | None:
+    try:
+        return Theirs()
+    except ImportError:
+        return None
+
+
+def bench_trace(n: int = 10_000, repeats: int = 3) -> dict[str, Any]:
+    libraries = [lib for lib in (Ours(), reference()) if lib is not None]
+    small = max(n // 10, 1)
+    best: dict[str, float] = {}
+
+    def keep(prefix: str, figures: dict[str, float]) -> None:
+        for key, value in figures.items():
+            name = f"{prefix}_{key}"
+            best[name] = min(best.get(name, float("inf")), value)
+
+    for _ in range(repeats):
+        for lib in libraries:  # interleaved: ours, then theirs, every repeat
+            keep(f"{lib.name}_n", freed(lambda: lib.chain(n), lib.clear))
+            keep(f"{lib.name}_small", freed(lambda: lib.chain(small), lib.clear))
+            keep(lib.name, freed(lib.step, lib.clear))
+    result: dict[str, Any] = {"n": n, "n_small": small, "repeats": repeats,
+                              "step_graph_nodes": 2 + 3 * STEP_LINKS,
+                              "plain_python_op_us": min(plain_python(n) for _ in range(repeats)) * 1e6}
+    for lib in libraries:
+        tag = lib.name
+        result[f"{tag}_op_us"] = best[f"{tag}_n_op_s"] * 1e6
+        result[f"{tag}_backward_{n}_s"] = best[f"{tag}_n_backward_s"]
+        result[f"{tag}_backward_{small}_s"] = best[f"{tag}_small_backward_s"]
+        result[f"{tag}_backward_growth_x{n // small}"] = best[f"{tag}_n_backward_s"] / best[f"{tag}_small_backward_s"]
+        result[f"{tag}_optoprime_step_ms"] = best[f"{tag}_step_s"] * 1e3
+    result["trace_core_op_vs_plain"] = result["trace_core_op_us"] / result["plain_python_op_us"]
+    if len(libraries) == 2:
+        result["speedup_op"] = result["trace_opt_op_us"] / result["trace_core_op_us"]
+        result[f"speedup_backward_{n}"] = result[f"trace_opt_backward_{n}_s"] / result[f"trace_core_backward_{n}_s"]
+        result[f"speedup_backward_{small}"] = (result[f"trace_opt_backward_{small}_s"]
+                                               / result[f"trace_core_backward_{small}_s"])
+        result["speedup_optoprime_step"] = result["trace_opt_optoprime_step_ms"] / result["trace_core_optoprime_step_ms"]
+    result["meets_op_target_5us"] = result["trace_core_op_us"] <= 5.0
+    result[f"meets_backward_target_0.1s_at_{n}"] = result[f"trace_core_backward_{n}_s"] < 0.1
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="chain length")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many interleaved runs")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    result = bench_trace(args.n, args.repeats)
+    for key, value in result.items():
+        print(f"{key:<36}  {value:.4g}" if isinstance(value, float) else f"{key:<36}  {value}")
+    if "speedup_op" not in result:
+        print("(trace-opt is not importable here: install the `reference` extra to compare against it)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

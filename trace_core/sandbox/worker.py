@@ -1,0 +1,236 @@
+"""The sandbox worker: `python -m trace_core.sandbox.worker <read fd> <write fd> <settings json>`.
+
+A fresh interpreter (nothing of the parent's memory) that imports the modules it is told to,
+locks itself down (lockdown.py), then answers calls one at a time. Each call execs the
+function's source in a fresh copy of its module's globals, so no state carries from one call to
+the next through globals; a call that changed builtins or a module the function can see is
+reported `dirty` and the parent retires the worker. Requests come pickled from the trusted
+parent; everything sent back is JSON (codec.py).
+"""
+from __future__ import annotations
+
+import builtins
+import importlib
+import io
+import json
+import os
+import pickle
+import resource
+import struct
+import sys
+import traceback
+import types
+from typing import Any
+
+from trace_core.sandbox import codec
+
+HEADER = struct.Struct("!I")
+
+
+class Channel:
+    """Length-prefixed messages over two pipe descriptors."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd, self.write_fd = read_fd, write_fd
+
+    def send(self, payload: bytes) -> None:
+        data = HEADER.pack(len(payload)) + payload
+        while data:
+            data = data[os.write(self.write_fd, data):]
+
+    def receive(self) -> bytes:
+        size, = HEADER.unpack(self._exactly(HEADER.size))
+        return self._exactly(size)
+
+    def _exactly(self, n: int) -> bytes:
+        chunks, left = [], n
+        while left:
+            chunk = os.read(self.read_fd, min(left, 1 << 20))
+            if not chunk:
+                raise EOFError("the parent closed the channel")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+
+class Proxy:
+    """Stands in the worker for a parent object that is not plain data: its repr, and the
+    methods its class lists in `sandbox_methods`, called in the parent. Nothing else."""
+
+    def __init__(self, ref: int, text: str, methods: tuple[str, ...]) -> None:
+        self._ref, self._text, self._methods = ref, text, methods
+
+    def __repr__(self) -> str:
+        return self._text
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self._methods:
+            raise AttributeError(f"{self._text}: `{name}` is not available inside the sandbox "
+                                 f"(callable methods: {', '.join(self._methods) or 'none'})")
+        return lambda *args, **kwargs: WORKER.call_parent(self._ref, name, args, kwargs)
+
+
+class Unpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        kind, ref, text, methods = pid
+        return Proxy(ref, text, tuple(methods))
+
+
+class Worker:
+    def __init__(self, channel: Channel) -> None:
+        self.channel, self.nonce = channel, ""
+        self.snapshots: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def serve(self) -> None:
+        while True:
+            try:
+                request = self._receive()
+            except EOFError:
+                return
+            reply = self.handle(request)
+            self._send(reply)
+
+    def _receive(self) -> dict[str, Any]:
+        return Unpickler(io.BytesIO(self.channel.receive())).load()
+
+    def _send(self, reply: dict[str, Any]) -> None:
+        reply["nonce"] = self.nonce
+        try:
+            payload = codec.encode(reply, ref_of=lambda obj: obj._ref if type(obj) is Proxy else None)
+        except (codec.CodecError, RecursionError, ValueError, OverflowError) as exc:
+            payload = codec.encode({"op": "error", "phase": "result", "type": "TypeError",
+                                    "message": str(exc), "frames": [], "nonce": self.nonce,
+                                    "dirty": reply.get("dirty", False)})
+        self.channel.send(payload)
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.nonce = request["nonce"]
+        PRINTS.seek(0)
+        PRINTS.truncate()  # prints of the code go nowhere (and never fill a pipe)
+        phase = "define"
+        try:
+            fn = define(request)
+            phase = "call"
+            value = fn(*request["args"], **request["kwargs"])
+            reply = {"op": "result", "value": value}
+        except BaseException as exc:  # noqa: B902 - SystemExit/KeyboardInterrupt are the code's too
+            reply = {"op": "error", "phase": phase, **describe(exc, request["filename"])}
+        reply["dirty"] = self.tampered(request)
+        reply["cpu"] = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+        return reply
+
+    def tampered(self, request: dict[str, Any]) -> bool:
+        """Did the call rebind builtins, or a name in a module the function can see or this
+        worker runs on? Then later calls must not run here (the parent retires the worker)."""
+        for namespace, strict in watched_namespaces(request):
+            if id(namespace) not in self.snapshots:  # kept with the namespace, so its id stays its own
+                self.snapshots[id(namespace)] = (namespace, dict(namespace))
+            before = self.snapshots[id(namespace)][1]
+            if _same(namespace, before):
+                continue
+            if strict or any(k not in namespace or namespace[k] is not v for k, v in before.items()):
+                return True
+            before.update(namespace)  # only new names (a submodule imported on first use)
+        return False
+
+    def call_parent(self, ref: int, method: str, args: tuple, kwargs: dict) -> Any:
+        """Ask the parent to run `method` of the object behind a proxy; wait for its answer."""
+        self._send({"op": "proxy", "ref": ref, "method": method, "args": list(args), "kwargs": kwargs})
+        answer = self._receive()
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer["value"]
+
+
+def _same(namespace: dict[str, Any], before: dict[str, Any]) -> bool:
+    try:
+        return bool(namespace == before)  # identity first: a C-speed check of every entry
+    except Exception:  # an entry whose == is not a bool (an array that was replaced)
+        return False
+
+
+def module_namespace(request: dict[str, Any]) -> dict[str, Any]:
+    """The globals the function's code sees: its module's (imported here) or those sent."""
+    if request["module"] is not None:
+        return vars(importlib.import_module(request["module"]))
+    namespace = {"__builtins__": builtins, "__name__": "__sandbox__"}
+    for name, module in request["modules"].items():
+        namespace[name] = importlib.import_module(module)
+    namespace.update(request["globals"])
+    return namespace
+
+
+def watched_namespaces(request: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
+    """(namespace, strict): builtins and this worker's own code (any change counts), the
+    function's module and the modules it names (new names do not count)."""
+    base = module_namespace(request)
+    spaces = [(vars(builtins), True), (vars(sys.modules[__name__]), True), (vars(codec), True),
+              (vars(json), True), (vars(pickle), True), (base, False)]
+    return spaces + [(vars(v), False) for v in base.values()
+                     if isinstance(v, types.ModuleType) and v is not builtins]
+
+
+_COMPILED: dict[tuple[str, str], types.CodeType] = {}
+
+
+def compiled(source: str, filename: str) -> types.CodeType:
+    """Compiling is most of a small call's cost: keep the last few sources' code objects."""
+    key = (source, filename)
+    if key not in _COMPILED:
+        if len(_COMPILED) >= 64:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = compile(source, filename, "exec")
+    return _COMPILED[key]
+
+
+def define(request: dict[str, Any]) -> types.FunctionType:
+    scope = dict(module_namespace(request))
+    scope.update(request["closure"])
+    exec(compiled(request["source"], request["filename"]), scope)
+    fn = scope.get(request["name"])
+    if not isinstance(fn, types.FunctionType):
+        raise NameError(f"the code must define a function named `{request['name']}`")
+    return fn
+
+
+def describe(exc: BaseException, filename: str) -> dict[str, Any]:
+    """The exception as data; `line` is the failing line within the trainable source."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    line = next((f.lineno for f in reversed(frames) if f.filename == filename), None)
+    if isinstance(exc, SyntaxError) and exc.filename == filename:
+        line = exc.lineno
+    try:
+        message = str(exc)
+    except Exception:  # a str() that raises is the code's problem, not the worker's
+        message = "<unprintable>"
+    return {"type": type(exc).__name__, "message": message[:4000], "line": line,
+            "frames": [[f.filename, f.lineno, f.name, f.line or ""] for f in frames[-20:]]}
+
+
+WORKER: Worker
+PRINTS = io.StringIO()
+
+
+def main(argv: list[str]) -> None:
+    global WORKER
+    from trace_core.sandbox import lockdown
+    read_fd, write_fd, settings = int(argv[0]), int(argv[1]), json.loads(argv[2])
+    channel = Channel(read_fd, write_fd)
+    for name in settings["preload"]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # imported (or reported) again at the first call that needs it
+            pass
+    layers = lockdown.apply(os.getcwd(), settings["memory_mb"], settings["cpu_s"], settings["file_mb"])
+    sys.stdout = sys.stderr = PRINTS
+    WORKER = Worker(channel)
+    channel.send(codec.encode({"op": "ready", "layers": layers}))
+    try:
+        WORKER.serve()
+    except BaseException:  # a fault of the worker itself: say what it was where the parent keeps it
+        os.write(2, traceback.format_exc().encode())
+        raise
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -107,24 +107,30 @@ class Worker:
         self.nonce = request["nonce"]
         PRINTS.seek(0)
         PRINTS.truncate()  # prints of the code go nowhere (and never fill a pipe)
-        phase = "define"
+        phase, watched = "define", []
         try:
+            watched = self.remember(watched_namespaces(request))
             fn = define(request)
             phase = "call"
             value = fn(*request["args"], **request["kwargs"])
             reply = {"op": "result", "value": value}
         except BaseException as exc:  # noqa: B902 - SystemExit/KeyboardInterrupt are the code's too
             reply = {"op": "error", "phase": phase, **describe(exc, request["filename"])}
-        reply["dirty"] = self.tampered(request)
+        reply["dirty"] = self.tampered(watched)
         reply["cpu"] = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
         return reply
 
-    def tampered(self, request: dict[str, Any]) -> bool:
-        """Did the call rebind builtins, or a name in a module the function can see or this
-        worker runs on? Then later calls must not run here (the parent retires the worker)."""
-        for namespace, strict in watched_namespaces(request):
+    def remember(self, watched: list[tuple[dict[str, Any], bool]]) -> list[tuple[dict[str, Any], bool]]:
+        """Snapshot namespaces seen for the first time, before any code of the call runs."""
+        for namespace, _ in watched:
             if id(namespace) not in self.snapshots:  # kept with the namespace, so its id stays its own
                 self.snapshots[id(namespace)] = (namespace, dict(namespace))
+        return watched
+
+    def tampered(self, watched: list[tuple[dict[str, Any], bool]]) -> bool:
+        """Did the call rebind builtins, or a name in a module the function can see or this
+        worker runs on? Then later calls must not run here (the parent retires the worker)."""
+        for namespace, strict in watched:
             before = self.snapshots[id(namespace)][1]
             if _same(namespace, before):
                 continue
@@ -161,13 +167,35 @@ def module_namespace(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def watched_namespaces(request: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
-    """(namespace, strict): builtins and this worker's own code (any change counts), the
-    function's module and the modules it names (new names do not count)."""
+    """(namespace, strict): builtins and this worker's own code (any change counts); the
+    function's module, the modules its globals hold and those its code names (new names do
+    not count there)."""
     base = module_namespace(request)
     spaces = [(vars(builtins), True), (vars(sys.modules[__name__]), True), (vars(codec), True),
-              (vars(json), True), (vars(pickle), True), (base, False)]
-    return spaces + [(vars(v), False) for v in base.values()
-                     if isinstance(v, types.ModuleType) and v is not builtins]
+              (vars(json), True), (vars(pickle), True)]
+    if request["module"] is not None:  # otherwise `base` is built afresh for every call
+        spaces.append((base, False))
+    modules = [v for v in base.values() if isinstance(v, types.ModuleType) and v is not builtins]
+    modules += [sys.modules[n] for n in _names(compiled(request["source"], request["filename"]))
+                if n in sys.modules]
+    return spaces + [(vars(m), False) for m in dict.fromkeys(modules)]
+
+
+_NAMES: dict[types.CodeType, frozenset[str]] = {}
+
+
+def _names(code: types.CodeType) -> frozenset[str]:
+    """Every name the code and the functions inside it use (module names among them)."""
+    if code not in _NAMES:
+        if len(_NAMES) >= 64:
+            _NAMES.pop(next(iter(_NAMES)))
+        names, stack = set(), [code]
+        while stack:  # ends: a code object holds finitely many nested ones
+            current = stack.pop()
+            names.update(current.co_names)
+            stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+        _NAMES[code] = frozenset(names)
+    return _NAMES[code]
 
 
 _COMPILED: dict[tuple[str, str], types.CodeType] = {}

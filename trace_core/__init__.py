@@ -10,10 +10,11 @@ Imports nothing of the harness: a user can take this package alone. The LLM clie
 `trace_core.llm`, the optimizers (OptoPrime and its base) in `trace_core.optimizers`.
 """
 from trace_core.backward import Subgraph, backward
-from trace_core.bundle import BundledFunction, Module, bundle, model
+from trace_core.bundle import BundledFunction, MissingInputsError, bundle
+from trace_core.module import Module, model
 from trace_core.graph import (ExceptionNode, ExecutionError, Graph, MessageNode, Node, ParameterNode,
                               apply_op, graph_context, node)
 
-__all__ = ["BundledFunction", "ExceptionNode", "ExecutionError", "Graph", "MessageNode", "Module",
+__all__ = ["BundledFunction", "ExceptionNode", "ExecutionError", "Graph", "MessageNode", "MissingInputsError", "Module",
            "Node", "ParameterNode", "Subgraph", "apply_op", "backward", "bundle", "graph_context",
            "model", "node"]

@@ -1,4 +1,4 @@
-"""`bundle` turns a function into one recorded operator; `model` collects a class's parameters.
+"""`bundle` turns a function into one recorded operator.
 
     @bundle()
     def clip(x, low, high):
@@ -12,36 +12,58 @@
 
 Calling a bundled function records one MessageNode whose inputs are the call's arguments (and,
 when trainable, the code parameter). Its documentation is the docstring. An exception inside
-becomes an ExceptionNode raised in an ExecutionError; trainable code also runs with a time limit.
+becomes an ExceptionNode raised in an ExecutionError, whose text shows the code with the failing
+line marked; trainable code also runs with a time limit. An `async def` is bundled the same way:
+calling it returns a coroutine that gives the MessageNode.
+
+Every node the function touches must reach it as an argument: one that is (or is computed from)
+a trainable parameter but is read from a global or a closure would silently drop out of the
+graph, so the call raises MissingInputsError instead (`allow_external_dependencies=True` allows
+it). Rewritten code that does this gets the same message back as feedback.
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import inspect
-import json
-from pathlib import Path
+import sys
 from typing import Any, Callable
 
-from trace_core.code import (TRAINABLE_FILENAME, CodeError, CodeTimeout, compile_function,
-                             describe_error, function_source, run_with_time_limit, source_header)
-from trace_core.graph import ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode
+from trace_core.backward import ancestors
+from trace_core.code import (TRAINABLE_FILENAME, CodeError, CodeTimeout, closure_cells, compile_function,
+                             describe_error, run_with_time_limit, source_block, source_header)
+from trace_core.graph import (ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode,
+                              Reads, lift, note_made, recording_reads)
 
 CODE_PREFIX = "__code_"  # names of code parameters start with this (the optimizer checks it)
 
 
+class MissingInputsError(TypeError):
+    """A bundled function used a trainable node it was not given as an argument."""
+
+
 class BundledFunction:
-    def __init__(self, fn: Callable[..., Any], description: str | None, trainable: bool,
-                 catch_execution_error: bool, time_limit_s: float) -> None:
+    def __init__(self, fn: Callable[..., Any], description: str | None = None, trainable: bool = False,
+                 catch_execution_error: bool = True, time_limit_s: float = 10.0,
+                 allow_external_dependencies: bool = False,
+                 enclosing: dict[str, Any] | None = None) -> None:
         functools.update_wrapper(self, fn)
-        self._fn, self._namespace = fn, fn.__globals__
+        self._fn = fn
+        # What rewritten code can see besides its globals: the enclosing function's locals at
+        # definition time, and (live, through their cells) the free variables the original reads.
+        self._namespace = {**inspect.unwrap(fn).__globals__, **(enclosing or {})}
+        self._cells = closure_cells(fn)
         self._signature = inspect.signature(fn)
         doc = inspect.getdoc(fn) or ""
         self.op = Operator(fn.__name__, description or f"[{fn.__name__}] {doc}".strip())
         self.catch_execution_error, self.time_limit_s = catch_execution_error, time_limit_s
+        self.allow_external_dependencies = allow_external_dependencies
         self.parameter: ParameterNode | None = None
+        self._source: tuple[str, int, str] | None = None  # the original's source, read on first need
         if trainable:
-            source = function_source(fn)
+            self._source = source_block(fn)
+            source = self._source[0]
             self.parameter = ParameterNode(
                 source, name=CODE_PREFIX + fn.__name__,
                 description=f"[ParameterNode] the source code of `{fn.__name__}`",
@@ -59,48 +81,116 @@ class BundledFunction:
         source = self.parameter.data
         if source != self._compiled[0]:
             fn = compile_function(source, self._fn.__name__, self._namespace,
-                                  list(self._signature.parameters), self.time_limit_s)
+                                  list(self._signature.parameters), self.time_limit_s, self._cells)
             self._compiled = (source, fn)
         return self._compiled[1]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> MessageNode:
-        inputs = self._inputs(args, kwargs)
+    def rewritten(self) -> bool:
+        return self.parameter is not None and self.parameter._data != self._source[0]
+
+    # -- calling --------------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        inputs, raw_args, raw_kwargs = self._inputs(args, kwargs)
         try:
             fn = self.function()
         except CodeError as exc:
             self._fail(f"(CodeError) {exc}", inputs, exc)
-        raw_args = [a.data if isinstance(a, Node) else a for a in args]
-        raw_kwargs = {k: v.data if isinstance(v, Node) else v for k, v in kwargs.items()}
-        try:
-            if self.parameter is None:
-                value = fn(*raw_args, **raw_kwargs)
-            else:
-                value = run_with_time_limit(lambda: fn(*raw_args, **raw_kwargs), self.time_limit_s)
-        except CodeTimeout as exc:
-            self._fail(f"(TimeoutError) `{self.op.name}` {exc}", inputs, exc)
-        except Exception as exc:
-            if not self.catch_execution_error:
-                raise
-            source = self.parameter.data if self.parameter is not None else None
-            self._fail(describe_error(exc, source, TRAINABLE_FILENAME.format(self.op.name)), inputs, exc)
-        return MessageNode(value.data if isinstance(value, Node) else value, self.op, inputs)
+        if inspect.iscoroutinefunction(inspect.unwrap(fn)):
+            return self._call_async(fn, raw_args, raw_kwargs, inputs)
+        with recording_reads() as reads:
+            try:
+                if self.parameter is None:
+                    value = fn(*raw_args, **raw_kwargs)
+                else:
+                    value = run_with_time_limit(lambda: fn(*raw_args, **raw_kwargs), self.time_limit_s)
+            except CodeTimeout as exc:
+                self._fail(f"(TimeoutError) `{self.op.name}` {exc}", inputs, exc)
+            except Exception as exc:
+                if not self.catch_execution_error:
+                    raise
+                self._fail(self._describe(exc), inputs, exc)
+        return self._result(value, inputs, reads)
 
-    def _inputs(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Node]:
-        """Argument name -> node (plain values become constant nodes named after the argument)."""
+    async def _call_async(self, fn: Callable[..., Any], raw_args: list, raw_kwargs: dict,
+                          inputs: dict[str, Node]) -> MessageNode:
+        # Each asyncio task runs in its own copy of the context, so concurrent calls collect apart.
+        # Trainable code's time limit holds at its awaits (a busy loop between them runs on).
+        with recording_reads() as reads:
+            try:
+                running = fn(*raw_args, **raw_kwargs)
+                value = await (running if self.parameter is None
+                               else asyncio.wait_for(running, self.time_limit_s))
+            except asyncio.TimeoutError as exc:
+                if self.parameter is None:
+                    raise
+                self._fail(f"(TimeoutError) `{self.op.name}` timed out after {self.time_limit_s:g} s", inputs, exc)
+            except Exception as exc:
+                if not self.catch_execution_error:
+                    raise
+                self._fail(self._describe(exc), inputs, exc)
+        return self._result(value, inputs, reads)
+
+    def _result(self, value: Any, inputs: dict[str, Node], reads: Reads) -> MessageNode:
+        if isinstance(value, Node):
+            reads.used.append(value)
+            value = value._data
+        missing = self._missing_inputs(reads, inputs)
+        if missing:
+            message = (f"`{self.op.name}` used {', '.join(missing)} without receiving it as an "
+                       "argument, so the graph would not show that the result depends on it. Pass "
+                       "it as an argument" + ("." if self.rewritten() else
+                                              ", or bundle with allow_external_dependencies=True."))
+            if not self.rewritten():  # the developer's code: a bug to fix, not feedback
+                raise MissingInputsError(message)
+            self._fail(f"(MissingInputsError) {message}", inputs, MissingInputsError(message))
+        result = MessageNode(value, self.op, inputs)
+        note_made(result, inputs.values())  # for an enclosing bundled call, if any
+        return result
+
+    def _missing_inputs(self, reads: Reads, inputs: dict[str, Node]) -> list[str]:
+        """py_names of used nodes that came from outside (not inputs, not made in this call) and
+        depend on a trainable parameter. Only the outside nodes are walked."""
+        if self.allow_external_dependencies or not reads.used:
+            return []
+        given = {id(n) for n in inputs.values()}
+        outside = {id(n): n for n in reads.used if id(n) not in given and id(n) not in reads.made}
+        return [n.py_name for n in outside.values() if any(a.trainable for a in ancestors(n))]
+
+    def _describe(self, exc: BaseException) -> str:
+        """The error text, with the code that raised and its failing line marked."""
+        if self.rewritten():
+            source, first, filename = self.parameter._data, 1, TRAINABLE_FILENAME.format(self.op.name)
+        else:
+            if self._source is None:
+                try:
+                    self._source = source_block(self._fn)
+                except CodeError:
+                    self._source = ("", 0, "")
+            source, first, filename = self._source
+        return describe_error(exc, source or None, filename, first, name=self.op.name)
+
+    def _inputs(self, args: tuple, kwargs: dict[str, Any]) -> tuple[dict[str, Node], tuple, dict]:
+        """Argument name -> node (plain values become constant nodes named after the argument;
+        containers holding nodes become recorded constructions of them), and the plain values
+        to call the function with."""
         bound = self._signature.bind(*args, **kwargs)
         inputs: dict[str, Node] = {}
-        for name, value in bound.arguments.items():
+        for name, value in list(bound.arguments.items()):
             kind = self._signature.parameters[name].kind
             if kind is inspect.Parameter.VAR_POSITIONAL:
-                items = {f"{name}{i}": v for i, v in enumerate(value)}
+                nodes = [_as_input(v, f"{name}{i}") for i, v in enumerate(value)]
+                inputs.update((f"{name}{i}", n) for i, n in enumerate(nodes))
+                bound.arguments[name] = tuple(n._data for n in nodes)
             elif kind is inspect.Parameter.VAR_KEYWORD:
-                items = dict(value)
+                nodes = {k: _as_input(v, k) for k, v in value.items()}
+                inputs.update(nodes)
+                bound.arguments[name] = {k: n._data for k, n in nodes.items()}
             else:
-                items = {name: value}
-            inputs.update({k: v if isinstance(v, Node) else Node(v, name=k) for k, v in items.items()})
+                inputs[name] = _as_input(value, name)
+                bound.arguments[name] = inputs[name]._data
         if self.parameter is not None:
             inputs["__code"] = self.parameter
-        return inputs
+        return inputs, bound.args, bound.kwargs
 
     def _fail(self, message: str, inputs: dict[str, Node], cause: BaseException) -> None:
         raise ExecutionError(ExceptionNode(message, self.op, inputs, name="exception")) from cause
@@ -111,6 +201,9 @@ class BundledFunction:
             return self
         if self.parameter is None:
             return functools.partial(self, instance)
+        return BoundTrainable(self.for_instance(instance), instance)
+
+    def for_instance(self, instance: Any) -> BundledFunction:
         key = f"_bundle_{self.op.name}"
         own = instance.__dict__.get(key)
         if own is None:
@@ -119,58 +212,45 @@ class BundledFunction:
                                           description=self.parameter.description,
                                           constraint=self.parameter.constraint)
             instance.__dict__[key] = own
-        return functools.partial(own, instance)
+        return own
+
+
+class BoundTrainable(functools.partial):
+    """A trainable bundled method bound to its instance: callable, with `.parameter` (the
+    instance's own code parameter) as on the bundled function itself."""
+
+    @property
+    def parameter(self) -> ParameterNode:
+        return self.func.parameter
+
+    @property
+    def trainable(self) -> bool:
+        return True
+
+
+def _as_input(value: Any, name: str) -> Node:
+    value = lift(value)
+    return value if isinstance(value, Node) else Node(value, name=name)
 
 
 def bundle(description: str | None = None, trainable: bool = False,
-           catch_execution_error: bool = True, time_limit_s: float = 10.0
-           ) -> Callable[[Callable[..., Any]], BundledFunction]:
+           catch_execution_error: bool = True, time_limit_s: float = 10.0,
+           allow_external_dependencies: bool = False) -> Callable[[Callable[..., Any]], BundledFunction]:
     """Decorator: record calls of the function as one operator (see the module docstring)."""
     def decorate(fn: Callable[..., Any]) -> BundledFunction:
-        return BundledFunction(fn, description, trainable, catch_execution_error, time_limit_s)
+        enclosing = _enclosing_locals(fn, sys._getframe(1)) if trainable else None
+        return BundledFunction(fn, description, trainable, catch_execution_error, time_limit_s,
+                               allow_external_dependencies, enclosing)
     return decorate
 
 
-class Module:
-    """Parameter discovery for `@model` classes: ParameterNodes held in attributes (also inside
-    lists, tuples, dicts and nested modules) and the code of trainable bundled methods."""
-
-    def parameters(self) -> list[ParameterNode]:
-        found: dict[int, ParameterNode] = {}
-        for name in dir(type(self)):
-            attr = inspect.getattr_static(type(self), name, None)
-            if isinstance(attr, BundledFunction) and attr.trainable:
-                getattr(self, name)  # creates this instance's own copy
-        stack: list[Any] = list(vars(self).values())
-        while stack:
-            value = stack.pop()
-            if isinstance(value, ParameterNode):
-                found.setdefault(id(value), value)
-            elif isinstance(value, BundledFunction) and value.parameter is not None:
-                found.setdefault(id(value.parameter), value.parameter)
-            elif isinstance(value, Module):
-                stack.extend(vars(value).values())
-            elif isinstance(value, (list, tuple)):
-                stack.extend(value)
-            elif isinstance(value, dict):
-                stack.extend(value.values())
-        return sorted(found.values(), key=lambda p: p.name)
-
-    def parameters_dict(self) -> dict[str, ParameterNode]:
-        return {p.py_name: p for p in self.parameters()}
-
-    def save(self, path: str | Path) -> None:
-        """Parameter values as JSON (code parameters are their source text)."""
-        Path(path).write_text(json.dumps({k: p.data for k, p in self.parameters_dict().items()}, indent=1))
-
-    def load(self, path: str | Path) -> None:
-        values = json.loads(Path(path).read_text())
-        for name, parameter in self.parameters_dict().items():
-            if name in values:
-                parameter._data = values[name]
-
-
-def model(cls: type) -> type:
-    """Class decorator: the class gains `parameters()`, `parameters_dict()`, `save()`, `load()`."""
-    return type(cls.__name__, (cls, Module), {"__module__": cls.__module__,
-                                              "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+def _enclosing_locals(fn: Callable[..., Any], frame: Any) -> dict[str, Any] | None:
+    """The locals of the function `fn` was defined in, when that is the frame decorating it (so
+    a rewrite can still use, say, a decorator or helper defined beside it)."""
+    inner = inspect.unwrap(fn)
+    qualname = getattr(inner, "__qualname__", "")
+    if frame is None or not frame.f_code.co_flags & inspect.CO_OPTIMIZED:
+        return None  # module level or a class body: globals already cover it
+    if qualname != f"{frame.f_code.co_qualname}.<locals>.{inner.__name__}":
+        return None
+    return dict(frame.f_locals)

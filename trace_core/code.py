@@ -14,6 +14,8 @@ import traceback
 import types
 from typing import Any, Callable
 
+from trace_core.graph import error_text
+
 TRAINABLE_FILENAME = "<trainable {}>"
 
 
@@ -26,21 +28,36 @@ class CodeTimeout(BaseException):
     `except Exception` in the generated code cannot swallow it."""
 
 
-def function_source(fn: Callable[..., Any]) -> str:
-    """The function's source without its decorator lines, dedented."""
+def source_block(fn: Callable[..., Any]) -> tuple[str, int, str]:
+    """(source, first line in its file, file name) of a bundled function, as its code parameter
+    holds it: dedented, without `@bundle` and the decorators above it, with the ones below it.
+
+    Decorators below `@bundle` ran before bundle saw the function, so they are part of the code
+    the optimizer may rewrite; ours (and any above it) are applied to whatever that code defines.
+    """
+    inner = inspect.unwrap(fn)
     try:
-        source = textwrap.dedent(inspect.getsource(fn))
-    except OSError:
+        source = textwrap.dedent(inspect.getsource(inner))
+    except (OSError, TypeError):
         raise CodeError(f"bundle(trainable=True) needs the source of `{fn.__name__}`: define it in "
                         "a file or a notebook cell, not in exec'd or typed-in code") from None
-    tree = ast.parse(source)
-    definition = tree.body[0]
+    definition = ast.parse(source).body[0]
+    decorators = getattr(definition, "decorator_list", [])
     lines = source.splitlines()
-    return "\n".join(lines[definition.lineno - 1:]) + "\n"  # lineno of `def`, after decorators
+    # The last decorator that names bundle is ours; none (bundle(...)(fn) inline): keep them all.
+    ours = [d for d in decorators if "bundle" in ast.get_source_segment(source, d)]
+    keep_from = (ours[-1].end_lineno if ours else 0)
+    first_line = inner.__code__.co_firstlineno
+    return "\n".join(lines[keep_from:]) + "\n", first_line + keep_from, inner.__code__.co_filename
+
+
+def function_source(fn: Callable[..., Any]) -> str:
+    """The source a code parameter starts from (see source_block)."""
+    return source_block(fn)[0]
 
 
 def source_header(source: str) -> str:
-    """`def ...:` plus the docstring: what the optimizer must keep (its constraint text)."""
+    """Decorators, `def ...:` and the docstring: what the optimizer must keep (its constraint text)."""
     definition = ast.parse(source).body[0]
     first = definition.body[0]
     keep_docstring = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
@@ -48,27 +65,41 @@ def source_header(source: str) -> str:
     return "\n".join(source.splitlines()[: max(end, 1)])
 
 
-def compile_function(source: str, name: str, namespace: dict[str, Any],
-                     parameters: list[str] | None = None, time_limit_s: float = 10.0) -> types.FunctionType:
-    """Execute `source` in a copy of `namespace` and return the function called `name`.
+def closure_cells(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The function's free variables (the enclosing function's locals it reads), as live cells."""
+    inner = inspect.unwrap(fn)
+    code = getattr(inner, "__code__", None)
+    if code is None or not code.co_freevars:
+        return {}
+    return dict(zip(code.co_freevars, inner.__closure__ or ()))
 
-    CodeError says what is wrong: a syntax error (with its line), no function of that name, or
-    a signature whose parameter names differ from `parameters`.
+
+def compile_function(source: str, name: str, namespace: dict[str, Any],
+                     parameters: list[str] | None = None, time_limit_s: float = 10.0,
+                     cells: dict[str, Any] | None = None) -> Callable[..., Any]:
+    """Execute `source` in a copy of `namespace` and return what it binds to `name`.
+
+    `cells` are the original function's closure: the new code runs nested in a scope whose names
+    are those very cells, so it reads (and `nonlocal` writes) the enclosing function's current
+    values. CodeError says what is wrong: a syntax error (with its line), no function of that
+    name, or a signature whose parameter names differ from `parameters`.
     """
     filename = TRAINABLE_FILENAME.format(name)
     try:
-        compiled = compile(source, filename, "exec")
+        tree = ast.parse(source, filename)
+        compiled = compile(_nested_in_cells(tree, cells) if cells else tree, filename, "exec")
     except SyntaxError as exc:
         raise CodeError(f"(SyntaxError) {exc.msg} at line {exc.lineno}: {(exc.text or '').strip()}") from None
     scope = dict(namespace)  # redefinitions stay out of the module the function came from
+    run = (lambda: exec(compiled, scope)) if not cells else _cell_runner(compiled, scope, cells)
     try:
-        run_with_time_limit(lambda: exec(compiled, scope), time_limit_s)
+        defined = run_with_time_limit(run, time_limit_s)
     except CodeTimeout as exc:
         raise CodeError(str(exc)) from None
     except Exception as exc:
         raise CodeError(describe_error(exc, source, filename)) from None
-    fn = scope.get(name)
-    if not isinstance(fn, types.FunctionType):
+    fn = (defined if cells else scope).get(name)
+    if not callable(fn) or isinstance(fn, type):
         raise CodeError(f"the code must define a function named `{name}`")
     if parameters is not None:
         found = list(inspect.signature(fn).parameters)
@@ -76,6 +107,35 @@ def compile_function(source: str, name: str, namespace: dict[str, Any],
             raise CodeError(f"`{name}` must keep its parameters ({', '.join(parameters)}); "
                             f"got ({', '.join(found)})")
     return fn
+
+
+_CELLS_TEMPLATE = """
+def __trace_cells__():
+    def __trace_outer__():
+        return locals()
+    return __trace_outer__
+"""
+
+
+def _nested_in_cells(tree: ast.Module, cells: dict[str, Any]) -> ast.Module:
+    """`tree` as the body of __trace_outer__, nested in a function whose locals are the cells'
+    names, so the compiler makes those names free variables of the new code. Line numbers of
+    the user's statements are unchanged (tracebacks point into `source`)."""
+    wrapper = ast.parse(_CELLS_TEMPLATE)
+    cells_def = wrapper.body[0]
+    outer = cells_def.body[0]
+    outer.body[:0] = tree.body
+    cells_def.body[:0] = ast.parse("\n".join(f"{name} = None" for name in cells)).body
+    return wrapper
+
+
+def _cell_runner(compiled: types.CodeType, scope: dict[str, Any], cells: dict[str, Any]) -> Callable[[], dict]:
+    """Run __trace_outer__ with the original cells as its closure; returns its locals."""
+    cells_code = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
+    outer_code = next(c for c in cells_code.co_consts
+                      if isinstance(c, types.CodeType) and c.co_name == "__trace_outer__")
+    closure = tuple(cells[var] for var in outer_code.co_freevars)
+    return types.FunctionType(outer_code, scope, "__trace_outer__", None, closure)
 
 
 def run_with_time_limit(call: Callable[[], Any], seconds: float) -> Any:
@@ -104,16 +164,38 @@ def run_with_time_limit(call: Callable[[], Any], seconds: float) -> Any:
         sys.settrace(previous)
 
 
-def describe_error(exc: BaseException, source: str | None = None, filename: str | None = None) -> str:
-    """`(ErrorType) message`, plus the failing line of trainable code when the error is in it."""
-    text = f"({type(exc).__name__}) {exc}"
+def describe_error(exc: BaseException, source: str | None = None, filename: str | None = None,
+                   first_line: int = 1, name: str = "") -> str:
+    """`(ErrorType) message`, plus the code with its failing line marked when the error passed
+    through `source` (which starts at `first_line` of `filename`)."""
     if source is None or filename is None:
-        return text
+        return error_text(exc)
+    last_line = first_line + len(source.splitlines()) - 1
+    line = failing_line(exc, filename, first_line, last_line)
+    return format_failure(source, line, type(exc).__name__, str(exc), name=name)
+
+
+def failing_line(exc: BaseException, filename: str, first_line: int, last_line: int) -> int | None:
+    """The line (1 = `first_line`) of the deepest traceback frame inside that span of `filename`:
+    where the code raised, or the call it made that raised."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == filename and frame.lineno and first_line <= frame.lineno <= last_line:
+            found = frame.lineno - first_line + 1
+    return found
+
+
+def format_failure(source: str, line: int | None, error_type: str, message: str, name: str = "") -> str:
+    """The feedback for code that raised: the error, then the code with numbered lines and the
+    failing one marked `>>`. Plain data in, so a worker process can hand back just these."""
+    head = f"({error_type}) {message}"
     lines = source.splitlines()
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename == filename and frame.lineno and frame.lineno <= len(lines):
-            return f"{text}\n  at line {frame.lineno}: {lines[frame.lineno - 1].strip()}"
-    return text
+    if line is None or not 1 <= line <= len(lines):
+        return head
+    width = len(str(len(lines)))
+    where = f" of `{name}`" if name else ""
+    numbered = [f"{'>>' if i == line else '  '} {i:>{width}} | {text}" for i, text in enumerate(lines, 1)]
+    return "\n".join([head, f"It was raised at line {line}{where} (marked >>):", *numbered])
 
 
 def check_replacement(source: Any, current: str) -> str:

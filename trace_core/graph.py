@@ -18,7 +18,7 @@ import contextvars
 import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 class Graph:
@@ -54,6 +54,39 @@ def graph_context(graph: Graph | None = None) -> Iterator[Graph]:
         _CURRENT.reset(token)
 
 
+class Reads:
+    """The nodes a bundled call touched while it ran (their values read, or operated on), and
+    the nodes it made: bundle checks that every used node reached it as an input."""
+
+    __slots__ = ("used", "made")
+
+    def __init__(self) -> None:
+        self.used: list[Node] = []
+        self.made: dict[int, Node] = {}  # id -> node, held so an id is not reused meanwhile
+
+
+_READS: contextvars.ContextVar[Reads | None] = contextvars.ContextVar("trace_core_reads", default=None)
+
+
+@contextmanager
+def recording_reads() -> Iterator[Reads]:
+    """Collect what the code run inside touches (nested bundles each collect their own)."""
+    reads = Reads()
+    token = _READS.set(reads)
+    try:
+        yield reads
+    finally:
+        _READS.reset(token)
+
+
+def note_made(made: Node, inputs: Iterable[Node]) -> None:
+    """Tell an enclosing bundled call that `made` was computed here from `inputs`."""
+    reads = _READS.get()
+    if reads is not None:
+        reads.used.extend(inputs)
+        reads.made[id(made)] = made
+
+
 @dataclass(frozen=True)
 class Operator:
     """What an operation is, for the optimizer's report: `name(arg=..)` and its documentation."""
@@ -82,6 +115,9 @@ class Node:
 
     @property
     def data(self) -> Any:
+        reads = _READS.get()
+        if reads is not None:  # inside a bundled call: this value was read
+            reads.used.append(self)
         return self._data
 
     @property
@@ -203,7 +239,32 @@ def apply_op(op: Operator, fn: Callable[..., Any], **inputs: Any) -> MessageNode
         value = fn(*[n._data for n in nodes.values()])
     except Exception as exc:  # the one place a failing traced operation becomes feedback
         raise ExecutionError(ExceptionNode(error_text(exc), op, nodes, name="exception")) from exc
-    return MessageNode(value, op, nodes)
+    result = MessageNode(value, op, nodes)
+    if _READS.get() is not None:
+        note_made(result, nodes.values())
+    return result
+
+
+def lift(value: Any) -> Any:
+    """A list, tuple, set or dict that holds nodes (at any depth) becomes a node recording its
+    construction from them, so the values they hold reach the operation as inputs; anything
+    else comes back unchanged."""
+    kind = type(value)
+    if kind is dict:
+        values = [lift(v) for v in value.values()]
+        if not any(isinstance(v, Node) for v in values):
+            return value
+        keys = list(value)
+        op = _document("dict", f"Builds a dict with the keys {keys!r}, in order, from the values.")
+        return apply_op(op, lambda *items: dict(zip(keys, items)),
+                        **{f"value{i}": v for i, v in enumerate(values)})
+    if kind in (list, tuple, set, frozenset):
+        items = [lift(v) for v in value]
+        if not any(isinstance(v, Node) for v in items):
+            return value
+        return apply_op(_OPS[kind.__name__], lambda *parts: kind(parts),
+                        **{f"item{i}": v for i, v in enumerate(items)})
+    return value
 
 
 class _MethodCall:
@@ -223,7 +284,7 @@ class _MethodCall:
 
 
 def _argument_inputs(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
+    return {**{f"arg{i}": lift(a) for i, a in enumerate(args)}, **{k: lift(v) for k, v in kwargs.items()}}
 
 
 def _call_with(n_positional: int, keywords: list[str]) -> Callable[..., Any]:
@@ -241,6 +302,8 @@ _OPS: dict[str, Operator] = {
     "getattr": _document("getattr", "Reads attribute `name` of `obj`."),
     "getitem": _document("getitem", "Returns obj[key]."),
     "call": _document("call", "Calls the function `fn` with the other arguments."),
+    **{kind: _document(kind, f"Builds a {kind} of the items, in order.")
+       for kind in ("list", "tuple", "set", "frozenset")},
 }
 
 _BINARY: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {

@@ -13,6 +13,8 @@ Results come back as tagged JSON (codec.py), which cannot run code in the parent
 from __future__ import annotations
 
 import collections
+import functools
+import importlib.machinery
 import io
 import json
 import os
@@ -80,14 +82,16 @@ class FunctionSpec:
     module: str | None  # imported in the worker for the globals; None: `modules` and `globals`
     modules: dict[str, str] = field(default_factory=dict)
     globals: dict[str, Any] = field(default_factory=dict)
-    closure: dict[str, Any] = field(default_factory=dict)
+    closure: dict[str, Any] = field(default_factory=dict)  # extra globals (enclosing locals)
+    cells: dict[str, Any] = field(default_factory=dict)  # free variables: name -> current value
+    rebinds: tuple[str, ...] = ()  # names the code declares nonlocal: their new values come back
 
     @staticmethod
     def of(fn: types.FunctionType, source: str, filename: str | None = None) -> "FunctionSpec":
         """Spec of `fn` running `source` (a rewrite of fn's code); closure values go by value."""
-        cells = fn.__closure__ or ()
-        closure = {name: cell.cell_contents for name, cell in zip(fn.__code__.co_freevars, cells)}
-        module = fn.__module__ if fn.__module__ not in (None, "__main__") else None
+        pairs = zip(fn.__code__.co_freevars, fn.__closure__ or ())
+        cells = {name: cell.cell_contents for name, cell in pairs if cell != types.CellType()}
+        module = fn.__module__ if _importable(fn.__module__) else None
         modules, plain = {}, {}
         if module is None:  # a script's functions: send the modules and plain values it holds
             for name, value in fn.__globals__.items():
@@ -96,14 +100,24 @@ class FunctionSpec:
                 elif not name.startswith("__") and _plain(value):
                     plain[name] = value
         return FunctionSpec(source, fn.__name__, filename or f"<trainable {fn.__name__}>", module,
-                            modules, plain, closure)
+                            modules, plain, {}, cells)
+
+
+@functools.lru_cache(maxsize=256)
+def _importable(module: str | None) -> bool:
+    """Can a worker (same sys.path, fresh interpreter) import `module`? Not __main__, nor a
+    module loaded from a file path outside sys.path (a script imported by location)."""
+    if module in (None, "__main__"):
+        return False
+    top = module.partition(".")[0]
+    return top in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(top, sys.path) is not None
 
 
 def _plain(obj: Any) -> bool:
     if type(obj) in PLAIN_TYPES or isinstance(obj, types.BuiltinFunctionType):
         return True
     if isinstance(obj, (type, types.FunctionType)):  # by reference: the worker imports it
-        return obj.__module__ != "__main__" and "<locals>" not in obj.__qualname__
+        return _importable(obj.__module__) and "<locals>" not in obj.__qualname__
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return True  # a namedtuple: its fields are checked one by one
     numpy = sys.modules.get("numpy")
@@ -167,7 +181,7 @@ class _Worker:
         settings = json.dumps({"preload": preload, "memory_mb": limits.memory_mb,
                                "cpu_s": limits.cpu_s, "file_mb": limits.file_mb})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trace_core.sandbox.worker", str(to_worker_r), str(from_worker_w), settings],
+            [sys.executable, "-m", "trace_core.sandbox", str(to_worker_r), str(from_worker_w), settings],
             pass_fds=(to_worker_r, from_worker_w), cwd=self.workdir, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=self.errors, env=scrubbed_env(limits.env_allow, self.workdir),
             start_new_session=True)
@@ -249,17 +263,20 @@ class SandboxExecutor:
         self._preload = ["re", "math"] + (["numpy"] if "numpy" in sys.modules else [])
         self.layers: dict[str, str] = {}
 
-    def call(self, spec: FunctionSpec, args: tuple | list, kwargs: dict[str, Any], timeout_s: float) -> Any:
+    def call(self, spec: FunctionSpec, args: tuple | list, kwargs: dict[str, Any], timeout_s: float,
+             cells_out: dict[str, Any] | None = None) -> Any:
         """Run spec's function on the arguments in a worker; its value, or SandboxError,
-        SandboxTimeout or WorkerCrashed (the worker is then replaced)."""
+        SandboxTimeout or WorkerCrashed (the worker is then replaced). The new values of the
+        cells the code rebinds (`spec.rebinds`) go into `cells_out`."""
         if spec.module is not None and spec.module not in self._preload:
             self._preload.append(spec.module)  # workers started from now on import it up front
         refs: dict[int, Any] = {}
         nonce = os.urandom(16).hex()  # so a message the code forged for a later call is ignored
-        request = {"nonce": nonce, "source": spec.source, "name": spec.name, "filename": spec.filename,
+        request = {"source": spec.source, "name": spec.name, "filename": spec.filename,
                    "module": spec.module, "modules": spec.modules, "globals": spec.globals,
-                   "closure": spec.closure, "args": list(args), "kwargs": dict(kwargs)}
-        payload = _dumps(request, refs)
+                   "closure": spec.closure, "cells": spec.cells, "rebinds": list(spec.rebinds),
+                   "args": list(args), "kwargs": dict(kwargs)}
+        payload = nonce.encode() + b"\n" + _dumps(request, refs)
         worker = self._acquire()
         healthy = False
         try:
@@ -269,6 +286,8 @@ class SandboxExecutor:
             raise SandboxTimeout(f"timed out after {timeout_s:g} s") from None
         finally:
             self._release(worker, healthy)
+        if cells_out is not None and type(reply.get("cells")) is dict:
+            cells_out.update((k, v) for k, v in reply["cells"].items() if k in spec.rebinds)
         if reply["op"] == "error":
             raise SandboxError(str(reply["type"]), str(reply["message"]), reply.get("line"),
                                reply.get("frames"), str(reply.get("phase", "call")))
@@ -283,7 +302,7 @@ class SandboxExecutor:
                 continue
             if message.get("op") != "proxy":
                 return message
-            worker.send(_dumps(self._serve_proxy(message, refs), refs))
+            worker.send(nonce.encode() + b"\n" + _dumps(self._serve_proxy(message, refs), refs))
 
     @staticmethod
     def _serve_proxy(message: dict[str, Any], refs: dict[int, Any]) -> dict[str, Any]:

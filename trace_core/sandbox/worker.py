@@ -1,4 +1,4 @@
-"""The sandbox worker: `python -m trace_core.sandbox.worker <read fd> <write fd> <settings json>`.
+"""The sandbox worker: `python -m trace_core.sandbox <read fd> <write fd> <settings json>`.
 
 A fresh interpreter (nothing of the parent's memory) that imports the modules it is told to,
 locks itself down (lockdown.py), then answers calls one at a time. Each call execs the
@@ -9,6 +9,7 @@ parent; everything sent back is JSON (codec.py).
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import importlib
 import io
@@ -22,6 +23,7 @@ import traceback
 import types
 from typing import Any
 
+from trace_core.code import _cell_runner, _nested_in_cells
 from trace_core.sandbox import codec
 
 HEADER = struct.Struct("!I")
@@ -82,16 +84,22 @@ class Worker:
         self.snapshots: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def serve(self) -> None:
-        while True:
+        while True:  # ends when the parent closes the channel (or kills this process)
             try:
                 request = self._receive()
             except EOFError:
                 return
-            reply = self.handle(request)
-            self._send(reply)
+            except Exception as exc:  # arguments this interpreter cannot rebuild: the call fails
+                self._send({"op": "error", "phase": "define", "type": type(exc).__name__, "line": None,
+                            "message": f"the arguments could not be rebuilt in the sandbox: {exc}"})
+                continue
+            self._send(self.handle(request))
 
     def _receive(self) -> dict[str, Any]:
-        return Unpickler(io.BytesIO(self.channel.receive())).load()
+        """`nonce` newline pickle: the nonce is read first, so even a failed unpickle is answered."""
+        nonce, _, body = self.channel.receive().partition(b"\n")
+        self.nonce = nonce.decode()
+        return Unpickler(io.BytesIO(body)).load()
 
     def _send(self, reply: dict[str, Any]) -> None:
         reply["nonce"] = self.nonce
@@ -104,18 +112,21 @@ class Worker:
         self.channel.send(payload)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.nonce = request["nonce"]
         PRINTS.seek(0)
         PRINTS.truncate()  # prints of the code go nowhere (and never fill a pipe)
         phase, watched = "define", []
+        cells = {name: types.CellType(value) for name, value in request["cells"].items()}
         try:
             watched = self.remember(watched_namespaces(request))
-            fn = define(request)
+            fn = define(request, cells)
             phase = "call"
             value = fn(*request["args"], **request["kwargs"])
+            if isinstance(value, types.CoroutineType):
+                value = run_coroutine(value)
             reply = {"op": "result", "value": value}
         except BaseException as exc:  # noqa: B902 - SystemExit/KeyboardInterrupt are the code's too
             reply = {"op": "error", "phase": phase, **describe(exc, request["filename"])}
+        reply["cells"] = {name: cells[name].cell_contents for name in request["rebinds"] if name in cells}
         reply["dirty"] = self.tampered(watched)
         reply["cpu"] = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
         return reply
@@ -176,7 +187,7 @@ def watched_namespaces(request: dict[str, Any]) -> list[tuple[dict[str, Any], bo
     if request["module"] is not None:  # otherwise `base` is built afresh for every call
         spaces.append((base, False))
     modules = [v for v in base.values() if isinstance(v, types.ModuleType) and v is not builtins]
-    modules += [sys.modules[n] for n in _names(compiled(request["source"], request["filename"]))
+    modules += [sys.modules[n] for n in _names(compiled(request["source"], request["filename"], tuple(request["cells"])))
                 if n in sys.modules]
     return spaces + [(vars(m), False) for m in dict.fromkeys(modules)]
 
@@ -198,27 +209,50 @@ def _names(code: types.CodeType) -> frozenset[str]:
     return _NAMES[code]
 
 
-_COMPILED: dict[tuple[str, str], types.CodeType] = {}
+_COMPILED: dict[tuple[str, str, tuple[str, ...]], types.CodeType] = {}
 
 
-def compiled(source: str, filename: str) -> types.CodeType:
-    """Compiling is most of a small call's cost: keep the last few sources' code objects."""
-    key = (source, filename)
+def compiled(source: str, filename: str, cells: tuple[str, ...] = ()) -> types.CodeType:
+    """Compiling is most of a small call's cost: keep the last few sources' code objects.
+    With `cells`, the code is nested where those names are free variables (trace_core.code)."""
+    key = (source, filename, cells)
     if key not in _COMPILED:
         if len(_COMPILED) >= 64:
             _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = compile(source, filename, "exec")
+        tree = ast.parse(source, filename)
+        _COMPILED[key] = compile(_nested_in_cells(tree, cells) if cells else tree, filename, "exec")
     return _COMPILED[key]
 
 
-def define(request: dict[str, Any]) -> types.FunctionType:
+def define(request: dict[str, Any], cells: dict[str, types.CellType]) -> Any:
+    """The function the source defines, in fresh globals; closure names read (and `nonlocal`
+    writes) the given cells, whose values the parent sent and gets back."""
     scope = dict(module_namespace(request))
     scope.update(request["closure"])
-    exec(compiled(request["source"], request["filename"]), scope)
-    fn = scope.get(request["name"])
-    if not isinstance(fn, types.FunctionType):
+    code = compiled(request["source"], request["filename"], tuple(cells))
+    if cells:
+        defined = _cell_runner(code, scope, cells)()
+    else:
+        exec(code, scope)
+        defined = scope
+    fn = defined.get(request["name"])
+    if not callable(fn) or isinstance(fn, type):  # a decorated function may be a wrapper object
         raise NameError(f"the code must define a function named `{request['name']}`")
     return fn
+
+
+def run_coroutine(coroutine: types.CoroutineType) -> Any:
+    """An async function's value, without an event loop (a loop needs a socketpair, which the
+    sandbox refuses): fine for code that awaits other coroutines, not for timers or I/O."""
+    while True:  # ends: the parent kills a worker past its time limit
+        try:
+            yielded = coroutine.send(None)
+        except StopIteration as stop:
+            return stop.value
+        if yielded is not None:
+            coroutine.close()
+            raise RuntimeError("the sandbox runs async code without an event loop: it cannot "
+                               "await timers, I/O or futures")
 
 
 def describe(exc: BaseException, filename: str) -> dict[str, Any]:
@@ -260,5 +294,3 @@ def main(argv: list[str]) -> None:
         raise
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])

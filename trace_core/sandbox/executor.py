@@ -13,6 +13,7 @@ Results come back as tagged JSON (codec.py), which cannot run code in the parent
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import functools
 import importlib.machinery
 import io
@@ -261,6 +262,9 @@ class SandboxExecutor:
         self._running = 0
         self._condition = threading.Condition()
         self._preload = ["re", "math"] + (["numpy"] if "numpy" in sys.modules else [])
+        # Workers die with the thread that started them (PR_SET_PDEATHSIG follows the thread):
+        # one long-lived thread starts them all, not the short-lived threads that call.
+        self._spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
         self.layers: dict[str, str] = {}
 
     def call(self, spec: FunctionSpec, args: tuple | list, kwargs: dict[str, Any], timeout_s: float,
@@ -323,7 +327,7 @@ class SandboxExecutor:
                 return self._idle.pop()
             self._running += 1
         try:
-            worker = _Worker(self.limits, list(self._preload))
+            worker = self._spawner.submit(_Worker, self.limits, list(self._preload)).result()
         except BaseException:
             with self._condition:
                 self._running -= 1

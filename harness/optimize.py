@@ -21,11 +21,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from harness.api import Optimizer, Params, Task, is_better
+from harness.api import ConfigError, Optimizer, Params, Task, is_better
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, apply_smoke_block, exit_on_user_error, make_logger, previous_record,
                           resolved_config, run_cli, save_record)
 from trace_core.graph import graph_context
+from trace_core.sandbox import MODES, sandbox_mode
 
 
 @dataclass
@@ -86,9 +87,13 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
 
     config = resolved_config(cfg)
+    sandbox = cfg.get("sandbox", "process")
+    if sandbox not in MODES:
+        raise ConfigError(f"sandbox: {sandbox!r} is not one of {', '.join(MODES)}")
     # A fresh graph context per run: traced node names (what an LLM optimizer sees, and so what
     # the response cache keys on) restart at :0, so a rerun or replay sends identical prompts.
-    with graph_context():
+    # Trainable code runs in sandbox worker processes unless the config says `sandbox: none`.
+    with graph_context(), sandbox_mode(sandbox):
         task: Task = instantiate(cfg.task)
         optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
         logger = make_logger(cfg, info, config)

@@ -81,6 +81,8 @@ def extract_answer(self, prompt_template, question, response):
 class BBHAgent:
     """Prompt -> student model -> answer, with the template and both functions trainable."""
 
+    sandbox_methods = ("ask",)  # all that trainable code in a sandbox worker may call on `self`
+
     def __init__(self, student: Any, cot: bool = False) -> None:
         self.student = student
         self.prompt_template = node(COT_TEMPLATE if cot else PLAIN_TEMPLATE, trainable=True,

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trace_core.backward import ancestors
+from trace_core.sandbox import calls as sandbox_calls
+from trace_core.sandbox import check_mode
 from trace_core.code import (TRAINABLE_FILENAME, CodeError, CodeTimeout, closure_cells, compile_function,
                              describe_error, run_with_time_limit, source_block, source_header)
 from trace_core.graph import (ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode,
@@ -49,7 +51,7 @@ class BundledFunction:
     def __init__(self, fn: Callable[..., Any], description: str | None = None, trainable: bool = False,
                  catch_execution_error: bool = True, time_limit_s: float = 10.0,
                  allow_external_dependencies: bool = False,
-                 enclosing: dict[str, Any] | None = None) -> None:
+                 enclosing: dict[str, Any] | None = None, sandbox: str | None = None) -> None:
         functools.update_wrapper(self, fn)
         self._fn = fn
         # What rewritten code can see besides its globals: the enclosing function's locals at
@@ -61,6 +63,7 @@ class BundledFunction:
         self.op = Operator(fn.__name__, description or f"[{fn.__name__}] {doc}".strip())
         self.catch_execution_error, self.time_limit_s = catch_execution_error, time_limit_s
         self.allow_external_dependencies = allow_external_dependencies
+        self.sandbox = check_mode(sandbox) if sandbox is not None else None  # None: the default mode
         self.parameter: ParameterNode | None = None
         self._source: tuple[str, int, str] | None = None  # the original's source, read on first need
         if trainable:
@@ -115,6 +118,10 @@ class BundledFunction:
     # -- calling --------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         inputs, raw_args, raw_kwargs = self._inputs(args, kwargs)
+        if sandbox_calls.sandboxed(self):  # trainable code runs in a worker process, never here
+            if inspect.iscoroutinefunction(inspect.unwrap(self._fn)):
+                return asyncio.to_thread(sandbox_calls.call, self, inputs, raw_args, raw_kwargs)
+            return sandbox_calls.call(self, inputs, raw_args, raw_kwargs)
         try:
             fn = self.function()
         except CodeError as exc:
@@ -259,12 +266,15 @@ def _as_input(value: Any, name: str) -> Node:
 
 def bundle(description: str | None = None, trainable: bool = False,
            catch_execution_error: bool = True, time_limit_s: float = 10.0,
-           allow_external_dependencies: bool = False) -> Callable[[Callable[..., Any]], BundledFunction]:
-    """Decorator: record calls of the function as one operator (see the module docstring)."""
+           allow_external_dependencies: bool = False, sandbox: str | None = None
+           ) -> Callable[[Callable[..., Any]], BundledFunction]:
+    """Decorator: record calls of the function as one operator (see the module docstring).
+    Trainable code runs in a sandbox worker process (`sandbox="process"`, the default unless
+    trace_core.sandbox.set_default_mode says otherwise) or, with `sandbox="none"`, here."""
     def decorate(fn: Callable[..., Any]) -> BundledFunction:
         enclosing = _enclosing_locals(fn, sys._getframe(1)) if trainable else None
         return BundledFunction(fn, description, trainable, catch_execution_error, time_limit_s,
-                               allow_external_dependencies, enclosing)
+                               allow_external_dependencies, enclosing, sandbox)
     return decorate
 
 

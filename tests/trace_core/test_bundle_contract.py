@@ -125,7 +125,7 @@ def test_rewritten_code_reading_a_node_becomes_feedback():
     with graph_context():
         SHARED["weight"] = node(5, trainable=True, name="hidden")
 
-        @bundle(trainable=True)
+        @bundle(trainable=True, sandbox="none")  # in a sandbox worker this process's globals are out of reach
         def act(x):
             return x
 

@@ -1,0 +1,94 @@
+"""A trainable bundle's call, run in the sandbox (bundle.py hands over here when its mode is
+"process"). The parent only parses the code (a syntax or signature error never runs anything
+here); defining and calling it happen in a worker, and its errors come back as feedback text."""
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from trace_core.code import TRAINABLE_FILENAME, format_failure
+from trace_core.graph import recording_reads
+from trace_core.sandbox import default_executor, default_mode
+from trace_core.sandbox.executor import FunctionSpec, SandboxError, SandboxTimeout, WorkerCrashed
+
+if TYPE_CHECKING:
+    from trace_core.bundle import BundledFunction
+    from trace_core.graph import MessageNode, Node
+
+
+def sandboxed(bundled: "BundledFunction") -> bool:
+    """Does this bundle's trainable code run in a worker process?"""
+    return bundled.parameter is not None and (bundled.sandbox or default_mode()) == "process"
+
+
+def call(bundled: "BundledFunction", inputs: dict[str, "Node"], args: tuple, kwargs: dict[str, Any]
+         ) -> "MessageNode":
+    name, source = bundled.op.name, bundled.parameter._data
+    try:
+        spec = function_spec(bundled, source)
+    except SyntaxError as exc:
+        bundled._fail(f"(CodeError) (SyntaxError) {exc.msg} at line {exc.lineno}: "
+                      f"{(exc.text or '').strip()}", inputs, exc)
+    except ValueError as exc:
+        bundled._fail(f"(CodeError) {exc}", inputs, exc)
+    with recording_reads() as reads:
+        try:
+            rebound: dict[str, Any] = {}
+            try:
+                value = default_executor().call(spec, args, kwargs, bundled.time_limit_s, rebound)
+            finally:
+                for cell_name, cell_value in rebound.items():  # `nonlocal` writes, as in-process
+                    bundled._cells[cell_name].cell_contents = cell_value
+        except SandboxTimeout as exc:
+            bundled._fail(f"(TimeoutError) `{name}` {exc}", inputs, exc)
+        except SandboxError as exc:
+            if not bundled.catch_execution_error and exc.phase == "call":
+                raise
+            text = format_failure(source, exc.line, exc.type_name, exc.message, name=name)
+            bundled._fail(f"(CodeError) {text}" if exc.phase == "define" else text, inputs, exc)
+        except (WorkerCrashed, ValueError) as exc:  # ValueError: a reply that could not be read
+            if not bundled.catch_execution_error:
+                raise
+            bundled._fail(f"({type(exc).__name__}) {exc}", inputs, exc)
+    return bundled._result(value, inputs, reads)
+
+
+def function_spec(bundled: "BundledFunction", source: str) -> FunctionSpec:
+    """What the worker needs for `source`, checked here without running it: it parses, and
+    defines the function under its name with the original's parameter names."""
+    name = bundled.op.name
+    if getattr(bundled, "_sandbox_checked", None) != source:
+        tree = ast.parse(source, TRAINABLE_FILENAME.format(name))
+        found = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name]
+        if not found:
+            raise ValueError(f"the code must define a function named `{name}`")
+        expected, got = list(bundled._signature.parameters), _parameter_names(found[-1])
+        if got != expected:
+            raise ValueError(f"`{name}` must keep its parameters ({', '.join(expected)}); got ({', '.join(got)})")
+        bundled._sandbox_checked = source
+        bundled._sandbox_rebinds = tuple(sorted({n for node in ast.walk(tree) if isinstance(node, ast.Nonlocal)
+                                                 for n in node.names} & set(bundled._cells)))
+    inner = inspect.unwrap(bundled._fn)
+    spec = FunctionSpec.of(inner, source, TRAINABLE_FILENAME.format(name))
+    extra = {k: v for k, v in bundled._namespace.items() if k not in inner.__globals__}
+    cells = {k: cell.cell_contents for k, cell in bundled._cells.items() if _filled(cell)}  # current values
+    return FunctionSpec(spec.source, name, spec.filename, spec.module, spec.modules, spec.globals,
+                        extra, cells, bundled._sandbox_rebinds)
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _parameter_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    """The names inspect.signature lists, in its order."""
+    args = fn.args
+    names = [a.arg for a in args.posonlyargs + args.args]
+    names += [args.vararg.arg] if args.vararg else []
+    names += [a.arg for a in args.kwonlyargs]
+    return names + ([args.kwarg.arg] if args.kwarg else [])

@@ -93,9 +93,9 @@ class OptoPrime(Optimizer):
                 return self.llm.complete(messages, max_tokens=self.max_tokens,
                                          response_format={"type": "json_object"})
             except LLMError as exc:
-                # An endpoint that rejects JSON mode (400/422) is asked once more without it; when
-                # replaying such a run, that second request is the one the cache holds.
-                if not isinstance(exc, ReplayMissError) and exc.status not in (400, 422):
+                # An endpoint that rejects JSON mode (400/422, or a 500 saying so) is asked once more
+                # without it; when replaying such a run, that second request is the one the cache holds.
+                if not isinstance(exc, ReplayMissError) and not exc.rejected:
                     raise
         return self.llm.complete(messages, max_tokens=self.max_tokens)
 

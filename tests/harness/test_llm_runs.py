@@ -25,18 +25,21 @@ def test_replay_reruns_a_recorded_run_exactly_without_any_call(tmp_path):
     with serving(responder=nudge) as server:
         recorded = run(compose_run("optimize", BASE + ["llm=openai", f"llm.base_url={server.url}",
                                                       f"llm.cache_path={cache}"], tmp_path / "a"))
-        assert server.seen == recorded.cost.llm_calls == len(recorded.curve) == 10
-        assert recorded.cost.prompt_tokens == 10 * 11 and 0 < recorded.cost.llm_seconds < recorded.cost.seconds
+        # One call per proposal that is evaluated: none after the tenth (last) evaluation.
+        assert server.seen == recorded.cost.llm_calls == len(recorded.curve) - 1 == 9
+        assert recorded.cost.prompt_tokens == 9 * 11 and 0 < recorded.cost.llm_seconds < recorded.cost.seconds
+        assert recorded.cost.llm_models == "loopback-model x9"
         prompts = [body["messages"][-1]["content"] for body in server.bodies]
     assert "#Code\n" in prompts[0] and "= multiply(x=x" in prompts[0], "the prompt shows the traced graph"
     assert recorded.metrics["test/x"] == 3
 
-    # The server is gone: every reply must come from the cache.
-    replayed = run(compose_run("optimize", BASE + ["llm=replay", "llm.base_url=http://127.0.0.1:9/v1",
+    # The server is gone: every reply must come from the cache (keyed on the endpoint it came from).
+    replayed = run(compose_run("optimize", BASE + ["llm=replay", f"llm.base_url={server.url}",
                                                   f"llm.cache_path={cache}"], tmp_path / "b"))
     assert replayed.metrics == recorded.metrics
     assert without_llm_keys(replayed.curve) == without_llm_keys(recorded.curve)
-    assert replayed.cost.llm_calls == 0 and replayed.cost.cache_hits == 10
+    assert replayed.cost.llm_calls == 0 and replayed.cost.cache_hits == 9
+    assert replayed.curve == recorded.curve, "replayed steps log the tokens the original calls used"
 
 
 def test_an_endpoint_that_dies_mid_run_ends_with_one_line_and_keeps_what_was_written(tmp_path):
@@ -53,6 +56,6 @@ def test_an_endpoint_that_dies_mid_run_ends_with_one_line_and_keeps_what_was_wri
     assert lines[-1].startswith("error: LLM request failed") and "status=500" in lines[-1]
     assert all(not line.startswith("Traceback") for line in lines)
     journal = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
-    assert len(journal) == 3, "the steps before the failure are journaled"
+    assert len(journal) == 4, "the evaluations before the failure are journaled"
     with sqlite3.connect(cache) as db:
         assert db.execute("select count(*) from completions").fetchone()[0] == 3, "and their replies cached"

@@ -250,8 +250,8 @@ def test_a_hit_carries_the_tokens_of_the_original_call_and_the_served_model(tmp_
     CachedLLM(Endpoint("http://a/v1"), path).complete(ask("q"))
     replay = CachedLLM(None, path, mode="replay", model="same-name", endpoint="http://a/v1")
     hit = replay.complete(ask("q"))
-    assert hit.cached and hit.usage.prompt_tokens == 0 and hit.usage.cache_hits == 1
-    assert (hit.tokens.prompt_tokens, hit.tokens.completion_tokens) == (30, 5) and hit.model == "served-name"
+    assert hit.cached and hit.usage.calls == 0 and hit.usage.cache_hits == 1
+    assert (hit.usage.prompt_tokens, hit.usage.completion_tokens) == (30, 5) and hit.model == "served-name"
     assert replay.usage.prompt_tokens == 0, "a replay spends no tokens"
 
 

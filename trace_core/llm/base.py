@@ -74,9 +74,10 @@ class Completion:
     """One reply. `usage` is what this reply cost; `cached` says it came from a response cache.
 
     `model` is the model the endpoint says answered. `finish_reason` is the server's
-    ("length": cut off at max_tokens). A cached reply carries the tokens the original call used in
-    `recorded` (its `usage` counts only the cache hit), so a replayed step logs what it cost first.
-    `key` is the response-cache key (the CLI `python -m trace_core.llm.cache_cli` takes it).
+    ("length": cut off at max_tokens). A cached reply's `usage` has `calls=0, cache_hits=1` and
+    the tokens the original call used, so a replayed step logs what the step took; the client's
+    running total counts only the hit. `key` is the response-cache key (the CLI
+    `python -m trace_core.llm.cache_cli` takes it).
     """
 
     text: str
@@ -84,17 +85,11 @@ class Completion:
     cached: bool = False
     model: str = ""
     finish_reason: str = ""
-    recorded: Usage | None = None
     key: str = ""
 
     @property
     def truncated(self) -> bool:
         return self.finish_reason == "length"
-
-    @property
-    def tokens(self) -> Usage:
-        """What producing this reply took: the original call's usage for a cached reply."""
-        return self.recorded if self.recorded is not None else self.usage
 
 
 class Ledger:

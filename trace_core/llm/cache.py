@@ -13,7 +13,7 @@ one run.
 - `mode="replay"`: `inner` may be None; a miss raises `ReplayMissError` naming the request.
 - `mode="refresh"`: every request of this run is asked again once and its row replaced.
 
-A hit carries the tokens the original call used (`Completion.recorded`). Rows whose reply was cut
+A hit's reply carries the tokens the original call used (the running total counts only the hit). Rows whose reply was cut
 off, or was not the JSON a JSON-mode request asked for, or that a caller `mark`ed as unreadable,
 carry a note; `python -m trace_core.llm.cache_cli` lists rows and evicts one, or all marked ones.
 
@@ -275,16 +275,16 @@ class CachedLLM(LLM):
 
     def _hit(self, key: str, row: tuple[str, str, str, str, str]) -> Completion:
         text, model, served, stored_usage, finish_reason = row
-        usage = Usage(cache_hits=1)
-        self._add_usage(usage)
+        self._add_usage(Usage(cache_hits=1))  # a hit spends no tokens ...
         try:
             original = json.loads(stored_usage)
-            recorded = Usage(prompt_tokens=int(original.get("prompt_tokens", 0)),
-                             completion_tokens=int(original.get("completion_tokens", 0)))
+            tokens = (int(original.get("prompt_tokens", 0)), int(original.get("completion_tokens", 0)))
         except (ValueError, TypeError, AttributeError):
-            recorded = Usage()
+            tokens = (0, 0)
+        # ... but the reply says what it took, so a replayed step logs what the original did.
+        usage = Usage(cache_hits=1, prompt_tokens=tokens[0], completion_tokens=tokens[1])
         return Completion(text=text, usage=usage, cached=True, model=served or model,
-                          finish_reason=finish_reason or "", recorded=recorded, key=key)
+                          finish_reason=finish_reason or "", key=key)
 
     def _miss(self, messages: list[dict], sample: int) -> ReplayMissError:
         where = str(self.path) if self.path.exists() else f"{self.path} (file does not exist)"

@@ -1,7 +1,7 @@
 """The LLM side of a run: what its LLMs spent, and a replay that checks the record it replays.
 
 `run_usage`: the record's cost counts every LLM the run built (the run's ledger), or what a method
-with its own client reports.
+with its own client reports. `refuse_secret_overrides`: no key on the command line.
 
 A replay (`llm=replay`) checks the record it replays instead of standing beside it.
 
@@ -18,12 +18,31 @@ import dataclasses
 import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 CHECK_FILE = "replay_check.json"
+
+
+# Command-line keys that would carry a secret into .hydra/, the record, the log and W&B.
+_SECRET_OVERRIDE = re.compile(r"^[+~]*(?:[\w.]*\.)?(api_key|apikey|openai_api_key|authorization|bearer)=",
+                              re.IGNORECASE)
+
+
+def refuse_secret_overrides(argv: list[str]) -> None:
+    """Refuse `llm.api_key=...` and the like before anything is written: keys live in the environment."""
+    from harness.api import ConfigError
+
+    for argument in argv:
+        match = _SECRET_OVERRIDE.match(argument)
+        if match:
+            name = argument.split("=", 1)[0].lstrip("+~")
+            raise ConfigError(f"refusing {name}=...: a key on the command line ends up in .hydra/, logs and "
+                              f"records; put it in an environment variable and name that variable: "
+                              f"llm.api_key_env=<VAR>")
 
 
 def run_usage(ledger: Any, optimizer: Any) -> Any:

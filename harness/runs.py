@@ -174,4 +174,7 @@ def run_cli(hydra_main: Callable[[], Any]) -> None:
     """
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     with exit_on_user_error():
+        from harness.llm_run import refuse_secret_overrides
+
+        refuse_secret_overrides(sys.argv[1:])  # before Hydra writes the overrides into .hydra/
         hydra_main()

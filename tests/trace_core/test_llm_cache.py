@@ -309,3 +309,17 @@ def test_a_cache_file_of_the_first_schema_is_upgraded_and_still_read(tmp_path):
     llm = CachedLLM(counting(), path)
     first = llm.complete(ask("q"))
     assert CachedLLM(counting(), path).complete(ask("q")).text == first.text
+
+
+def test_optoprime_marks_a_cached_reply_it_could_not_read(tmp_path):
+    from trace_core import node
+    from trace_core.optimizers import OptoPrime
+
+    path = tmp_path / "cache.sqlite"
+    x = node(1, trainable=True, name="x")
+    llm = CachedLLM(ScriptedLLM(replies=["I would rather not say."]), path)
+    optimizer = OptoPrime([x], llm=llm)
+    optimizer.zero_feedback()
+    optimizer.backward(x * 2, "the output should be 8")
+    optimizer.step()
+    assert notes(path) == {"I would rather not say.": "no JSON object with a 'suggestion' in the reply"}

@@ -83,6 +83,10 @@ class OptoPrime(Optimizer):
         reply = extract_object(completion.text) or {}
         log.reasoning = str(reply.get("reasoning", ""))
         suggestion, log.note = parse_suggestion(completion.text)
+        if getattr(completion, "truncated", False):
+            log.note = "; ".join(filter(None, [log.note, "the reply was cut off at max_tokens"]))
+        if not suggestion and log.note and "TERMINATE" not in log.note and hasattr(self.llm, "mark"):
+            self.llm.mark(completion, log.note)  # the cache notes it: `cache_cli evict --marked` drops it
         return self._accept(suggestion, log)
 
     def _complete(self, messages: list[dict[str, str]]) -> Any:

@@ -23,9 +23,11 @@ from omegaconf import DictConfig
 
 from harness.api import ConfigError, Optimizer, Params, Task, is_better
 from harness.records import RunRecord, git_sha, jsonable
+from harness.llm_run import check_replay, replay_info, run_usage
 from harness.runs import (RunInfo, apply_smoke_block, exit_on_user_error, make_logger, previous_record,
                           resolved_config, run_cli, save_record)
 from trace_core.graph import graph_context
+from trace_core.llm.base import spending_ledger
 from trace_core.sandbox import MODES, sandbox_mode
 
 
@@ -82,7 +84,7 @@ def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
     cfg = apply_smoke_block(cfg)
-    info = RunInfo.from_config(cfg, method_group="optimizer")
+    info, replayed_record = replay_info(cfg, RunInfo.from_config(cfg, method_group="optimizer"))
     if (done := previous_record(cfg, info)) is not None:
         return done
 
@@ -92,8 +94,9 @@ def run(cfg: DictConfig) -> RunRecord:
         raise ConfigError(f"sandbox: {sandbox!r} is not one of {', '.join(MODES)}")
     # A fresh graph context per run: traced node names (what an LLM optimizer sees, and so what
     # the response cache keys on) restart at :0, so a rerun or replay sends identical prompts.
-    # Trainable code runs in sandbox worker processes unless the config says `sandbox: none`.
-    with graph_context(), sandbox_mode(sandbox):
+    # Trainable code runs in sandbox worker processes unless the config says `sandbox: none`;
+    # the ledger counts the calls of every LLM the run builds (optimizer, student, judge).
+    with graph_context(), sandbox_mode(sandbox), spending_ledger() as ledger:
         task: Task = instantiate(cfg.task)
         optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
         logger = make_logger(cfg, info, config)
@@ -108,8 +111,10 @@ def run(cfg: DictConfig) -> RunRecord:
             logger.summary(metrics)
         finally:
             logger.finish()
-    return save_record(info, metrics, trajectory.curve, config, started, code_version,
-                       llm_usage=getattr(optimizer, "llm_usage", None))
+    record = save_record(info, metrics, trajectory.curve, config, started, code_version,
+                         llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models)
+    check_replay(record, replayed_record, info.output_dir)
+    return record
 
 
 @hydra.main(config_path="../configs", config_name="optimize", version_base="1.3")

@@ -40,6 +40,7 @@ class Cost:
     completion_tokens: int = 0
     cache_hits: int = 0
     llm_seconds: float = 0.0  # time spent waiting for the model (inside `seconds`)
+    llm_models: str = ""  # what the endpoints said answered, "name xN, ..." (not what was asked for)
 
 
 @dataclass

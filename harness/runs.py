@@ -77,16 +77,18 @@ def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
 
 def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, Any]],
                 config: dict[str, Any], started: float, code_version: str,
-                llm_usage: Any = None) -> RunRecord:
+                llm_usage: Any = None, llm_models: dict[str, int] | None = None) -> RunRecord:
     """Write the finished run's record (atomically) where its mode says records go.
 
-    `llm_usage` (a trace_core.llm.Usage, when the method asked a language model) fills the cost.
+    `llm_usage` (a trace_core.llm.Usage, when the method asked a language model) fills the cost;
+    `llm_models` are the model names the endpoints said answered, with their reply counts.
     """
     cost = Cost(seconds=time.perf_counter() - started)
     if llm_usage is not None:
         cost.llm_calls, cost.cache_hits = llm_usage.calls, llm_usage.cache_hits
         cost.prompt_tokens, cost.completion_tokens = llm_usage.prompt_tokens, llm_usage.completion_tokens
         cost.llm_seconds = llm_usage.seconds
+    cost.llm_models = ", ".join(f"{name} x{n}" for name, n in sorted((llm_models or {}).items()))
     record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=curve,
                        cost=cost, config=config, git_sha=code_version)
@@ -172,4 +174,7 @@ def run_cli(hydra_main: Callable[[], Any]) -> None:
     """
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     with exit_on_user_error():
+        from harness.llm_run import refuse_secret_overrides
+
+        refuse_secret_overrides(sys.argv[1:])  # before Hydra writes the overrides into .hydra/
         hydra_main()

@@ -31,6 +31,11 @@ class TraceAdapter:
                                    objective=objective or getattr(task, "objective", None))
 
     def ask(self) -> Params:
+        # The step the last feedback calls for is taken here, when its proposal will be evaluated:
+        # after the run's last evaluation no LLM call is spent on a proposal nobody tries.
+        if getattr(self, "_step_due", False):
+            self._step_due = False
+            self.optimizer.step()
         return {p.py_name: p.data for p in self.optimizer.parameters}
 
     def tell(self, params: Params, feedback: Feedback) -> None:
@@ -42,7 +47,7 @@ class TraceAdapter:
             text = f"{text}\n{extra}"
         self.optimizer.zero_feedback()
         self.optimizer.backward(feedback.output, text)
-        self.optimizer.step()
+        self._step_due = True
 
     @property
     def llm_usage(self) -> Any:
@@ -50,6 +55,8 @@ class TraceAdapter:
 
     def step_metrics(self) -> dict[str, float]:
         """Per-step numbers for the log: the prompt's size and how many updates were applied."""
+        if not self.optimizer.logs:  # the first evaluation: nothing proposed yet
+            return {"llm/prompt_tokens": 0, "llm/completion_tokens": 0, "trace/applied": 0, "trace/refused": 0}
         log = self.optimizer.logs[-1]
         return {"llm/prompt_tokens": log.prompt_tokens, "llm/completion_tokens": log.completion_tokens,
                 "trace/applied": len(log.applied), "trace/refused": len(log.refused)}

@@ -256,14 +256,8 @@ def student_llm(base: Any, model: str | None = None, **params: Any) -> Any:
         raise ConfigError("this task asks a student model: add llm=openai (or llm=scripted for a smoke run)")
     if model is None and not params:
         return base
-    if isinstance(base, CachedLLM):
-        inner = None if base.inner is None else student_llm(base.inner, model, **params)
-        return CachedLLM(inner, base.path, mode=base.mode, model=model or base.model,
-                         params={**base.params, **params})
-    if isinstance(base, OpenAIChat):
-        return OpenAIChat(model or base.model, base_url=base.base_url, api_key_env=base.api_key_env,
-                          timeout_s=base.timeout_s, max_retries=base.max_retries, backoff_s=base.backoff_s,
-                          max_concurrency=base.max_concurrency, **{**base.params, **params})
+    if isinstance(base, (CachedLLM, OpenAIChat)):
+        return base.variant(model, **params)  # same endpoint, key variable, limits, cache and mode
     return base  # a test double
 
 

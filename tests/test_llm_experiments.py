@@ -30,8 +30,9 @@ def test_llm_methods_count_one_call_per_step_show_the_graph_and_replay_exactly(e
                               + [f"llm.base_url={server.url}"], tmp_path / method)
             record = run(cfg)
             steps = len(record.curve)
-            assert steps == 3 and record.cost.llm_calls == steps == server.seen - before
-            assert record.cost.prompt_tokens == 11 * steps
+            # One call per proposal that is evaluated: none after the last evaluation.
+            assert steps == 3 and record.cost.llm_calls == steps - 1 == server.seen - before
+            assert record.cost.prompt_tokens == 11 * (steps - 1)
             prompt = server.bodies[-1]["messages"][-1]["content"]
             if method == "optoprime":
                 assert GRAPH_MARKERS[experiment] in prompt and "#Documentation\n[" in prompt
@@ -44,9 +45,11 @@ def test_llm_methods_count_one_call_per_step_show_the_graph_and_replay_exactly(e
             recorded[method] = record
 
     for method, first in recorded.items():  # the server is gone: only the cache can answer
-        cfg = compose_run("optimize", overrides(experiment, method, cache, "llm=replay"), tmp_path / f"re-{method}")
+        cfg = compose_run("optimize", overrides(experiment, method, cache, "llm=replay")
+                          + [f"llm.base_url={server.url}"], tmp_path / f"re-{method}")
         again = run(cfg)
         assert again.metrics == first.metrics
         assert [p["params"] for p in again.curve] == [p["params"] for p in first.curve]
         assert [p["score"] for p in again.curve] == [p["score"] for p in first.curve]
-        assert again.cost.llm_calls == 0 and again.cost.cache_hits == 3
+        assert again.cost.llm_calls == 0 and again.cost.cache_hits == 2
+        assert [p["llm/prompt_tokens"] for p in again.curve] == [p["llm/prompt_tokens"] for p in first.curve]

@@ -8,14 +8,12 @@ import pickle
 import socket
 import threading
 import time
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from fake_openai import FakeOpenAI, serving
 from trace_core.llm import CachedLLM, LLMError, OpenAIChat, openai_llm
-from trace_core.llm.openai_backend import GARBAGE_RETRIES, retry_after_s
+from trace_core.llm.openai_backend import GARBAGE_RETRIES
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}]
 
@@ -58,13 +56,14 @@ def test_key_is_read_from_the_named_variable(server, monkeypatch):
     assert server.headers[0]["Authorization"] == "Bearer sk-test-123"
 
 
-@pytest.mark.parametrize("failure", ["429", "500", "garbage", "html"])
+@pytest.mark.parametrize("failure", ["429", "500", "garbage", "html", "empty", "null", "cut_body"])
 def test_transient_failures_are_retried_until_success(server, failure, caplog):
     server.script = [failure, failure, "ok"]
     with caplog.at_level(logging.WARNING, logger="trace_core.llm.openai_backend"):
         reply = chat(server).complete(MESSAGES)
     assert reply.text == "reply 3" and server.seen == 3
-    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == 2
+    if failure not in ("cut_body",):  # a cut body is a dropped connection: the SDK retries it quietly
+        assert len([r for r in caplog.records if "retr" in r.getMessage()]) == 2
 
 
 def test_a_reply_slower_than_the_timeout_is_retried(server):
@@ -74,30 +73,23 @@ def test_a_reply_slower_than_the_timeout_is_retried(server):
     assert server.seen == 2 and llm.usage.calls == 1
 
 
-def test_retry_after_header_overrides_the_backoff(server):
-    server.script = ["429", "429"]
-    start = time.perf_counter()
-    assert chat(server, backoff_s=10).complete(MESSAGES).text == "reply 3"  # Retry-After: 0 wins
-    assert time.perf_counter() - start < 3
-
-
-def test_retry_after_forms():
-    assert retry_after_s({"retry-after": "2"}) == 2.0
-    assert retry_after_s({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert 5 < retry_after_s({"retry-after": formatdate(time.time() + 10, usegmt=True)}) <= 10
-    assert retry_after_s({}) is None and retry_after_s({"retry-after": "soon"}) is None
-
-
 def test_exhausted_retries_raise_one_line_error_naming_endpoint_model_and_status(server):
     server.script = ["500"] * 10
     with pytest.raises(LLMError) as info:
-        chat(server, max_retries=2).complete(MESSAGES)
+        chat(server, max_retries=2).complete(MESSAGES)  # the SDK's own retries
     message = str(info.value)
     assert server.seen == 3
     assert "\n" not in message
     assert server.url in message and "model=test-model" in message and "status=500" in message
     assert "after 3 attempt(s)" in message and "scripted 500 second line" in message
     assert info.value.status == 500
+
+
+def test_every_kind_of_failure_shares_one_retry_budget(server):
+    server.script = ["500", "empty", "429", "null", "500", "ok"]
+    with pytest.raises(LLMError, match=r"after 4 attempt\(s\)"):
+        chat(server, max_retries=3).complete(MESSAGES)
+    assert server.seen == 4
 
 
 def test_garbage_is_retried_only_a_bounded_number_of_times(server):
@@ -123,11 +115,11 @@ def test_wrong_route_fails_at_once(server):
 
 
 @pytest.mark.parametrize("action, words", [("empty", "no choices"), ("null", "no content")])
-def test_a_reply_without_text_is_an_error(server, action, words):
-    server.script = [action]
+def test_a_reply_without_text_is_an_error_once_retries_are_spent(server, action, words):
+    server.script = [action] * 5
     with pytest.raises(LLMError, match=words):
-        chat(server).complete(MESSAGES)
-    assert server.seen == 1
+        chat(server, max_retries=2).complete(MESSAGES)
+    assert server.seen == 3
 
 
 def test_connection_errors_are_retried_then_reported():

@@ -5,10 +5,11 @@
   recorded experiment exactly and fails on anything new.
 - `ScriptedLLM`: a deterministic test double for tests and smoke runs, never for results.
 - `openai_llm`: the flat factory the Hydra configs `llm=openai` and `llm=replay` call.
+- `spending_ledger()`: every client built inside it reports what it spends (all roles of a run).
 
 The `openai` package is imported only when a request is first made.
 """
-from .base import LLM, Completion, LLMError, ReplayMissError, Usage
+from .base import LLM, Completion, Ledger, LLMConfigError, LLMError, ReplayMissError, Usage, spending_ledger
 from .cache import CachedLLM
 from .factory import openai_llm
 from .openai_backend import OpenAIChat
@@ -18,6 +19,8 @@ __all__ = [
     "LLM",
     "CachedLLM",
     "Completion",
+    "LLMConfigError",
+    "Ledger",
     "LLMError",
     "OpenAIChat",
     "ReplayMissError",
@@ -26,4 +29,5 @@ __all__ = [
     "keep_variables",
     "openai_llm",
     "resolve_callable",
+    "spending_ledger",
 ]

@@ -5,20 +5,30 @@ A client turns OpenAI-style chat messages (``[{"role": "user", "content": "..."}
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 
 class LLMError(RuntimeError):
     """A language-model request that cannot be answered. The message is always a single line."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, rejected: bool | None = None) -> None:
         # Logs and run records quote this message; one line keeps them greppable.
         super().__init__(one_line(message))
         self.status = status
+        # The server refused the request itself (bad or unsupported parameter): asking again
+        # unchanged cannot help, asking without the parameter may. 400/422 say so; some servers
+        # (llama.cpp) answer 500 and say so only in the body.
+        self.rejected = status in (400, 422) if rejected is None else rejected
+
+
+class LLMConfigError(LLMError, ValueError):
+    """A client configured in a way that would be unsafe or cannot work (e.g. a key in a config)."""
 
 
 class ReplayMissError(LLMError):
@@ -61,12 +71,68 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    """One reply. `usage` is what this reply cost; `cached` says it came from a response cache."""
+    """One reply. `usage` is what this reply cost; `cached` says it came from a response cache.
+
+    `model` is the model the endpoint says answered. `finish_reason` is the server's
+    ("length": cut off at max_tokens). A cached reply's `usage` has `calls=0, cache_hits=1` and
+    the tokens the original call used, so a replayed step logs what the step took; the client's
+    running total counts only the hit. `key` is the response-cache key (the CLI
+    `python -m trace_core.llm.cache_cli` takes it).
+    """
 
     text: str
     usage: Usage
     cached: bool = False
     model: str = ""
+    finish_reason: str = ""
+    key: str = ""
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+class Ledger:
+    """The total spent by every client built inside one `spending_ledger()`: all roles of a run
+    (optimizer, student, judge), each request counted once, by the client that made it."""
+
+    def __init__(self) -> None:
+        self._usage = Usage()
+        self._lock = threading.Lock()
+        self.models: dict[str, int] = {}  # what the endpoints said answered -> replies
+
+    def add(self, usage: Usage, model: str = "") -> None:
+        with self._lock:
+            self._usage += usage
+            if model and usage.calls:
+                self.models[model] = self.models.get(model, 0) + usage.calls
+
+    @property
+    def total(self) -> Usage:
+        with self._lock:
+            return dataclasses.replace(self._usage)
+
+    # A deep copy of a client (an optimizer branching its search) still spends for the same run;
+    # a client pickled into another process cannot add to this one.
+    def __deepcopy__(self, memo: dict) -> Ledger:
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (Ledger, ())
+
+
+_LEDGER: contextvars.ContextVar[Ledger | None] = contextvars.ContextVar("trace_core_llm_ledger", default=None)
+
+
+@contextmanager
+def spending_ledger() -> Iterator[Ledger]:
+    """Clients built inside this block report what they spend to the ledger it yields (from any
+    thread: a client binds to the ledger when it is built)."""
+    token = _LEDGER.set(Ledger())
+    try:
+        yield _LEDGER.get()
+    finally:
+        _LEDGER.reset(token)
 
 
 def check_messages(messages: Any) -> list[dict]:
@@ -104,6 +170,7 @@ class LLM:
         self.params: dict[str, Any] = dict(params or {})
         self._usage = Usage()
         self._lock = threading.Lock()
+        self._ledger: Ledger | None = _LEDGER.get()
 
     def complete(self, messages: list[dict], **params: Any) -> Completion:
         raise NotImplementedError
@@ -114,9 +181,12 @@ class LLM:
         with self._lock:
             return dataclasses.replace(self._usage)
 
-    def _add_usage(self, usage: Usage) -> None:
+    def _add_usage(self, usage: Usage, model: str = "", ledger: bool = True) -> None:
+        """Count `usage` in this client's total and (unless a client it wraps already did) the ledger."""
         with self._lock:
             self._usage += usage
+        if ledger and getattr(self, "_ledger", None) is not None:
+            self._ledger.add(usage, model)
 
     # Locks, connections and HTTP clients cannot be copied or pickled. Optimizers get deep-copied
     # (e.g. to branch a search), so a copy drops them and builds fresh ones.

@@ -1,18 +1,28 @@
 """`CachedLLM`: a persistent SQLite response cache in front of any client, and exact replay.
 
-A request's key is the SHA-256 of canonical JSON of (model, messages, parameters, sample index).
-The sample index tells apart identical requests made several times in one run (sampling at a
+A request's key is the SHA-256 of canonical JSON of (model, endpoint, messages, parameters, sample
+index): a different server with the same model name never answers from another's replies. The
+sample index tells apart identical requests made several times in one run (sampling at a
 temperature above zero): the k-th identical request of a run gets index k, so a rerun meets the
-same replies in the same order. Counters live in the `CachedLLM` object, i.e. one run.
+same replies in the same order. A temperature-0 request asks for *the* answer, so identical ones
+share index 0 and a run asks the model once (real servers are not deterministic at temperature 0:
+only this makes a run, and its rerun, consistent). Counters live in the `CachedLLM` object, i.e.
+one run.
 
 - `mode="readwrite"`: a hit costs nothing; a miss asks `inner` and stores the reply.
 - `mode="replay"`: `inner` may be None; a miss raises `ReplayMissError` naming the request.
+- `mode="refresh"`: every request of this run is asked again once and its row replaced.
+
+A hit's reply carries the tokens the original call used (the running total counts only the hit). Rows whose reply was cut
+off, or was not the JSON a JSON-mode request asked for, or that a caller `mark`ed as unreadable,
+carry a note; `python -m trace_core.llm.cache_cli` lists rows and evicts one, or all marked ones.
 
 Each row is committed as soon as it is written (SQLite in WAL mode), so a run that dies keeps
 every reply it paid for, and several processes of a sweep can share one file.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import json
@@ -24,7 +34,7 @@ from typing import Any
 
 from .base import LLM, Completion, ReplayMissError, Usage, check_messages, last_user_text, one_line
 
-MODES = ("readwrite", "replay")
+MODES = ("readwrite", "replay", "refresh")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -38,6 +48,10 @@ CREATE TABLE IF NOT EXISTS completions (
     created TEXT NOT NULL
 )
 """
+# Columns added since the first schema; older files get them (empty) when opened.
+_ADDED_COLUMNS = {"endpoint": "TEXT NOT NULL DEFAULT ''", "served": "TEXT NOT NULL DEFAULT ''",
+                  "finish_reason": "TEXT NOT NULL DEFAULT ''", "note": "TEXT NOT NULL DEFAULT ''"}
+_COLUMNS = ("key", "model", "sample", "messages", "params", "text", "usage", "created", *_ADDED_COLUMNS)
 
 
 def canonical_json(value: Any) -> str:
@@ -59,14 +73,51 @@ def _same_number_same_key(value: Any) -> Any:
     return [_same_number_same_key(v) for v in value]
 
 
+def is_deterministic(request: dict[str, Any]) -> bool:
+    """Does the request ask for the single most likely answer (temperature 0, one choice)?"""
+    temperature = request.get("temperature")
+    return (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 0
+            and request.get("n") in (None, 1))
+
+
+def open_cache(path: str | Path) -> sqlite3.Connection:
+    """The cache file, created or brought up to the current schema."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: every INSERT is its own committed transaction.
+    db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable when the process dies
+    db.execute(_SCHEMA)
+    present = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
+    for column, spec in _ADDED_COLUMNS.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE completions ADD COLUMN {column} {spec}")
+    return db
+
+
+def reply_note(request: dict[str, Any], reply: Completion) -> str:
+    """Why a reply may not be what was asked for ("" when nothing is known against it)."""
+    if reply.truncated:
+        return "cut off at max_tokens (finish_reason=length)"
+    wants_json = isinstance(request.get("response_format"), dict) and \
+        request["response_format"].get("type") in ("json_object", "json_schema")
+    if wants_json and reply.text.strip() != "TERMINATE":
+        try:
+            json.loads(reply.text)
+        except ValueError:
+            return "JSON mode was asked for; the reply is not valid JSON"
+    return ""
+
+
 class CachedLLM(LLM):
     """Serve repeated requests from an SQLite file; in replay mode, serve nothing else.
 
-    `model` and `params` (the default request parameters) are part of every key. They are taken
-    from `inner`; in replay mode without `inner`, pass the ones the recording run used.
+    `model`, `endpoint` and `params` (the default request parameters) are part of every key. They
+    are taken from `inner`; in replay mode without `inner`, pass the ones the recording run used.
     """
 
-    _transient = ("_lock", "_db", "_db_lock", "_opened")
+    _transient = ("_lock", "_db", "_db_lock", "_opened", "_deciding")
 
     def __init__(
         self,
@@ -75,6 +126,7 @@ class CachedLLM(LLM):
         mode: str = "readwrite",
         model: str | None = None,
         params: dict[str, Any] | None = None,
+        endpoint: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -88,13 +140,23 @@ class CachedLLM(LLM):
         self.path = Path(path)
         self.mode = mode
         self.model = model
+        self.endpoint = endpoint if endpoint is not None else str(getattr(inner, "endpoint", "") or "")
         self._issued: dict[str, int] = {}  # identical-request counters of this run
         self._returned: dict[str, list[int]] = {}  # indices whose request failed, to reuse
+        self._refreshed: set[str] = set()  # keys asked again in this run (mode="refresh")
         self._restore()
 
     def __repr__(self) -> str:
         return (f"CachedLLM(model={self.model!r}, path={str(self.path)!r}, mode={self.mode!r}, "
                 f"inner={self.inner!r})")
+
+    def variant(self, model: str | None = None, **params: Any) -> CachedLLM:
+        """The same cache file, mode and endpoint for another model or request parameters."""
+        inner = self.inner
+        if inner is not None and (model or params):
+            inner = inner.variant(model, **params) if hasattr(inner, "variant") else inner
+        return CachedLLM(inner, self.path, mode=self.mode, model=model or self.model,
+                         params={**self.params, **params}, endpoint=self.endpoint)
 
     # -- storage -----------------------------------------------------------------------------
 
@@ -102,6 +164,7 @@ class CachedLLM(LLM):
         self._db_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._opened = False  # the file is opened on first use: building a config writes nothing
+        self._deciding: dict[str, threading.Lock] = {}  # one lock per temperature-0 request
 
     def _connection(self) -> sqlite3.Connection | None:
         """The open database (call with `_db_lock` held); None in replay mode without a file."""
@@ -112,13 +175,7 @@ class CachedLLM(LLM):
     def _open(self) -> sqlite3.Connection | None:
         if self.mode == "replay" and not self.path.exists():
             return None  # replay never creates a file; every request will miss
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: every INSERT is its own committed transaction.
-        db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable when the process dies
-        db.execute(_SCHEMA)
-        return db
+        return open_cache(self.path)
 
     def close(self) -> None:
         with self._db_lock:
@@ -132,22 +189,34 @@ class CachedLLM(LLM):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _lookup(self, key: str) -> tuple[str, str] | None:
+    def _lookup(self, key: str) -> tuple[str, str, str, str, str] | None:
         with self._db_lock:
             db = self._connection()
             if db is None:
                 return None
-            return db.execute("SELECT text, model FROM completions WHERE key = ?", (key,)).fetchone()
+            return db.execute("SELECT text, model, served, usage, finish_reason FROM completions WHERE key = ?",
+                              (key,)).fetchone()
 
     def _store(self, key: str, sample: int, messages: list[dict], request: dict, reply: Completion) -> None:
         row = (
             key, self.model, sample, canonical_json(messages), canonical_json(request), reply.text,
             canonical_json(reply.usage.as_dict()), datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            self.endpoint, reply.model, reply.finish_reason, reply_note(request, reply),
         )
         with self._db_lock:
             db = self._connection()
             assert db is not None, "readwrite mode always opens its file"
-            db.execute("INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute(f"INSERT OR REPLACE INTO completions ({', '.join(_COLUMNS)}) "
+                       f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+
+    def mark(self, reply: Completion, note: str) -> None:
+        """Note against a stored reply that it could not be used (e.g. the parser could not read it)."""
+        if not reply.key or self.mode == "replay":
+            return
+        with self._db_lock:
+            db = self._connection()
+            if db is not None:
+                db.execute("UPDATE completions SET note = ? WHERE key = ?", (one_line(note, 200), reply.key))
 
     # -- sample indices ----------------------------------------------------------------------
 
@@ -172,29 +241,66 @@ class CachedLLM(LLM):
         check_messages(messages)
         request = {**self.params, **params}
         identity = {"model": self.model, "messages": messages, "params": _same_number_same_key(request)}
+        if self.endpoint:
+            identity["endpoint"] = self.endpoint
         request_id = hashlib.sha256(canonical_json(identity).encode()).hexdigest()
-        sample = self._take_sample(request_id)
-        key = hashlib.sha256(canonical_json({**identity, "sample": sample}).encode()).hexdigest()
+        if not is_deterministic(request):
+            return self._complete(messages, params, request, identity, request_id, self._take_sample(request_id))
+        with self._lock:
+            deciding = self._deciding.setdefault(request_id, threading.Lock())
+        with deciding:  # an identical request in flight is waited for, then served from the cache
+            return self._complete(messages, params, request, identity, request_id, None)
 
-        row = self._lookup(key)
+    def _complete(self, messages: list[dict], params: dict, request: dict, identity: dict,
+                  request_id: str, sample: int | None) -> Completion:
+        key = hashlib.sha256(canonical_json({**identity, "sample": sample or 0}).encode()).hexdigest()
+        fresh = self.mode == "refresh" and key not in self._refreshed
+        row = None if fresh else self._lookup(key)
         if row is not None:
-            usage = Usage(cache_hits=1)
-            self._add_usage(usage)
-            return Completion(text=row[0], usage=usage, cached=True, model=row[1])
+            return self._hit(key, row)
         try:
             if self.mode == "replay" or self.inner is None:
-                raise self._miss(messages, sample)
+                raise self._miss(messages, sample or 0)
             reply = self.inner.complete(messages, **params)
-            self._store(key, sample, messages, request, reply)
+            self._store(key, sample or 0, messages, request, reply)
+            self._refreshed.add(key)
         except BaseException:
-            self._give_back_sample(request_id, sample)
+            if sample is not None:
+                self._give_back_sample(request_id, sample)
             raise
-        self._add_usage(reply.usage)
-        return reply
+        # The inner client has already counted a call in the run's ledger when it has one.
+        self._add_usage(reply.usage, model=reply.model,
+                        ledger=getattr(self.inner, "_ledger", None) is not self._ledger)
+        return dataclasses.replace(reply, key=key)
+
+    def _hit(self, key: str, row: tuple[str, str, str, str, str]) -> Completion:
+        text, model, served, stored_usage, finish_reason = row
+        self._add_usage(Usage(cache_hits=1))  # a hit spends no tokens ...
+        try:
+            original = json.loads(stored_usage)
+            tokens = (int(original.get("prompt_tokens", 0)), int(original.get("completion_tokens", 0)))
+        except (ValueError, TypeError, AttributeError):
+            tokens = (0, 0)
+        # ... but the reply says what it took, so a replayed step logs what the original did.
+        usage = Usage(cache_hits=1, prompt_tokens=tokens[0], completion_tokens=tokens[1])
+        return Completion(text=text, usage=usage, cached=True, model=served or model,
+                          finish_reason=finish_reason or "", key=key)
 
     def _miss(self, messages: list[dict], sample: int) -> ReplayMissError:
         where = str(self.path) if self.path.exists() else f"{self.path} (file does not exist)"
+        endpoint = f" endpoint={self.endpoint}" if self.endpoint else ""
         return ReplayMissError(
-            f"replay miss: no recorded reply in {where} for model={self.model} sample={sample}; "
-            f"last user message: {one_line(last_user_text(messages), 200)!r}"
+            f"replay miss: no recorded reply in {where} for model={self.model}{endpoint} sample={sample}"
+            f"{self._recorded_elsewhere()}; last user message: {one_line(last_user_text(messages), 200)!r}"
         )
+
+    def _recorded_elsewhere(self) -> str:
+        """A hint when the file holds this model's replies from other endpoints (llm.base_url differs)."""
+        with self._db_lock:
+            db = self._connection()
+            if db is None:
+                return ""
+            rows = db.execute("SELECT DISTINCT endpoint FROM completions WHERE model = ? AND endpoint != ?",
+                              (self.model, self.endpoint)).fetchall()
+        others = [row[0] or "(none)" for row in rows[:3]]
+        return f" (this model was recorded from endpoint(s) {', '.join(others)}: set llm.base_url)" if others else ""

@@ -27,5 +27,5 @@ def openai_llm(model: str, cache_path: str | Path | None = None, cache_mode: str
     if cache_mode == "replay":
         if cache_path is None:
             raise ValueError("cache_mode='replay' needs a cache_path to replay from")
-        return CachedLLM(None, cache_path, mode="replay", model=model, params=chat.params)
+        return CachedLLM(None, cache_path, mode="replay", model=model, params=chat.params, endpoint=chat.endpoint)
     return chat if cache_path is None else CachedLLM(chat, cache_path, mode=cache_mode)

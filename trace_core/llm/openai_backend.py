@@ -4,12 +4,15 @@ Works with OpenAI itself, Azure-style OpenAI-compatible base URLs, vLLM (`vllm s
 base_url http://localhost:8000/v1), Ollama (http://localhost:11434/v1) and llama.cpp's server.
 The `openai` package is imported on first use, so `import trace_core.llm` stays light.
 
-The client's own retries are switched off (`max_retries=0`): this module runs the retry loop, so
-every retry is logged and the policy is tested against a real local HTTP server.
+HTTP failures (408/409/429/5xx, timeouts, dropped connections) are retried by the `openai` client
+itself, which honours Retry-After. This module adds only what the client cannot do: retry a 200
+whose body is not a usable reply (no choices, no content, a cut-off or oversized body), ask once
+more with a larger max_tokens when a reply was cut off, fail fast on a request the server rejected
+in a 500's body (llama.cpp does that), back concurrency off after timeouts, check the model name
+against the endpoint's /v1/models, and keep the key away from endpoints it was not meant for.
 """
 from __future__ import annotations
 
-import email.utils
 import inspect
 import json
 import logging
@@ -18,25 +21,32 @@ import random
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
-from .base import LLM, Completion, LLMError, Usage, check_messages, one_line
+from .base import LLM, Completion, LLMConfigError, LLMError, Usage, check_messages, one_line
+from .endpoint import ConcurrencyLimit, endpoint_defaults, is_openai_url, looks_rejected
 
 log = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
 # Servers we start ourselves (vLLM, Ollama, llama.cpp) usually ignore the key, but the client
 # refuses to start without one.
 PLACEHOLDER_KEY = "not-needed"
-# Status codes worth another try: request timeout, conflict, rate limit, and any server error.
-RETRYABLE = frozenset({408, 409, 429})
-# A 200 reply whose body is not an OpenAI chat completion is retried this many times at most:
-# it is more often a wrong base_url than a hiccup, and waiting longer would not fix that.
+# A 200 whose body is not a chat completion at all is retried this many times at most: it is more
+# often a wrong base_url than a hiccup, and waiting longer would not fix that.
 GARBAGE_RETRIES = 2
 MAX_WAIT_S = 60.0
+# Request parameters that would carry a secret into the request body, the config and the record.
+SECRET_PARAMS = frozenset({"api_key", "apikey", "key", "authorization", "openai_api_key", "token", "bearer"})
 
 
-class _Garbage(Exception):
-    """The server answered, but not with a chat completion."""
+class _Unusable(Exception):
+    """The server answered 200, but not with a reply we can use."""
+
+    def __init__(self, message: str, garbage: bool = False) -> None:
+        super().__init__(message)
+        self.garbage = garbage  # not a chat completion at all
 
 
 class OpenAIChat(LLM):
@@ -46,49 +56,84 @@ class OpenAIChat(LLM):
     keyword arguments of `complete` override them. Parameters the `openai` client does not know
     (e.g. vLLM's `top_k`) are sent in the request body as they are.
 
-    The API key is read from the environment variable `api_key_env` on the first request, not at
-    construction, so configs build without a key and without touching the network. Without a
-    key, a custom `base_url` (a local server) gets a placeholder key; OpenAI itself raises
-    `LLMError` naming the variable to set.
+    The key is read from the environment variable `api_key_env` on the first request, so configs
+    build without one and without touching the network. `OPENAI_API_KEY` goes to OpenAI only: any
+    other endpoint gets the key of the variable named for it, or a placeholder. `timeout_s` and
+    `max_concurrency` default per endpoint (OpenAI: 60 s, 4 at once; a self-hosted server: 600 s,
+    one at a time); a timeout halves the concurrency for the rest of the client's life.
+    `max_retries` bounds the extra attempts of one request, whatever went wrong.
     """
 
-    _transient = ("_lock", "_client", "_client_lock", "_slots")
+    _transient = ("_lock", "_client", "_client_lock", "_slots", "_tally")
 
     def __init__(
         self,
         model: str,
         base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        timeout_s: float = 60,
+        api_key_env: str | None = None,
+        timeout_s: float | None = None,
         max_retries: int = 5,
-        backoff_s: float = 1.0,
-        max_concurrency: int = 4,
+        backoff_s: float = 0.5,
+        max_concurrency: int | None = None,
+        max_reply_chars: int = 1_000_000,
+        check_model: bool = True,
         **default_params: Any,
     ) -> None:
+        secrets = sorted(k for k in default_params if k.lower().replace("-", "_") in SECRET_PARAMS)
+        if secrets:
+            raise LLMConfigError(
+                f"refusing llm.{secrets[0]}: a key on the command line or in a config ends up in logs and "
+                f"records; put it in an environment variable and name that variable: llm.api_key_env=<VAR>")
         super().__init__(default_params)
         if not model:
             raise ValueError("OpenAIChat needs a model name")
-        if max_retries < 0 or max_concurrency < 1 or timeout_s <= 0:
-            raise ValueError("need max_retries >= 0, max_concurrency >= 1 and timeout_s > 0")
         self.model = model
-        self.base_url = base_url or None
-        self.api_key_env = api_key_env
-        self.timeout_s = float(timeout_s)
-        self.max_retries = int(max_retries)
-        self.backoff_s = float(backoff_s)
-        self.max_concurrency = int(max_concurrency)
+        self.base_url = base_url.rstrip("/") if base_url else None
+        default_timeout, default_concurrency = endpoint_defaults(self.endpoint)
+        self.timeout_s = float(timeout_s if timeout_s is not None else default_timeout)
+        self.max_concurrency = int(max_concurrency if max_concurrency is not None else default_concurrency)
+        if max_retries < 0 or self.max_concurrency < 1 or self.timeout_s <= 0 or max_reply_chars < 1:
+            raise ValueError("need max_retries >= 0, max_concurrency >= 1, timeout_s > 0, max_reply_chars >= 1")
+        self.api_key_env = self._key_variable(api_key_env)
+        self.max_retries, self.backoff_s = int(max_retries), float(backoff_s)
+        self.max_reply_chars, self.check_model = int(max_reply_chars), bool(check_model)
         self._rng = random.Random()  # jitter only; never touches results
         self._restore()
+
+    def _key_variable(self, named: str | None) -> str:
+        """The variable whose key this endpoint gets ("" for none): never OpenAI's for another host."""
+        openai = is_openai_url(self.endpoint)
+        if named is None:
+            return OPENAI_KEY_ENV if openai else ""
+        if named == OPENAI_KEY_ENV and not openai:
+            host = urlsplit(self.endpoint).netloc
+            raise LLMConfigError(
+                f"{OPENAI_KEY_ENV} is only ever sent to api.openai.com, not to {host}: put this endpoint's key "
+                f"in its own variable and name it with llm.api_key_env=<VAR> (or leave it unset for none)")
+        return named
+
+    def variant(self, model: str | None = None, **params: Any) -> OpenAIChat:
+        """A client for the same endpoint, key, limits and retries, with another model or parameters."""
+        twin = OpenAIChat(model or self.model, base_url=self.base_url, api_key_env=self.api_key_env or None,
+                          timeout_s=self.timeout_s, max_retries=self.max_retries, backoff_s=self.backoff_s,
+                          max_concurrency=self.max_concurrency, max_reply_chars=self.max_reply_chars,
+                          check_model=self.check_model, **{**self.params, **params})
+        return twin
 
     def _restore(self) -> None:
         self._client: Any = None
         self._client_lock = threading.Lock()
-        # One slot per request in flight: many threads may share this object safely.
-        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._slots = ConcurrencyLimit(self.max_concurrency)
+        self._tally = threading.local()  # HTTP attempts of the request this thread is making
 
     @property
     def endpoint(self) -> str:
         return self.base_url or OPENAI_URL
+
+    @property
+    def concurrency_now(self) -> int:
+        """Requests allowed at once now (lower than `max_concurrency` after timeouts)."""
+        return self._slots.limit
 
     def __repr__(self) -> str:
         return f"OpenAIChat(model={self.model!r}, endpoint={self.endpoint!r})"
@@ -96,8 +141,7 @@ class OpenAIChat(LLM):
     def complete(self, messages: list[dict], **params: Any) -> Completion:
         check_messages(messages)
         start = time.perf_counter()
-        response = self._request_with_retries(messages, {**self.params, **params})
-        text = self._reply_text(response)
+        response, text, reason = self._request(messages, {**self.params, **params})
         tokens = getattr(response, "usage", None)
         usage = Usage(
             calls=1,
@@ -105,30 +149,90 @@ class OpenAIChat(LLM):
             completion_tokens=int(getattr(tokens, "completion_tokens", 0) or 0),
             seconds=time.perf_counter() - start,
         )
-        self._add_usage(usage)
-        return Completion(text=text, usage=usage, model=getattr(response, "model", None) or self.model)
+        served = getattr(response, "model", None) or self.model
+        self._add_usage(usage, model=served)
+        return Completion(text=text, usage=usage, model=served, finish_reason=reason or "")
 
-    # -- the request -------------------------------------------------------------------------
+    # -- the connection ----------------------------------------------------------------------
 
-    def _client_and_params(self) -> tuple[Any, frozenset[str]]:
+    def _connect(self) -> tuple[Any, frozenset[str]]:
         with self._client_lock:
             if self._client is None:
                 import openai
 
-                self._client = openai.OpenAI(
-                    api_key=self._api_key(), base_url=self.base_url, timeout=self.timeout_s, max_retries=0
-                )
-                create = self._client.chat.completions.create
-                self._known = frozenset(inspect.signature(create).parameters)
+                http = openai.DefaultHttpxClient(transport=self._transport(),
+                                                 event_hooks={"response": [self._inspect_response]})
+                client = openai.OpenAI(api_key=self._api_key(), base_url=self.base_url, timeout=self.timeout_s,
+                                       max_retries=self.max_retries, http_client=http)
+                if self.check_model:
+                    self._check_model(client)
+                self._known = frozenset(inspect.signature(client.chat.completions.create).parameters)
+                self._client = client
             return self._client, self._known
 
+    def _transport(self) -> Any:
+        import httpx
+
+        client = self
+
+        class CountingTransport(httpx.HTTPTransport):
+            """Counts HTTP attempts (the SDK's retries included) and notices timeouts."""
+
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                client._tally.attempts = getattr(client._tally, "attempts", 0) + 1
+                try:
+                    return super().handle_request(request)
+                except httpx.TimeoutException:
+                    client._timed_out()
+                    raise
+
+        return CountingTransport()
+
+    def _timed_out(self) -> None:
+        # A timed-out request goes on generating server-side: asking as much again would only
+        # queue more work on a server that is already behind.
+        limit = self._slots.back_off()
+        if limit is not None:
+            log.warning("%s: a request timed out after %.0fs; at most %d request(s) at once from now on",
+                        self, self.timeout_s, limit)
+
+    def _inspect_response(self, response: Any) -> None:
+        if response.request.method != "POST" or response.status_code < 400:
+            return
+        response.read()
+        if response.status_code == 500 and looks_rejected(response.text):
+            response.headers["x-should-retry"] = "false"  # the SDK's own switch: asking again cannot help
+        elif response.status_code in (408, 409, 429) or response.status_code >= 500:
+            log.warning("%s: status %d (%s); the client retries", self, response.status_code,
+                        one_line(self._redact(response.text), 120))
+
     def _api_key(self) -> str:
-        key = os.environ.get(self.api_key_env)
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
             return key
-        if self.base_url is None:
+        if is_openai_url(self.endpoint):
             raise LLMError(f"no API key for model {self.model} at {self.endpoint}: set {self.api_key_env}")
         return PLACEHOLDER_KEY
+
+    def _redact(self, text: str) -> str:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return text.replace(key, "***") if key and len(key) >= 8 else text
+
+    def _check_model(self, client: Any) -> None:
+        """Refuse a model the endpoint does not list (servers such as llama.cpp answer any name)."""
+        import openai
+
+        try:
+            listed = [m.id for m in client.with_options(max_retries=0).models.list()]
+        except (openai.APIError, TypeError, ValueError, AttributeError) as exc:
+            log.debug("%s: no model list (%s); not checking the model name", self, exc)
+            return
+        if listed and self.model not in listed:
+            shown = ", ".join(listed[:8]) + (", ..." if len(listed) > 8 else "")
+            raise LLMConfigError(f"model {self.model!r} is not served at {self.endpoint}, which lists: {shown} "
+                                 f"(set llm.model to one of them)")
+
+    # -- the request -------------------------------------------------------------------------
 
     def _request_kwargs(self, known: frozenset[str], messages: list[dict], request: dict) -> dict:
         kwargs = {k: v for k, v in request.items() if k in known}
@@ -137,77 +241,100 @@ class OpenAIChat(LLM):
             kwargs["extra_body"] = {**(kwargs.get("extra_body") or {}), **extra}
         return {**kwargs, "model": self.model, "messages": messages}
 
-    def _request_with_retries(self, messages: list[dict], request: dict) -> Any:
+    def _request(self, messages: list[dict], request: dict) -> tuple[Any, str, str | None]:
+        """(response, text, finish_reason): one budget of `max_retries` extra attempts in all."""
+        client, known = self._connect()
+        kwargs = self._request_kwargs(known, messages, request)
+        used, garbage, enlarged = 0, 0, False
+        while True:
+            try:
+                response, text, reason = self._attempt(client, kwargs, used)
+            except _Unusable as exc:
+                used, garbage = used + self._attempts(), garbage + exc.garbage
+                if used > self.max_retries or garbage > GARBAGE_RETRIES:
+                    raise self._failure(200, used, str(exc)) from None
+                wait = min(self.backoff_s * 2 ** (used - 1), MAX_WAIT_S) * (1 + 0.25 * self._rng.random())
+                log.warning("%s: %s on attempt %d; retrying in %.2fs", self, exc, used, wait)
+                time.sleep(wait)
+                continue
+            used += self._attempts()
+            if reason == "length" and not enlarged and used <= self.max_retries and kwargs.get("max_tokens"):
+                # A cut-off reply (a JSON object without its end) is rarely usable; twice the room once.
+                enlarged, old = True, kwargs["max_tokens"]
+                kwargs["max_tokens"] = 2 * int(old)
+                log.warning("%s: reply cut off at max_tokens=%s (finish_reason=length); asking once more "
+                            "with max_tokens=%s", self, old, kwargs["max_tokens"])
+                continue
+            if text is None:
+                raise self._failure(200, used, f"the reply has no content (finish_reason={reason})")
+            if reason == "length":
+                log.warning("%s: reply cut off at max_tokens=%s (finish_reason=length)", self, kwargs.get("max_tokens"))
+            return response, text, reason
+
+    def _attempts(self) -> int:
+        return max(getattr(self._tally, "attempts", 1), 1)
+
+    def _attempt(self, client: Any, kwargs: dict, used: int) -> tuple[Any, str | None, str | None]:
+        response = self._create(client, kwargs, used)
+        text, reason = self._read(response)
+        if text is not None and len(text) > self.max_reply_chars:
+            raise _Unusable(f"the reply has {len(text)} characters, over max_reply_chars={self.max_reply_chars}")
+        return response, text, reason
+
+    def _create(self, client: Any, kwargs: dict, used: int) -> Any:
         import openai
 
-        client, known = self._client_and_params()
-        kwargs = self._request_kwargs(known, messages, request)
-        garbage = 0
-        status: int | str = "?"
-        for attempt in range(1, self.max_retries + 2):
-            hint = None
-            try:
-                with self._slots:
-                    response = client.chat.completions.create(**kwargs)
-                self._check_shape(response)
-                return response
-            except (_Garbage, json.JSONDecodeError) as exc:
-                status, error, garbage = 200, f"reply is not a chat completion ({exc})", garbage + 1
-                if garbage > GARBAGE_RETRIES:
-                    break
-            except openai.APIStatusError as exc:
-                status, error = exc.status_code, _server_message(exc)
-                if status not in RETRYABLE and status < 500:
-                    raise self._failure(status, attempt, error) from exc
-                hint = retry_after_s(exc.response.headers)
-            except openai.APIConnectionError as exc:  # includes APITimeoutError
-                status = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection error"
-                error = f"{type(exc).__name__}: {exc}"
-            if attempt <= self.max_retries:
-                wait = self._wait_s(attempt, hint)
-                log.warning("%s: %s on attempt %d; retrying in %.2fs", self, status, attempt, wait)
-                time.sleep(wait)
-        raise self._failure(status, attempt, error)
+        self._tally.attempts = 0
+        try:
+            with self._slots:
+                return client.with_options(max_retries=self.max_retries - used).chat.completions.create(**kwargs)
+        except json.JSONDecodeError as exc:  # a JSON content type, a body that is not JSON
+            raise _Unusable(f"reply is not a chat completion ({exc})", garbage=True) from None
+        except openai.APIStatusError as exc:
+            attempts = used + max(self._tally.attempts, 1)
+            status, message = exc.status_code, _server_message(exc)
+            rejected = status in (400, 422) or (status == 500 and looks_rejected(message))
+            raise self._failure(status, attempts, message, rejected=rejected) from None
+        except openai.APIConnectionError as exc:  # includes APITimeoutError
+            attempts = used + max(self._tally.attempts, 1)
+            status = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection error"
+            cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+            raise self._failure(status, attempts, f"{type(exc).__name__}: {exc}{cause}") from None
 
-    def _wait_s(self, attempt: int, hint: float | None) -> float:
-        """The server's Retry-After when it sent one, else exponential backoff; capped, jittered."""
-        base = hint if hint is not None else self.backoff_s * 2 ** (attempt - 1)
-        base = min(max(base, 0.0), MAX_WAIT_S)
-        return base * (1 + 0.25 * self._rng.random())
-
-    def _failure(self, status: int | str, attempts: int | None, error: str) -> LLMError:
-        advice = f" (check {self.api_key_env})" if status in (401, 403) else ""
+    def _failure(self, status: int | str, attempts: int | None, error: str, rejected: bool | None = None) -> LLMError:
+        advice = f" (check {self.api_key_env or 'llm.api_key_env'})" if status in (401, 403) else ""
         tries = f" after {attempts} attempt(s)" if attempts else ""
         return LLMError(
             f"LLM request failed: endpoint={self.endpoint} model={self.model} status={status}{advice}"
-            f"{tries}; last error: {one_line(error, 300)}",
-            status=status if isinstance(status, int) else None,
+            f"{tries}; last error: {one_line(self._redact(error), 300)}",
+            status=status if isinstance(status, int) else None, rejected=rejected,
         )
 
     # -- the reply ---------------------------------------------------------------------------
 
     @staticmethod
-    def _check_shape(response: Any) -> None:
+    def _read(response: Any) -> tuple[str | None, str | None]:
+        """(content, finish_reason) of the first choice; `_Unusable` when there is none."""
         from openai.types.chat import ChatCompletion
 
         # The client hands back the raw text when the body is not JSON, and builds models
         # without validation, so a JSON body of the wrong shape shows up as missing fields.
         if not isinstance(response, ChatCompletion):
-            raise _Garbage(f"body starts {one_line(response, 80)!r}")
-        if not isinstance(getattr(response, "choices", None), list):
-            raise _Garbage("no 'choices' list in the JSON body")
-
-    def _reply_text(self, response: Any) -> str:
-        if not response.choices:
-            raise self._failure(200, None, "the reply has no choices")
-        choice = response.choices[0]
-        content = getattr(getattr(choice, "message", None), "content", None)
-        if content is None:
-            reason = getattr(choice, "finish_reason", None)
-            refusal = getattr(getattr(choice, "message", None), "refusal", None)
-            why = f"the reply has no content (finish_reason={reason}, refusal={refusal})"
-            raise self._failure(200, None, why)
-        return content
+            raise _Unusable(f"reply is not a chat completion (body starts {one_line(response, 80)!r})", garbage=True)
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list):
+            raise _Unusable("reply is not a chat completion (no 'choices' list in the JSON body)", garbage=True)
+        if not choices:
+            raise _Unusable("the reply has no choices")
+        message = getattr(choices[0], "message", None)
+        content = getattr(message, "content", None)
+        reason = getattr(choices[0], "finish_reason", None)
+        if content is None and reason != "length":
+            refusal = getattr(message, "refusal", None)
+            raise _Unusable(f"the reply has no content (finish_reason={reason}, refusal={refusal})")
+        if content is not None and not isinstance(content, str):
+            raise _Unusable(f"the reply's content is a {type(content).__name__}, not text")
+        return content, reason
 
 
 def _server_message(exc: Any) -> str:
@@ -215,24 +342,7 @@ def _server_message(exc: Any) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return body["message"]
+    if body is not None:
+        return json.dumps(body, default=str) if not isinstance(body, str) else body
     return str(exc)
 
-
-def retry_after_s(headers: Any) -> float | None:
-    """Seconds the server asks us to wait (`retry-after-ms`, or `retry-after` in seconds or as a date)."""
-    try:
-        return float(headers["retry-after-ms"]) / 1000
-    except (KeyError, TypeError, ValueError):
-        pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)

@@ -98,5 +98,5 @@ class ScriptedLLM(LLM):
             completion_tokens=_estimate_tokens(text),
             seconds=time.perf_counter() - start,
         )
-        self._add_usage(usage)
+        self._add_usage(usage, model=self.model)
         return Completion(text=text, usage=usage, model=self.model)

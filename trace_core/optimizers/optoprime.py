@@ -112,6 +112,10 @@ class OptoPrime(Optimizer):
         reply = extract_object(completion.text) or {}
         log.reasoning = str(reply.get("reasoning", ""))
         suggestion, log.note = parse_suggestion(completion.text)
+        if getattr(completion, "truncated", False):
+            log.note = "; ".join(filter(None, [log.note, "the reply was cut off at max_tokens"]))
+        if not suggestion and log.note and "TERMINATE" not in log.note and hasattr(self.llm, "mark"):
+            self.llm.mark(completion, log.note)  # the cache notes it: `cache_cli evict --marked` drops it
         return self._accept(suggestion, log)
 
     def _complete(self, messages: list[dict[str, str]]) -> Any:
@@ -122,9 +126,9 @@ class OptoPrime(Optimizer):
                 return self.llm.complete(messages, max_tokens=self.max_tokens,
                                          response_format={"type": "json_object"})
             except LLMError as exc:
-                # An endpoint that rejects JSON mode (400/422) is asked once more without it; when
-                # replaying such a run, that second request is the one the cache holds.
-                if not isinstance(exc, ReplayMissError) and exc.status not in (400, 422):
+                # An endpoint that rejects JSON mode (400/422, or a 500 saying so) is asked once more
+                # without it; when replaying such a run, that second request is the one the cache holds.
+                if not isinstance(exc, ReplayMissError) and not exc.rejected:
                     raise
         return self.llm.complete(messages, max_tokens=self.max_tokens)
 

@@ -115,7 +115,8 @@ def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas 
     """All records under `root` (recursively) as one row each; metrics become columns.
 
     Columns: experiment, task, method, seed, mode, path, curve (list of dicts), llm (what answered
-    its LLM calls), cost/<field>, and one column per metric key (`train/best_score`, ...).
+    its LLM calls), config_hash, config (the resolved config), cost/<field>, and one column per
+    metric key (`train/best_score`, ...). Failure records (`*.failed.json`) are not runs: skipped.
     """
     import pandas as pd
 
@@ -126,7 +127,7 @@ def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas 
         record = read_record(path)
         row = {"experiment": record.experiment, "task": record.task, "method": record.method,
                "seed": record.seed, "mode": record.mode, "path": str(path), "curve": record.curve,
-               "llm": llm_used(record.config), "config_hash": record.config_hash}
+               "llm": llm_used(record.config), "config_hash": record.config_hash, "config": record.config}
         row.update({f"cost/{k}": v for k, v in asdict(record.cost).items()})
         row.update(record.metrics)
         rows.append(row)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 from harness.api import ConfigError
 from harness.identity import config_hash, run_stem
 from harness.provenance import environment
-from harness.records import Cost, RunRecord, read_record, write_record
+from harness.records import FAILURE_SUFFIX, Cost, RunRecord, read_record, write_record
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ class RunInfo:
         return self.record_dir / f"{self.name}.json"
 
 
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (or the only process): the one that logs, journals and records."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
 def check_writable(directory: Path) -> None:
     """Before the run, not after it: a results folder that cannot be written is a config error."""
     try:
@@ -107,7 +112,10 @@ def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, 
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=curve,
                        cost=cost, config=info.config, git_sha=code_version,
                        config_hash=info.config_hash, provenance=run_provenance(info, logger))
+    if not is_main_process():
+        return record  # rank 0 writes the one record of a DDP run
     path = write_record(record, info.record_dir)
+    (info.record_dir / f"{info.name}{FAILURE_SUFFIX}").unlink(missing_ok=True)  # an earlier failed attempt
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     log.info("%s: %s -> %s", info.name, shown, path)
     return record
@@ -132,6 +140,10 @@ def make_logger(cfg: Any, info: RunInfo) -> Any:
     (e.g. a resumed training run) continues the same W&B run."""
     from hydra.utils import instantiate
 
+    from harness.loggers import NullLogger
+
+    if not is_main_process():
+        return NullLogger()  # one W&B run per run, not one per DDP process
     return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=info.config,
                                    group=info.experiment, run_id=info.config_hash)
 

@@ -20,17 +20,17 @@ from omegaconf import DictConfig
 from harness import progress
 from harness.api import Model
 from harness.records import RunRecord, git_sha, jsonable
-from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record, run_cli,
-                          save_record)
+from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
+                          previous_record, run_cli, save_record)
 from harness.sweep import failures_recorded
 
 
 class CurveRecorder:
     """A logger in front of the real one: keeps every point for the record and the journal."""
 
-    def __init__(self, inner: Any, journal: Path) -> None:
+    def __init__(self, inner: Any, journal: Path | None) -> None:
         self.inner, self.curve, self.earlier_seconds = inner, [], 0.0
-        self._journal = journal.open("a")
+        self._journal = journal.open("a") if journal is not None else None  # None: not rank 0
 
     def restore(self, curve: list[dict[str, Any]], seconds: float) -> None:
         """A resumed training run hands back the curve and seconds of its earlier attempts, so
@@ -41,15 +41,17 @@ class CurveRecorder:
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         point = {"step": step, **metrics}
         self.curve.append(point)
-        self._journal.write(json.dumps(jsonable(point)) + "\n")
-        self._journal.flush()
+        if self._journal is not None:
+            self._journal.write(json.dumps(jsonable(point)) + "\n")
+            self._journal.flush()
         self.inner.log(metrics, step=step)
 
     def summary(self, metrics: Mapping[str, float]) -> None:
         self.inner.summary(metrics)
 
     def finish(self) -> None:
-        self._journal.close()
+        if self._journal is not None:
+            self._journal.close()
         self.inner.finish()
 
 
@@ -64,7 +66,8 @@ def run(cfg: DictConfig) -> RunRecord:
     if (done := previous_record(cfg, info)) is not None:
         return done
     info.output_dir.mkdir(parents=True, exist_ok=True)
-    logger = CurveRecorder(make_logger(cfg, info), info.output_dir / "progress.jsonl")
+    journal = info.output_dir / "progress.jsonl" if is_main_process() else None
+    logger = CurveRecorder(make_logger(cfg, info), journal)
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:

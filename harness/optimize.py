@@ -22,6 +22,7 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.api import Optimizer, Params, Task, is_better
+from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record, run_cli,
                           save_record)
@@ -107,7 +108,7 @@ def run(cfg: DictConfig) -> RunRecord:
                        llm_usage=getattr(optimizer, "llm_usage", None), logger=logger)
 
 
-@hydra.main(config_path="../configs", config_name="optimize", version_base="1.3")
+@hydra.main(config_path=str(CONFIGS), config_name="optimize", version_base="1.3")  # absolute: entry points too
 def main(cfg: DictConfig) -> float:
     with exit_on_user_error(), failures_recorded(cfg, "optimizer") as outcome:
         outcome.record = run(cfg)

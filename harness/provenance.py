@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the project: configs/, runs/, results/
+CONFIGS = ROOT / "configs"
 # Folders whose files can change a number; results/, runs/ and docs do not.
 CODE_FOLDERS = ("harness", "trace_core", "tasks", "dualformer", "baselines", "configs", "scripts",
                 "pyproject.toml")

@@ -12,10 +12,21 @@ from typing import Any, Callable, Iterator
 
 from harness.api import ConfigError
 from harness.identity import config_hash, run_stem
-from harness.provenance import environment
+from harness.provenance import ROOT, environment
 from harness.records import FAILURE_SUFFIX, Cost, RunRecord, read_record, write_record
 
 log = logging.getLogger(__name__)
+
+
+def _register_resolvers() -> None:
+    """`${project_root:}` in configs: outputs land in the project, wherever the command runs."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("project_root"):
+        OmegaConf.register_new_resolver("project_root", lambda: str(ROOT))
+
+
+_register_resolvers()
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ class RunInfo:
             mode=str(cfg.mode),
             seed=int(cfg.seed),
             output_dir=output_dir,
-            record_dir=Path(cfg.results_dir) if cfg.get("results_dir") else output_dir,
+            record_dir=records_folder(cfg.get("results_dir"), output_dir),
             config=config, config_hash=config_hash(config),
         )
 
@@ -61,6 +72,18 @@ class RunInfo:
     @property
     def record_path(self) -> Path:
         return self.record_dir / f"{self.name}.json"
+
+
+def records_folder(results_dir: str | None, output_dir: Path) -> Path:
+    """A config's relative results_dir is the project's (results/<experiment>/ from any folder); one
+    the user gave on the command line is taken as given, relative to where the command runs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not results_dir:
+        return output_dir
+    path = Path(results_dir)
+    given = any(o.split("=", 1)[0].lstrip("+~") == "results_dir" for o in HydraConfig.get().overrides.task)
+    return path if path.is_absolute() or given else ROOT / path
 
 
 def is_main_process() -> bool:

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from harness import progress
 from harness.api import Model
+from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, run_cli, save_record)
@@ -82,7 +83,7 @@ def run(cfg: DictConfig) -> RunRecord:
                        earlier_seconds=logger.earlier_seconds)
 
 
-@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+@hydra.main(config_path=str(CONFIGS), config_name="train", version_base="1.3")  # absolute: entry points too
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error(), failures_recorded(cfg, "model") as outcome:
         outcome.record = run(cfg)

@@ -39,3 +39,21 @@ def test_the_wandb_run_is_named_by_the_config_so_a_rerun_continues_it(run_dir):
     overrides = ["task=numeric", "optimizer=pso", "task.limit=1", "logger=wandb", "progress=false"]
     first = run(compose_run("optimize", overrides, run_dir))
     assert first.provenance["wandb_run_id"] == first.config_hash
+
+
+def test_config_outputs_resolve_against_the_project_root_and_given_paths_as_given(run_dir):
+    import tomllib
+    from importlib import import_module
+
+    from harness.runs import RunInfo
+    from support import ROOT
+
+    cfg = compose_run("optimize", ["experiment=fig5a_numeric", "optimizer=adam"], run_dir)
+    assert RunInfo.from_config(cfg, "optimizer").record_dir == ROOT / "results" / "fig5a_numeric"
+    cfg = compose_run("optimize", ["experiment=fig5a_numeric", "optimizer=adam", "results_dir=mine"], run_dir)
+    assert str(RunInfo.from_config(cfg, "optimizer").record_dir) == "mine"
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {"harness-optimize", "harness-train", "harness-tables"}
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(import_module(module), function))

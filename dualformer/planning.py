@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dualformer.data import MODE_PREFIX, TraceDropout, load_examples, maze_vocabulary, sokoban_vocabulary, tokenize
+from dualformer.data import MODE_PREFIX, TraceDropout, check_dataset, load_examples, maze_vocabulary, sokoban_vocabulary, tokenize
 from dualformer.metrics import Response, TaskResponses, plan_metrics
 from harness.api import ConfigError
 from harness.progress import bar
@@ -41,6 +41,7 @@ class PlanningTask:
         self.limit = limit
         self.vocab = maze_vocabulary(size) if family == "maze" else sokoban_vocabulary()
         if data_dir:
+            check_dataset(data_dir, family, self.size, n_train, n_test)
             self.train = list(itertools.islice(load_examples(data_dir, "train"), n_train))
             self.test_set = list(itertools.islice(load_examples(data_dir, "test"), n_test))
         else:
@@ -89,7 +90,7 @@ class PlanningModel:
         import torch
 
         from dualformer.model import Transformer, preset
-        from dualformer.train import TrainConfig, Trainer
+        from dualformer.train import TrainConfig, Trainer, fingerprint
 
         unknown = set(self.modes) - set(MODE_PREFIX)
         if unknown:
@@ -99,7 +100,9 @@ class PlanningModel:
         torch.manual_seed(self.seed)
         self.model = Transformer(preset(self.preset, len(task.vocab) + 1))
         config = TrainConfig(**{"seed": self.seed, **self.train})
-        Trainer(self.model, config, self._batch, len(self.sequences)).run(logger)
+        # The checkpoint's identity: these examples under this dropout (harness: issue 13).
+        identity = {"data": fingerprint(e.id for e in task.train), "dropout": repr(self.dropout)}
+        Trainer(self.model, config, self._batch, len(self.sequences), identity=identity).run(logger)
 
     def _batch(self, indices: list[int], epoch: int):
         """Dropout drawn per example per epoch from (seed, epoch, index): a resumed run repeats it."""

@@ -22,10 +22,12 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.api import ConfigError, Optimizer, Params, Task, is_better
-from harness.records import RunRecord, git_sha, jsonable
 from harness.llm_run import check_replay, replay_info, run_usage
-from harness.runs import (RunInfo, apply_smoke_block, exit_on_user_error, make_logger, previous_record,
-                          resolved_config, run_cli, save_record)
+from harness.provenance import CONFIGS
+from harness.records import RunRecord, git_sha, jsonable
+from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record, run_cli,
+                          save_record)
+from harness.sweep import failures_recorded
 from trace_core.graph import graph_context
 from trace_core.llm.base import spending_ledger
 from trace_core.sandbox import MODES, sandbox_mode
@@ -83,12 +85,8 @@ def run(cfg: DictConfig) -> RunRecord:
     """One run of one (task, method, seed): build, loop, test the best parameters, record."""
     from hydra.utils import instantiate
 
-    cfg = apply_smoke_block(cfg)
     info, replayed_record = replay_info(cfg, RunInfo.from_config(cfg, method_group="optimizer"))
-    if (done := previous_record(cfg, info)) is not None:
-        return done
-
-    config = resolved_config(cfg)
+    check_writable(info.record_dir)
     sandbox = cfg.get("sandbox", "process")
     if sandbox not in MODES:
         raise ConfigError(f"sandbox: {sandbox!r} is not one of {', '.join(MODES)}")
@@ -97,9 +95,12 @@ def run(cfg: DictConfig) -> RunRecord:
     # Trainable code runs in sandbox worker processes unless the config says `sandbox: none`;
     # the ledger counts the calls of every LLM the run builds (optimizer, student, judge).
     with graph_context(), sandbox_mode(sandbox), spending_ledger() as ledger:
+        # Built before any skip: a config the task or method refuses is an error, record or not.
         task: Task = instantiate(cfg.task)
         optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
-        logger = make_logger(cfg, info, config)
+        if (done := previous_record(cfg, info)) is not None:
+            return done
+        logger = make_logger(cfg, info)
         info.output_dir.mkdir(parents=True, exist_ok=True)
 
         started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
@@ -111,17 +112,19 @@ def run(cfg: DictConfig) -> RunRecord:
             logger.summary(metrics)
         finally:
             logger.finish()
-    record = save_record(info, metrics, trajectory.curve, config, started, code_version,
-                         llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models)
+    record = save_record(info, metrics, trajectory.curve, started, code_version,
+                         llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models, logger=logger)
     check_replay(record, replayed_record, info.output_dir)
     return record
 
 
-@hydra.main(config_path="../configs", config_name="optimize", version_base="1.3")
+@hydra.main(config_path=str(CONFIGS), config_name="optimize", version_base="1.3")  # absolute: entry points too
 def main(cfg: DictConfig) -> float:
-    with exit_on_user_error():
-        record = run(cfg)
-    best = record.metrics["train/best_score"]
+    with exit_on_user_error(), failures_recorded(cfg, "optimizer") as outcome:
+        outcome.record = run(cfg)
+    if outcome.record is None:  # this job of a multirun failed: its failure record says why
+        return float("nan")
+    best = outcome.record.metrics["train/best_score"]
     return best if math.isfinite(best) else float("nan")  # the objective, for sweeper plugins
 
 

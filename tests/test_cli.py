@@ -64,3 +64,18 @@ def test_killed_multirun_keeps_finished_records_and_resumes(tmp_path):
         assert read_record(results / name).created == created, "a finished record is not redone"
     assert sorted(frame["seed"]) == [42, 42, 43, 43]
     assert not list(results.glob(".*")), "no temp files"
+
+
+def test_a_failed_job_writes_a_failure_record_and_the_sweep_goes_on(tmp_path):
+    results = tmp_path / "results"
+    result = optimize("-m", "optimizer=scats", "task.limit=-5,1", "seed=42,43", f"results_dir={results}",
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}", timeout=300)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 2 of 4 jobs failed") and "task.limit" in last, result.stderr
+    assert sorted(load_records(results)["seed"]) == [42, 43], "the jobs after the failures still ran"
+    failures = sorted(results.glob("*.failed.json"))
+    assert len(failures) == 2
+    failure = json.loads(failures[0].read_text())
+    assert failure["status"] == "failed" and "task.limit" in failure["reason"] and failure["step"] == 0
+    assert failure["config"]["task"]["limit"] == -5

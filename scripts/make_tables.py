@@ -43,6 +43,7 @@ class TableSpec:
     paper_points: dict[str, dict[int, float]] | None = None  # method -> {iteration: paper value}
     curve_key: str | None = None  # a training curve (e.g. train/loss) instead of score / best so far
     scatter: tuple[str, str] | None = None  # (x metric, y metric): one point per row, e.g. accuracy vs trace length
+    medians: tuple[str, ...] = ()      # metrics whose cells show the median beside the mean
 
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
@@ -58,7 +59,8 @@ class TableSpec:
                    paper_points={m: {int(k): float(v) for k, v in points.items()}
                                  for m, points in (figure.get("paper_points") or {}).items()},
                    curve_key=figure.get("curve_key"),
-                   scatter=(figure["x"], figure["y"]) if "x" in figure else None)
+                   scatter=(figure["x"], figure["y"]) if "x" in figure else None,
+                   medians=tuple(block.get("medians") or ()))
 
 
 def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any]:
@@ -75,6 +77,32 @@ def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[s
     if not block:
         raise SystemExit(f"error: no table: block for experiment {experiment!r} ({path})")
     return block
+
+
+def add_curve_metrics(records: pd.DataFrame, block: dict[str, Any]) -> pd.DataFrame:
+    """Columns computed from each record's curve, named in the block's `curve_metrics`:
+    `{step: k}` is the score at evaluation k (a run that stopped earlier keeps its last score),
+    `{last: n}` the mean score over the last n evaluations (what one noisy iteration cannot show)."""
+    rules = block.get("curve_metrics") or {}
+    columns = {}
+    for name, rule in rules.items():
+        def value(curve: list[dict[str, Any]], rule: dict[str, int] = rule) -> float:
+            scores = [float(p["score"]) for p in curve]
+            if not scores:
+                return np.nan
+            if "step" in rule:
+                return scores[min(int(rule["step"]), len(scores) - 1)]
+            return float(np.mean(scores[-int(rule["last"]):]))
+        columns[name] = records["curve"].map(value)
+    return records.assign(**columns) if columns else records
+
+
+def protocol_note(runs: pd.DataFrame) -> str:
+    """Which protocol the records ran (`protocol:` of their experiment config): paper or harness."""
+    from harness.records import read_record
+
+    names = sorted({str(read_record(p).config.get("protocol") or "not recorded") for p in runs["path"]})
+    return f"\nProtocol: {', '.join(names)} (`protocol: paper` is the paper's; `harness` is our variant).\n"
 
 
 def by_task(records: pd.DataFrame) -> pd.DataFrame:
@@ -94,17 +122,20 @@ def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             rows.append({"method": method, "label": label, "metric": metric, "column": header,
                          "n": len(values), "mean": values.mean() if len(values) else np.nan,
                          "std": values.std(ddof=1) if len(values) > 1 else np.nan,
+                         "median": values.median() if len(values) else np.nan,
                          "paper": spec.paper.get(method, {}).get(metric, np.nan)})
     return pd.DataFrame(rows)
 
 
-def cell(row: pd.Series, fmt: str) -> str:
+def cell(row: pd.Series, fmt: str, median: bool = False) -> str:
     if row["n"] == 0:
         text = "–"
     elif np.isnan(row["std"]):
         text = format(row["mean"], fmt)
     else:
         text = f"{format(row['mean'], fmt)} ± {format(row['std'], fmt)}"
+    if median and row["n"]:
+        text += f", median {format(row['median'], fmt)}"
     if not np.isnan(row["paper"]):
         text += f" (paper {row['paper']:g})"
     return text
@@ -121,7 +152,8 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
     for method, label in spec.methods.items():
         rows = summary[summary["method"] == method]
         n = int(rows["n"].max()) if len(rows) else 0
-        cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.fmt) for metric in spec.columns]
+        cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.fmt, metric in spec.medians)
+                 for metric in spec.columns]
         lines.append("| " + " | ".join([label, str(n), llm_by_method.get(method, "not run here"),
                                         *cells]) + " |")
     return "\n".join(lines) + "\n"
@@ -242,6 +274,7 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
         if runs.empty:
             raise SystemExit(f"error: no records of experiment {experiment!r} under {results}")
         block = table_block(experiment, runs, configs)
+        runs = add_curve_metrics(runs, block)
         if block.get("tasks"):
             runs = by_task(runs)
         spec = TableSpec.from_block(block, runs)
@@ -250,7 +283,8 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
         tables.mkdir(parents=True, exist_ok=True)
         source = os.path.relpath(results.resolve(), ROOT)
         llm_by_method = {m: ", ".join(sorted(set(g["llm"]))) for m, g in runs.groupby("method")}
-        (tables / f"{experiment}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method))
+        (tables / f"{experiment}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method)
+                                                 + protocol_note(runs))
         summary.to_csv(tables / f"{experiment}.csv", index=False, float_format="%.4f")
         figure(runs, spec, out / "figures" / f"{experiment}.png")
         written += [tables / f"{experiment}.md", tables / f"{experiment}.csv",

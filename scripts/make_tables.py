@@ -81,20 +81,33 @@ def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[s
 
 def add_curve_metrics(records: pd.DataFrame, block: dict[str, Any]) -> pd.DataFrame:
     """Columns computed from each record's curve, named in the block's `curve_metrics`:
-    `{step: k}` is the score at evaluation k (a run that stopped earlier keeps its last score),
-    `{last: n}` the mean score over the last n evaluations (what one noisy iteration cannot show)."""
+    `{step: k}` is the score at evaluation k (a run that stopped earlier keeps its last score;
+    -1 is the last), `{last: n}` the mean score over the last n evaluations (what one noisy
+    iteration cannot show); `key:` reads another curve entry than `score` (points without it skipped)."""
     rules = block.get("curve_metrics") or {}
     columns = {}
     for name, rule in rules.items():
-        def value(curve: list[dict[str, Any]], rule: dict[str, int] = rule) -> float:
-            scores = [float(p["score"]) for p in curve]
+        def value(curve: list[dict[str, Any]], rule: dict[str, Any] = rule) -> float:
+            key = rule.get("key", "score")
+            scores = [float(p[key]) if p[key] is not None else np.nan for p in curve if key in p]
             if not scores:
                 return np.nan
             if "step" in rule:
-                return scores[min(int(rule["step"]), len(scores) - 1)]
+                step = int(rule["step"])
+                return scores[min(step, len(scores) - 1)] if step >= 0 else scores[step]
             return float(np.mean(scores[-int(rule["last"]):]))
         columns[name] = records["curve"].map(value)
     return records.assign(**columns) if columns else records
+
+
+def hold_last_points(records: pd.DataFrame, block: dict[str, Any]) -> pd.DataFrame:
+    """With `figure: {hold_last: true}`, a run that stopped early (an exact hit) keeps its last
+    point to the longest run's length, so the curves average over every run at every step."""
+    if not (block.get("figure") or {}).get("hold_last"):
+        return records
+    longest = max(len(c) for c in records["curve"])
+    padded = records["curve"].map(lambda c: c + [dict(c[-1], step=i) for i in range(len(c), longest)])
+    return records.assign(curve=padded)
 
 
 def protocol_note(runs: pd.DataFrame) -> str:
@@ -102,6 +115,8 @@ def protocol_note(runs: pd.DataFrame) -> str:
     from harness.records import read_record
 
     names = sorted({str(read_record(p).config.get("protocol") or "not recorded") for p in runs["path"]})
+    if names == ["not recorded"]:
+        return ""  # an experiment without protocol variants
     return f"\nProtocol: {', '.join(names)} (`protocol: paper` is the paper's; `harness` is our variant).\n"
 
 
@@ -122,7 +137,7 @@ def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             rows.append({"method": method, "label": label, "metric": metric, "column": header,
                          "n": len(values), "mean": values.mean() if len(values) else np.nan,
                          "std": values.std(ddof=1) if len(values) > 1 else np.nan,
-                         "median": values.median() if len(values) else np.nan,
+                         **({"median": values.median() if len(values) else np.nan} if spec.medians else {}),
                          "paper": spec.paper.get(method, {}).get(metric, np.nan)})
     return pd.DataFrame(rows)
 
@@ -274,7 +289,7 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
         if runs.empty:
             raise SystemExit(f"error: no records of experiment {experiment!r} under {results}")
         block = table_block(experiment, runs, configs)
-        runs = add_curve_metrics(runs, block)
+        runs = hold_last_points(add_curve_metrics(runs, block), block)
         if block.get("tasks"):
             runs = by_task(runs)
         spec = TableSpec.from_block(block, runs)

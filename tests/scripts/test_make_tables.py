@@ -62,3 +62,30 @@ def test_a_block_with_tasks_gets_one_row_per_task_and_method(tmp_path):
     assert rows == ["| 15x15: Solution-Only | 1 | no LLM | 40.0 |", "| 15x15: Dualformer | 1 | no LLM | 90.0 |",
                     "| 30x30: Solution-Only | 1 | no LLM | 10.0 |",
                     "| 30x30: Dualformer | 1 | no LLM | 70.0 (paper 80) |"]
+
+
+def test_curve_metrics_medians_held_points_and_the_protocol_line(tmp_path):
+    from harness.records import Cost, RunRecord, write_record
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "stops.yaml").write_text(
+        "table:\n  title: stops\n  methods: {m: M}\n  medians: [train/last_score]\n"
+        "  curve_metrics: {curve/after_1: {step: 1}, curve/last2: {last: 2}}\n"
+        "  columns: {curve/after_1: after 1, curve/last2: last 2, train/last_score: last}\n"
+        "  figure: {hold_last: true}\n")
+    curves = {1: [4.0, 2.0, 1.0], 2: [0.0], 3: [6.0, 3.0, 3.0]}  # seed 2 was solved at the start
+    for seed, scores in curves.items():
+        write_record(RunRecord(experiment="stops", task="t", method="m", seed=seed, mode="paper",
+                               metrics={"train/last_score": scores[-1]},
+                               curve=[{"step": i, "score": v, "best": min(scores[:i + 1])}
+                                      for i, v in enumerate(scores)],
+                               cost=Cost(), config={"protocol": "paper"}), tmp_path / "records")
+    make_tables.make(tmp_path / "records", tmp_path, configs)
+    text = (tmp_path / "tables" / "stops.md").read_text()
+    # after 1 update: 2, 0 (held), 3; last two: 1.5, 0, 3; last: 1, 0, 3 (median 1)
+    assert "| M | 3 | no LLM | 1.7 ± 1.5 | 1.5 ± 1.5 | 1.3 ± 1.5, median 1.0 |" in text
+    assert "Protocol: paper" in text
+    records = make_tables.hold_last_points(make_tables.load_records(tmp_path / "records"),
+                                           {"figure": {"hold_last": True}})
+    assert all(len(c) == 3 for c in records["curve"]), "a run that stopped keeps its last point"

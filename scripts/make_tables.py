@@ -233,6 +233,13 @@ def scatter_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     save_single_panel(fig, ax, path)
 
 
+def paper_marker_style(index: int, steps: int) -> tuple[float, str]:
+    """A small sideways shift and a marker shape per method, so paper points that share a value
+    (several methods start at the same delay) stay visible side by side."""
+    markers = "xo^sDv<>"
+    return (index % 5 - 2) * max(steps, 10) / 150, markers[index % len(markers)]
+
+
 def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     import matplotlib
 
@@ -264,8 +271,9 @@ def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
             ax.fill_between(steps, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
             points = (spec.paper_points or {}).get(method)
             if points and key == "score":  # the paper plots the current iterate
-                ax.scatter(list(points), list(points.values()), marker="x", s=60, color=line.get_color(),
-                           label=f"{label}, paper")
+                shift, marker = paper_marker_style(list(spec.methods).index(method), longest)
+                ax.scatter([k + shift for k in points], list(points.values()), marker=marker, s=60,
+                           color=line.get_color(), label=f"{label}, paper")
         ax.set(title=title, xlabel="iteration", yscale=spec.yscale)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{spec.ylabel}, mean ± {'s.e.' if spec.band == 'sem' else 'std'} over seeds")

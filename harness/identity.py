@@ -20,11 +20,25 @@ PRESENTATION_KEYS = frozenset({
     "bbh_subtasks", "textgrad_datasets",    # the lists a sweep draws from, not this run's choice
 })
 HASH_LENGTH = 10
+# Settings of an LLM endpoint that change how replies are fetched, not which replies a run gets:
+# a replay (cache_mode: replay) or a rerun with another timeout or cache file is the same run.
+LLM_TRANSPORT_KEYS = frozenset({"cache_mode", "cache_path", "timeout_s", "max_concurrency", "max_retries",
+                                "backoff_s", "max_reply_chars", "api_key_env"})
+LLM_TARGETS = frozenset({"trace_core.llm.openai_llm"})
 
 
 def identity_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that defines the run."""
-    return {k: v for k, v in config.items() if k not in PRESENTATION_KEYS}
+    return {k: _without_transport(v) for k, v in config.items() if k not in PRESENTATION_KEYS}
+
+
+def _without_transport(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        drop = LLM_TRANSPORT_KEYS if value.get("_target_") in LLM_TARGETS else frozenset()
+        return {k: _without_transport(v) for k, v in value.items() if k not in drop}
+    if isinstance(value, list):
+        return [_without_transport(v) for v in value]
+    return value
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -49,6 +49,7 @@ class TableSpec:
     paper_points: dict[str, dict[int, float]] | None = None  # method -> {iteration: paper value}
     curve_key: str | None = None  # a training curve (e.g. train/loss) instead of score / best so far
     scatter: tuple[str, str] | None = None  # (x metric, y metric): one point per row, e.g. accuracy vs trace length
+    medians: tuple[str, ...] = ()      # metrics whose cells show the median beside the mean
 
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
@@ -64,7 +65,8 @@ class TableSpec:
                    paper_points={m: {int(k): float(v) for k, v in points.items()}
                                  for m, points in (figure.get("paper_points") or {}).items()},
                    curve_key=figure.get("curve_key"),
-                   scatter=(figure["x"], figure["y"]) if "x" in figure else None)
+                   scatter=(figure["x"], figure["y"]) if "x" in figure else None,
+                   medians=tuple(block.get("medians") or ()))
 
 
 def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any] | None:
@@ -79,6 +81,47 @@ def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[s
         newest = max(records["path"], key=lambda p: read_record(p).created)
         block = read_record(newest).config.get("table")
     return block or None
+
+
+def add_curve_metrics(records: pd.DataFrame, block: dict[str, Any]) -> pd.DataFrame:
+    """Columns computed from each record's curve, named in the block's `curve_metrics`:
+    `{step: k}` is the score at evaluation k (a run that stopped earlier keeps its last score;
+    -1 is the last), `{last: n}` the mean score over the last n evaluations (what one noisy
+    iteration cannot show); `key:` reads another curve entry than `score` (points without it skipped)."""
+    rules = block.get("curve_metrics") or {}
+    columns = {}
+    for name, rule in rules.items():
+        def value(curve: list[dict[str, Any]], rule: dict[str, Any] = rule) -> float:
+            key = rule.get("key", "score")
+            scores = [float(p[key]) if p[key] is not None else np.nan for p in curve if key in p]
+            if not scores:
+                return np.nan
+            if "step" in rule:
+                step = int(rule["step"])
+                return scores[min(step, len(scores) - 1)] if step >= 0 else scores[step]
+            return float(np.mean(scores[-int(rule["last"]):]))
+        columns[name] = records["curve"].map(value)
+    return records.assign(**columns) if columns else records
+
+
+def hold_last_points(records: pd.DataFrame, block: dict[str, Any]) -> pd.DataFrame:
+    """With `figure: {hold_last: true}`, a run that stopped early (an exact hit) keeps its last
+    point to the longest run's length, so the curves average over every run at every step."""
+    if not (block.get("figure") or {}).get("hold_last"):
+        return records
+    longest = max(len(c) for c in records["curve"])
+    padded = records["curve"].map(lambda c: c + [dict(c[-1], step=i) for i in range(len(c), longest)])
+    return records.assign(curve=padded)
+
+
+def protocol_note(runs: pd.DataFrame) -> str:
+    """Which protocol the records ran (`protocol:` of their experiment config): paper or harness."""
+    from harness.records import read_record
+
+    names = sorted({str(read_record(p).config.get("protocol") or "not recorded") for p in runs["path"]})
+    if names == ["not recorded"]:
+        return ""  # an experiment without protocol variants
+    return f"\nProtocol: {', '.join(names)} (`protocol: paper` is the paper's; `harness` is our variant).\n"
 
 
 def by_task(records: pd.DataFrame) -> pd.DataFrame:
@@ -100,12 +143,13 @@ def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             rows.append({"method": method, "label": label, "metric": metric, "column": header,
                          "n": len(values), "mean": values.mean() if len(values) else np.nan,
                          "std": values.std(ddof=1) if len(values) > 1 else np.nan,
+                         **({"median": values.median() if len(values) else np.nan} if spec.medians else {}),
                          "paper": spec.paper.get(method, {}).get(metric, np.nan),
                          "sem": sem(values), "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows)
 
 
-def cell(row: pd.Series, fmt: str) -> str:
+def cell(row: pd.Series, fmt: str, median: bool = False) -> str:
     if row["n"] == 0:
         text = "–"
     elif np.isnan(row["sem"]):
@@ -114,6 +158,8 @@ def cell(row: pd.Series, fmt: str) -> str:
         text = f"{format(row['mean'], fmt)} ± {format(row['sem'], fmt)}"
     if row["n"] and not np.isnan(row["ci_low"]):
         text += f" [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
+    if median and row["n"]:
+        text += f", median {format(row['median'], fmt)}"
     if not np.isnan(row["paper"]):
         text += f" (paper {row['paper']:g})"
     return text
@@ -136,7 +182,8 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
     for method, label in spec.methods.items():
         rows = summary[summary["method"] == method]
         n = int(rows["n"].max()) if len(rows) else 0
-        cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.fmt) for metric in spec.columns]
+        cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.fmt, metric in spec.medians)
+                 for metric in spec.columns]
         lines.append("| " + " | ".join([label, str(n), llm_by_method.get(method, "not run here"),
                                         *cells]) + " |")
     if unlisted:
@@ -204,6 +251,13 @@ def scatter_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     save_single_panel(fig, ax, path)
 
 
+def paper_marker_style(index: int, steps: int) -> tuple[float, str]:
+    """A small sideways shift and a marker shape per method, so paper points that share a value
+    (several methods start at the same delay) stay visible side by side."""
+    markers = "xo^sDv<>"
+    return (index % 5 - 2) * max(steps, 10) / 150, markers[index % len(markers)]
+
+
 def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
     import matplotlib
 
@@ -235,8 +289,9 @@ def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
             ax.fill_between(steps, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
             points = (spec.paper_points or {}).get(method)
             if points and key == "score":  # the paper plots the current iterate
-                ax.scatter(list(points), list(points.values()), marker="x", s=60, color=line.get_color(),
-                           label=f"{label}, paper")
+                shift, marker = paper_marker_style(list(spec.methods).index(method), longest)
+                ax.scatter([k + shift for k in points], list(points.values()), marker=marker, s=60,
+                           color=line.get_color(), label=f"{label}, paper")
         ax.set(title=title, xlabel="iteration", yscale=spec.yscale)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{spec.ylabel}, mean ± {'s.e.' if spec.band == 'sem' else 'std'} over seeds")
@@ -274,6 +329,7 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
 
 def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode: str, budget: str | None,
                 results: Path, out: Path) -> list[Path]:
+    runs = hold_last_points(add_curve_metrics(runs, block), block)
     if block.get("tasks"):
         runs = by_task(runs)
     spec = TableSpec.from_block(block, runs)
@@ -287,7 +343,7 @@ def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode
     source = os.path.relpath(results.resolve(), ROOT)
     llm_by_method = {m: ", ".join(sorted(set(g["llm"]))) for m, g in runs.groupby("method")}
     (tables / f"{name}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method,
-                                                mode, budget, unlisted))
+                                                mode, budget, unlisted) + protocol_note(runs))
     summary.to_csv(tables / f"{name}.csv", index=False, float_format="%.4f")
     if mode != "paper":
         spec.title = f"{mode.upper()}: {spec.title}"  # the figure says it too

@@ -33,8 +33,8 @@ DIRS = ("ew", "ns")
 _MISSING = object()
 
 
-def _delay_score(trips, travel_times, free_times, missing_tt: float, paper: bool) -> tuple[float, float]:
-    """Shared body of the two scores; returns (score, best-case delay per vehicle).
+def _pair_losses(trips, travel_times, free_times, missing_tt: float, paper: bool) -> np.ndarray:
+    """Time lost per OD pair (seconds, all its vehicles together).
 
     Per OD pair: lost = sum(tt - free) + (worst + 1 - free) * unfinished, i.e. every unfinished
     vehicle is charged one second more than the slowest finished one. `paper` picks how many are
@@ -43,20 +43,27 @@ def _delay_score(trips, travel_times, free_times, missing_tt: float, paper: bool
     pair's own completed count. A pair with attempts but no completed trip has no slowest trip
     (the paper code would crash on max of nothing); we charge it as if its slowest trip took
     `missing_tt` (the run's length), so starving a direction completely can never look good.
-    Score = trip-weighted mean of the per-vehicle loss + its trip-weighted standard deviation.
     """
     tts = [np.asarray(t, dtype=float) for t in travel_times]
     n = np.asarray(trips, dtype=float)
     free = np.asarray(free_times, dtype=float)
     pairs_done = sum(t.size > 0 for t in tts)
-    keep = n > 0
-    if not keep.any():
-        return 0.0, 0.0
     lost = np.zeros(len(n))
-    for k in np.flatnonzero(keep):
+    for k in np.flatnonzero(n > 0):
         worst = tts[k].max() if tts[k].size else missing_tt
         unfinished = n[k] - (pairs_done if paper else tts[k].size)
         lost[k] = (tts[k] - free[k]).sum() + (worst + 1 - free[k]) * unfinished
+    return lost
+
+
+def _delay_score(trips, travel_times, free_times, missing_tt: float, paper: bool) -> tuple[float, float]:
+    """Shared body of the two scores; returns (score, best-case delay per vehicle).
+    Score = trip-weighted mean of the per-vehicle loss + its trip-weighted standard deviation."""
+    n = np.asarray(trips, dtype=float)
+    keep = n > 0
+    if not keep.any():
+        return 0.0, 0.0
+    lost = _pair_losses(trips, travel_times, free_times, missing_tt, paper)
     n, lost = n[keep], lost[keep]
     best = lost.sum() / n.sum()
     spread = math.sqrt(float((n * (lost / n - best) ** 2).sum() / n.sum()))
@@ -98,7 +105,17 @@ def delay_report(result: SimResult, duration_s: float) -> dict[str, float]:
     score_c, best_c = corrected_score(*args)
     return {"score": score, "score_corrected": score_c, "avg_delay": result.avg_delay,
             "trips": int(sum(result.trips)), "completed": int(sum(t.size for t in result.travel_times)),
-            "best_case_delay": best, "best_case_delay_corrected": best_c}
+            "best_case_delay": best, "best_case_delay_corrected": best_c,
+            "routes": route_breakdown(result, duration_s)}
+
+
+def route_breakdown(result: SimResult, duration_s: float) -> dict[str, dict[str, float]]:
+    """Per OD pair, as the paper's Trace runs saw it: trips attempted, completed, and time lost
+    per vehicle (the paper's formula). The optimizer reads it in the scoring operator's output."""
+    lost = _pair_losses(result.trips, result.travel_times, result.free_times, float(duration_s), paper=True)
+    return {f"{o}->{d}": {"attempted": int(n), "completed": int(t.size),
+                          "time_lost_per_vehicle": round(float(loss / n), 1) if n else 0.0}
+            for (o, d), n, t, loss in zip(result.pairs, result.trips, result.travel_times, lost)}
 
 
 def _int_like(value: Any) -> int | None:
@@ -273,10 +290,15 @@ class TrafficSignalTask:
 
         return bundle()(simulate_intersection), bundle()(score_delays)
 
+    def _plain(self, params: dict[str, Any]) -> dict[str, Any]:
+        """{"ew", "ns"} from black-box methods' keys or the greens' traced names (ew0, ns0)."""
+        return {d: params.get(d, params.get(self.greens[d].py_name, _MISSING)) for d in DIRS}
+
     def evaluate(self, params: dict[str, Any]) -> Feedback:
         """Run the traced workflow on `params` ({"ew", "ns"}, or the greens' traced names)."""
+        plain = self._plain(params)
         for d in DIRS:  # black-box methods hand plain values; Trace optimizers set the nodes
-            value = params.get(d, params.get(self.greens[d].py_name, _MISSING))
+            value = plain[d]
             if value is _MISSING:
                 missing = f"The {d.upper()} green time ('{d}') is missing."
                 return Feedback(score=float("inf"), text=missing, info={"error": missing})
@@ -290,11 +312,11 @@ class TrafficSignalTask:
         text = (f"OVERALL SCORE: {m['score']}\n"
                 "Lower is better: keep adjusting the two green times to bring it down, and if you "
                 "believe these values are already the best possible, propose them again unchanged.")
-        info = {k: v for k, v in m.items() if k != "score"}
+        info = {k: v for k, v in m.items() if k not in ("score", "routes")}
         return Feedback(score=m["score"], text=text, output=report, info=info)
 
     def test(self, params: dict[str, Any]) -> dict[str, float]:
-        parsed = self._parse(params)
+        parsed = self._parse({d: v for d, v in self._plain(params).items() if v is not _MISSING})
         if isinstance(parsed, str):
             return {"score": float("inf"), "score_corrected": float("inf"), "avg_delay": float("inf")}
         m = self._metrics(*parsed)

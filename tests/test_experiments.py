@@ -47,3 +47,15 @@ def test_experiment_smoke_runs_write_records(experiment, tmp_path):
         assert set(frame["method"]) == {dict(kv.split("=") for kv in job)[group] for job in jobs}
     else:
         assert frame["method"].nunique() == len(jobs), "every grid point is its own row"
+
+
+@pytest.mark.parametrize("experiment", ["fig5a_numeric", "fig6_reach", "fig6_push", "fig6_pick_place"])
+def test_paper_protocol_runs_masked_and_numeric_trace_without_memory(experiment, tmp_path):
+    base = [f"experiment={experiment}", "logger=none"]
+    cfg = compose_run("optimize", base, tmp_path)
+    assert cfg.protocol == "paper", "the paper's protocol is the default and the record carries it"
+    for job in sweep_jobs(cfg):
+        method = dict(kv.split("=") for kv in job)["optimizer"]
+        optimizer = compose_run("optimize", base + job, tmp_path).optimizer
+        if "masked" in method or (experiment == "fig5a_numeric" and method != "adam"):
+            assert optimizer.optimizer.memory_size == 0, f"{experiment}: {method} is memoryless in the paper"

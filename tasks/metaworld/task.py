@@ -23,6 +23,8 @@ the held-out starts for the run's best controller, and `last_success` for the la
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -193,6 +195,10 @@ class MetaWorldTask:
         if self.eval_every and (k % self.eval_every == 0 or k == self.limit - 1):
             held_out = self.held_out(code)
             info["test_success"], info["test_errors"] = held_out.success, held_out.errors
+            # The paper's curve leaves an iteration out (NaN) when its rollout or any held-out
+            # rollout raised; ours counts those as failures. Both are kept, side by side.
+            raised = episode.error is not None or held_out.errors > 0
+            info["test_success_paper"] = math.nan if raised else held_out.success
         self._evaluations, self._last_code = self._evaluations + 1, code
         if episode.error is not None:
             return Feedback(score=float("-inf"), text=episode.error, output=episode.output, info=info)

@@ -11,7 +11,7 @@ from harness.records import load_records
 from harness.runs import RunInfo, user_error_message
 from support import compose_run
 
-BASE = ["task=numeric", "optimizer=pso", "task.limit=2", "logger=none", "progress=false"]
+BASE = ["task=numeric", "optimizer=pso", "task.limit=2", "logger=none", "progress=false", "seed=43"]  # 42 is solved at the start
 
 
 def test_hash_ignores_presentation_keys_and_key_order():
@@ -21,6 +21,17 @@ def test_hash_ignores_presentation_keys_and_key_order():
     assert config_hash(config) != config_hash({**config, "task": {"a": 1, "b": 3}})
 
 
+def test_how_replies_are_fetched_is_not_part_of_the_identity():
+    llm = {"_target_": "trace_core.llm.openai_llm", "model": "m", "base_url": None, "temperature": 0,
+           "cache_mode": "readwrite", "cache_path": "runs/llm_cache.sqlite", "timeout_s": None}
+    recorded = {"seed": 1, "llm": llm, "task": {"student": {"base": llm, "model": "s"}}}
+    replay = {"seed": 1, "llm": {**llm, "cache_mode": "replay", "timeout_s": 600},
+              "task": {"student": {"base": {**llm, "cache_path": "other.sqlite"}, "model": "s"}}}
+    assert config_hash(recorded) == config_hash(replay), "a replay finds the record it replays"
+    assert config_hash(recorded) != config_hash({**recorded, "llm": {**llm, "model": "other"}})
+    assert config_hash(recorded) != config_hash({**recorded, "llm": {**llm, "temperature": 0.7}})
+
+
 def test_a_sweep_over_any_field_keeps_every_point(tmp_path):
     results = tmp_path / "res"
     for i, w in enumerate((0.5, 1.0)):
@@ -28,7 +39,7 @@ def test_a_sweep_over_any_field_keeps_every_point(tmp_path):
     frame = load_records(results)
     assert len(frame) == 2 and frame["config_hash"].nunique() == 2, "the second point is neither skipped nor overwritten"
     names = sorted(p.name for p in results.glob("*.json"))
-    assert all(n.startswith("numeric__pso__seed42__") for n in names), names
+    assert all(n.startswith("numeric__pso__seed43__") for n in names), names
 
 
 def test_skip_done_returns_only_the_identical_config(tmp_path):

@@ -117,3 +117,30 @@ def test_success_rates_carry_a_wilson_interval_over_the_test_tasks(tmp_path):
     make_tables.make(tmp_path / "records", tmp_path, configs)
     row = [l for l in (tmp_path / "tables" / "mazes.md").read_text().splitlines() if l.startswith("| Dualformer")]
     assert row == ["| Dualformer | 1 | no LLM | 50.0 [36.6, 63.4] | 0.5 |"], "50 mazes: ±14 points is noise"
+
+
+def test_curve_metrics_medians_held_points_and_the_protocol_line(tmp_path):
+    from harness.records import Cost, RunRecord, write_record
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "stops.yaml").write_text(
+        "table:\n  title: stops\n  methods: {m: M}\n  medians: [train/last_score]\n"
+        "  curve_metrics: {curve/after_1: {step: 1}, curve/last2: {last: 2}}\n"
+        "  columns: {curve/after_1: after 1, curve/last2: last 2, train/last_score: last}\n"
+        "  figure: {hold_last: true}\n")
+    curves = {1: [4.0, 2.0, 1.0], 2: [0.0], 3: [6.0, 3.0, 3.0]}  # seed 2 was solved at the start
+    for seed, scores in curves.items():
+        write_record(RunRecord(experiment="stops", task="t", method="m", seed=seed, mode="paper",
+                               metrics={"train/last_score": scores[-1]},
+                               curve=[{"step": i, "score": v, "best": min(scores[:i + 1])}
+                                      for i, v in enumerate(scores)],
+                               cost=Cost(), config={"protocol": "paper"}), tmp_path / "records")
+    make_tables.make(tmp_path / "records", tmp_path, configs)
+    text = (tmp_path / "tables" / "stops.md").read_text()
+    # after 1 update: 2, 0 (held), 3; last two: 1.5, 0, 3; last: 1, 0, 3 (median 1)
+    assert "| M | 3 | no LLM | 1.7 ± 0.9 | 1.5 ± 0.9 | 1.3 ± 0.9, median 1.0 |" in text
+    assert "Protocol: paper" in text
+    records = make_tables.hold_last_points(make_tables.load_records(tmp_path / "records"),
+                                           {"figure": {"hold_last": True}})
+    assert all(len(c) == 3 for c in records["curve"]), "a run that stopped keeps its last point"

@@ -138,6 +138,7 @@ def test_a_controller_that_reaches_the_goal_is_scored_as_solved():
     feedback = task.evaluate(code_of(task, to_goal))
     assert feedback.info["train_success"] == 1.0 and feedback.info["episode_steps"] < 10
     assert feedback.info["test_success"] == 1.0 and "Task completed: yes" in feedback.text
+    assert feedback.info["test_success_paper"] == 1.0
     assert task.controller.parameter.data == to_goal  # evaluate(params) runs the params' code
     assert task.test(task.init_params()) == {"success": 0.0, "return": pytest.approx(
         task.held_out(task.init_params()[task.controller.parameter.py_name]).mean_return),
@@ -156,6 +157,7 @@ def test_a_failing_controller_becomes_feedback_the_optimizer_reads(source, needl
     assert isinstance(feedback.output, ExceptionNode) and needle in feedback.output.data
     assert feedback.text == feedback.output.data and feedback.score == -math.inf
     assert feedback.info["test_success"] == 0.0 and feedback.info["test_errors"] == 2
+    assert math.isnan(feedback.info["test_success_paper"]), "the paper's curve leaves a raising iteration out"
     llm = ScriptedLLM(replies=[json.dumps({"reasoning": "-", "suggestion": {}})])
     optimizer = OptoPrime(task.parameters(), llm=llm, objective=task.objective)
     optimizer.zero_feedback()

@@ -25,7 +25,7 @@ from trace_core import graph_context  # noqa: E402
 from trace_core.llm import ScriptedLLM  # noqa: E402
 from trace_core.optimizers import OptoPrime  # noqa: E402
 
-VARIANTS = ["optoprime_mem10", "trace_nomem", "trace_masked", "opro"]
+VARIANTS = ["optoprime_mem10", "trace_nomem", "trace_masked_nomem", "opro"]  # Masked: memoryless, as the paper
 FAST = ["logger=none", "progress=false", "task.test_starts=3"]
 
 
@@ -57,7 +57,8 @@ def test_the_paper_grid_is_four_variants_by_ten_seeds(run_dir):
 
 
 @pytest.mark.parametrize("variant, sees_steps", [("optoprime_mem10", False), ("trace_nomem", False),
-                                                 ("trace_masked", True), ("opro", True)])
+                                                 ("trace_masked", True), ("trace_masked_nomem", True),
+                                                 ("opro", True)])
 def test_masked_and_opro_get_the_per_step_feedback_appended(variant, sees_steps, run_dir):
     cfg = compose_run("optimize", ["task=metaworld_push", f"optimizer={variant}", "llm=scripted",
                                    "task.test_starts=1"], run_dir)

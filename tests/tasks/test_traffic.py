@@ -194,7 +194,26 @@ def test_traced_workflow_shows_the_simulation_and_scoring_operators():
         assert sub.parameters == [ew, ns]
         assert [n.op.name for n in sub.nodes if n.op] == ["simulate_intersection", "score_delays"]
         assert "SimResult(12 OD pairs" in repr(sub.nodes[-2].data)
+        routes = fb.output.data["routes"]  # the paper's per-route breakdown, in the scored output
+        assert len(routes) == 12 and set(routes["W1->E1"]) == {"attempted", "completed", "time_lost_per_vehicle"}
+        assert sum(r["attempted"] for r in routes.values()) == fb.info["trips"]
+        assert sum(r["completed"] for r in routes.values()) == fb.info["completed"]
+        assert all(r["time_lost_per_vehicle"] >= 0 for r in routes.values())
 
         bad = task.evaluate({ew.py_name: 95, ns.py_name: 16})  # out of range: feedback, not a crash
         assert bad.score == float("inf") and "outside the allowed range [15, 90]" in bad.text
         assert backward(bad.output, bad.text).parameters == [ew, ns]
+
+
+def test_an_llm_method_gets_finite_test_metrics(tmp_path):
+    # Trace optimizers hand the greens under their traced names (ew0, ns0): test() must read them
+    # as evaluate() does, or every LLM record's test/* metrics are inf.
+    from harness.optimize import run
+    from support import compose_run
+
+    cfg = compose_run("optimize", ["experiment=fig5b_traffic", "mode=smoke", "optimizer=optoprime",
+                                   "logger=none", "progress=false"], tmp_path)
+    record = run(cfg)
+    assert record.cost.llm_calls == len(record.curve) == 3
+    assert all(math.isfinite(record.metrics[f"test/{k}"]) for k in ("score", "score_corrected", "avg_delay"))
+    assert record.metrics["test/score"] == record.metrics["train/best_score"]

@@ -20,6 +20,12 @@ from harness.api import ConfigError
 from tasks.math import Attempt, Generated, MathQuery
 
 
+def encode_prompt(tokenizer: Any, prompt: str, prefix: str = "") -> list[int]:
+    """Prompt ids, then the forced response start: encoded apart, as lm_finetune.encode_pairs does in training."""
+    ids = tokenizer(prompt).input_ids
+    return ids + (tokenizer(prefix, add_special_tokens=False).input_ids if prefix else [])
+
+
 @dataclass
 class HfGenerator:
     model: Any
@@ -28,8 +34,6 @@ class HfGenerator:
     seed: int = 0
 
     def __call__(self, query: MathQuery) -> list[Attempt]:
-        from dualformer.lm_finetune import encode_prompt
-
         prompts = [encode_prompt(self.tokenizer, p, query.prefix) for p in query.prompts]
         prefix = self.tokenizer(query.prefix, add_special_tokens=False).input_ids if query.prefix else []
         n_prefix = len(prefix)
@@ -116,8 +120,6 @@ class VllmGenerator:
 
     def __call__(self, query: MathQuery) -> list[Attempt]:
         from vllm import SamplingParams
-
-        from dualformer.lm_finetune import encode_prompt
 
         tok = self.tokenizer
         prefix = tok(query.prefix, add_special_tokens=False).input_ids if query.prefix else []

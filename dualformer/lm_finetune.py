@@ -294,12 +294,6 @@ class Encoded:
     n_prompt: int  # the first n_prompt ids are the prompt: no loss there
 
 
-def encode_prompt(tokenizer: Any, prompt: str, prefix: str = "") -> list[int]:
-    """Prompt ids, then the forced response start: encoded apart, exactly as in training."""
-    ids = tokenizer(prompt).input_ids
-    return ids + (tokenizer(prefix, add_special_tokens=False).input_ids if prefix else [])
-
-
 def encode_pairs(tokenizer: Any, pairs: Sequence[TrainingPair], max_length: int) -> tuple[list[Encoded], int]:
     """Prompt and target encoded apart (so the control prefix tokenizes as at inference), eos
     appended; examples over `max_length` are left out and counted."""

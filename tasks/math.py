@@ -40,8 +40,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness.api import ConfigError
-from tasks.math_answers import is_equiv, last_boxed, matching_brace, unbox
+from tasks.latex import matching_brace
+from tasks.math_answers import last_boxed, unbox
 from tasks.math_data import DataSpec, MathProblem, load_problems  # noqa: F401 (DataSpec: configs name it here too)
+from tasks.math_grader import check_grader, judge
 
 MODES = ("slow", "fast", "auto")
 KINDS = ("full", "partial", "fast")
@@ -276,6 +278,7 @@ class MathTask:
     limit: int = 500
     n_train: int = 0
     subset_seed: int = 0
+    grader: str = "math_verify"  # or "harness": ours alone (tasks/math_grader.py)
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
     format: SolutionFormat = field(default_factory=SolutionFormat)
     _cache: dict[str, list[MathProblem]] = field(default_factory=dict, repr=False)
@@ -283,6 +286,7 @@ class MathTask:
     def __post_init__(self) -> None:
         if self.limit < 0 or self.n_train < 0:
             raise ConfigError(f"task.limit and task.n_train must be >= 0, got {self.limit}, {self.n_train}")
+        check_grader(self.grader)
         for mode in self.protocol.modes:
             self.format.mode_prefix(mode)
         if self.protocol.n_samples < self.protocol.pass_k:
@@ -334,9 +338,10 @@ class MathTask:
               mode: str) -> dict[str, float]:
         greedy, passed, k = [], [], self.protocol.pass_k
         for problem, attempt in zip(problems, attempts):
-            greedy.append(is_equiv(self.format.answer_of(attempt.greedy.text), problem.answer))
+            greedy.append(judge(self.grader, self.format.answer_of(attempt.greedy.text), problem.answer))
             if k:
-                right = sum(is_equiv(self.format.answer_of(s.text), problem.answer) for s in attempt.samples)
+                right = sum(judge(self.grader, self.format.answer_of(s.text), problem.answer)
+                            for s in attempt.samples)
                 passed.append(pass_at_k(len(attempt.samples), right, k))
         out = {f"greedy1_{mode}": 100.0 * float(np.mean(greedy)),
                f"gen_tokens_{mode}": float(np.mean([a.greedy.n_tokens for a in attempts])),

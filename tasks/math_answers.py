@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from tasks.latex import matching_brace
+
 BOXES = ("\\boxed", "\\fbox")
 UNITS = frozenset("""
     unit units cm centimeter centimeters m meter meters metre metres km kilometer kilometers mm
@@ -43,23 +45,6 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 
 
 # ----------------------------------------------------------------------------- boxes
-
-def matching_brace(text: str, open_at: int) -> int:
-    """Index of the `}` that closes the `{` at `open_at`, or -1 when it is never closed."""
-    depth, i = 0, open_at
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2  # `\{`, `\}` (and `\\`) are escapes, not grouping braces
-            continue
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
-
 
 def boxed_spans(text: str) -> list[tuple[int, int, str]]:
     r"""(start, end, content) of every `\boxed{..}` / `\fbox{..}` / `\boxed 5`, in order."""
@@ -187,7 +172,7 @@ def _equiv(a: str, b: str, depth: int) -> bool:
     compound = _compound_equiv(a, b, depth)
     if compound is not None:
         return compound
-    from tasks.math_sympy import sympy_equal  # here: math_sympy reads matching_brace from this module
+    from tasks.math_sympy import sympy_equal  # lazily: sympy is heavy and optional
 
     return sympy_equal(a, b)
 

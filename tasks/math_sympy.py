@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from tasks.math_answers import matching_brace
+from tasks.latex import matching_brace
 
 SYMPY_SECONDS = 2.0
 MAX_SYMPY_CHARS = 200

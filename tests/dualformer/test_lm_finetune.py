@@ -66,7 +66,8 @@ def test_tiny_tokenizer_is_learned_offline_and_encodes_any_text():
 
 
 def test_mode_prefix_tokenizes_as_the_start_of_its_training_targets():
-    from dualformer.lm_finetune import build_tiny_tokenizer, encode_pairs, encode_prompt
+    from dualformer.lm_eval import encode_prompt
+    from dualformer.lm_finetune import build_tiny_tokenizer, encode_pairs
 
     task, tok = fixture_task(), build_tiny_tokenizer(corpus(), vocab_size=400)
     for pair in task.training_pairs(StepDropout(p=0.5, mix=(0.5, 0, 0.5)), seed=1):

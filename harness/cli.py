@@ -15,14 +15,14 @@ from harness.provenance import ROOT
 
 def optimize() -> None:
     from harness import optimize as module
-    from harness.runs import run_cli
+    from harness.entry import run_cli
 
     run_cli(module.main)
 
 
 def train() -> None:
     from harness import train as module
-    from harness.runs import run_cli
+    from harness.entry import run_cli
 
     run_cli(module.main)
 

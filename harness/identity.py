@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from harness.plainjson import jsonable  # one JSON convention for records and hashes
+
 # Top-level keys that do not change what a run computes.
 PRESENTATION_KEYS = frozenset({
     "hydra", "logger", "progress", "results_dir", "skip_done",
@@ -43,8 +45,6 @@ def _without_transport(value: Any) -> Any:
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """Short sha256 of the canonical JSON of `identity_config(config)` (key order does not matter)."""
-    from harness.records import jsonable  # one JSON convention for records and hashes
-
     text = json.dumps(jsonable(identity_config(config)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 

@@ -22,10 +22,11 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.api import ConfigError, Optimizer, Params, Task, is_better
+from harness.entry import run_cli
 from harness.llm_run import check_replay, replay_info, run_usage
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
-from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record, run_cli,
+from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record,
                           save_record)
 from harness.sweep import failures_recorded
 from trace_core.graph import graph_context

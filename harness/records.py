@@ -7,7 +7,6 @@ A record says what ran (experiment, task, method, seed, mode, resolved config), 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.identity import config_hash, run_stem
+from harness.plainjson import jsonable, unjson_float  # noqa: F401 (jsonable: the runners import it from here)
 from harness.provenance import git_sha
 
 # 2: the file name and `config_hash` carry the run's identity; `provenance` says where it ran.
@@ -82,8 +82,8 @@ class RunRecord:
     def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
         data = dict(data)
         data["cost"] = Cost(**data["cost"])
-        data["metrics"] = {k: _unjson_float(v) for k, v in data["metrics"].items()}
-        data["curve"] = [{k: _unjson_float(v) for k, v in point.items()} for point in data["curve"]]
+        data["metrics"] = {k: unjson_float(v) for k, v in data["metrics"].items()}
+        data["curve"] = [{k: unjson_float(v) for k, v in point.items()} for point in data["curve"]]
         return cls(**data)
 
 
@@ -154,22 +154,3 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON: numpy scalars to Python, non-finite floats to strings (JSON has no inf/nan)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # 'inf', '-inf', 'nan'
-    return value
-
-
-def _unjson_float(value: Any) -> Any:
-    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
-        return float(value)
-    return value

@@ -8,7 +8,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from harness.api import ConfigError
 from harness.identity import config_hash, run_stem
@@ -223,20 +223,3 @@ def exit_on_user_error() -> Iterator[None]:
             raise
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def run_cli(hydra_main: Callable[[], Any]) -> None:
-    """Entry point: run a @hydra.main function, reporting command-line mistakes in one line.
-
-    Hydra is asked to let its own errors through (HYDRA_FULL_ERROR) so they reach this handler;
-    a genuine bug still raises with its whole traceback. A multirun whose jobs failed ends with
-    one summary line and exit status 1 (harness.sweep).
-    """
-    from harness.sweep import sweep_summary  # imports this module
-
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    with sweep_summary(), exit_on_user_error():
-        from harness.llm_run import refuse_secret_overrides
-
-        refuse_secret_overrides(sys.argv[1:])  # before Hydra writes the overrides into .hydra/
-        hydra_main()

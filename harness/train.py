@@ -19,10 +19,11 @@ from omegaconf import DictConfig
 
 from harness import progress
 from harness.api import Model
+from harness.entry import run_cli
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
-                          previous_record, run_cli, save_record)
+                          previous_record, save_record)
 from harness.sweep import failures_recorded
 
 

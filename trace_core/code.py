@@ -212,7 +212,7 @@ def check_replacement(source: Any, current: str) -> str:
     found = _top_function(tree, expected.name)
     if found is None:
         raise ValueError(f"the code must define the function `{expected.name}`")
-    problem = signature_problem(expected.name, _parameters(expected), _parameters(found))
+    problem = signature_problem(expected.name, function_parameters(expected), function_parameters(found))
     if problem:
         raise ValueError(problem)
     compile(tree, TRAINABLE_FILENAME.format(expected.name), "exec")
@@ -254,7 +254,7 @@ def signature_problem(name: str, expected: list[inspect.Parameter], found: list[
     return ""
 
 
-def _parameters(fn: ast.FunctionDef) -> list[inspect.Parameter]:
+def function_parameters(fn: ast.FunctionDef) -> list[inspect.Parameter]:
     """A parsed definition's parameters as inspect.Parameter (defaults as a placeholder)."""
     P, args, given = inspect.Parameter, fn.args, object()
     positional = [(a, P.POSITIONAL_ONLY) for a in args.posonlyargs] + [(a, P.POSITIONAL_OR_KEYWORD) for a in args.args]

@@ -99,10 +99,11 @@ def test_a_plain_500_is_not_taken_for_a_rejection():
 
 
 def test_optoprime_falls_back_without_json_mode_when_a_500_says_json_mode_is_unsupported():
-    from trace_core import node
+    from trace_core import graph_context, node
     from trace_core.optimizers import OptoPrime
 
-    x = node(1, trainable=True, name="x")
+    with graph_context():  # names restart at :0, whatever ran before: the reply names x0
+        x = node(1, trainable=True, name="x")
     with serving(responder=lambda messages: '{"reasoning": "", "suggestion": {"x0": 4}}') as server:
         server.script = ["reject500"]
         optimizer = OptoPrime([x], llm=chat(server))

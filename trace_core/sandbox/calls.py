@@ -7,7 +7,7 @@ import ast
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from trace_core.code import TRAINABLE_FILENAME, format_failure
+from trace_core.code import TRAINABLE_FILENAME, format_failure, function_parameters, signature_problem
 from trace_core.graph import recording_reads
 from trace_core.sandbox import default_executor, default_mode
 from trace_core.sandbox.executor import FunctionSpec, SandboxError, SandboxTimeout, WorkerCrashed
@@ -63,9 +63,9 @@ def function_spec(bundled: "BundledFunction", source: str) -> FunctionSpec:
         found = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name]
         if not found:
             raise ValueError(f"the code must define a function named `{name}`")
-        expected, got = list(bundled._signature.parameters), _parameter_names(found[-1])
-        if got != expected:
-            raise ValueError(f"`{name}` must keep its parameters ({', '.join(expected)}); got ({', '.join(got)})")
+        problem = signature_problem(name, list(bundled._signature.parameters.values()), function_parameters(found[-1]))
+        if problem:  # the rule code parameters are checked by when a rewrite is accepted
+            raise ValueError(problem)
         bundled._sandbox_checked = source
         bundled._sandbox_rebinds = tuple(sorted({n for node in ast.walk(tree) if isinstance(node, ast.Nonlocal)
                                                  for n in node.names} & set(bundled._cells)))
@@ -83,12 +83,3 @@ def _filled(cell: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _parameter_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
-    """The names inspect.signature lists, in its order."""
-    args = fn.args
-    names = [a.arg for a in args.posonlyargs + args.args]
-    names += [args.vararg.arg] if args.vararg else []
-    names += [a.arg for a in args.kwonlyargs]
-    return names + ([args.kwarg.arg] if args.kwarg else [])

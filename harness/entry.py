@@ -1,0 +1,24 @@
+"""How `python -m harness.optimize` / `harness.train` (and the console scripts) start: one-line
+errors for mistakes, a summary line for a multirun whose jobs failed, no key on the command line."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable
+
+from harness.llm_run import refuse_secret_overrides
+from harness.runs import exit_on_user_error
+from harness.sweep import sweep_summary
+
+
+def run_cli(hydra_main: Callable[[], Any]) -> None:
+    """Entry point: run a @hydra.main function, reporting command-line mistakes in one line.
+
+    Hydra is asked to let its own errors through (HYDRA_FULL_ERROR) so they reach this handler;
+    a genuine bug still raises with its whole traceback. A multirun whose jobs failed ends with
+    one summary line and exit status 1 (harness.sweep).
+    """
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    with sweep_summary(), exit_on_user_error():
+        refuse_secret_overrides(sys.argv[1:])  # before Hydra writes the overrides into .hydra/
+        hydra_main()

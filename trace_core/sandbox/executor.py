@@ -84,8 +84,18 @@ class FunctionSpec:
     modules: dict[str, str] = field(default_factory=dict)
     globals: dict[str, Any] = field(default_factory=dict)
     closure: dict[str, Any] = field(default_factory=dict)  # extra globals (enclosing locals)
-    cells: dict[str, Any] = field(default_factory=dict)  # free variables: name -> current value
+    cells: dict[str, Any] = field(default_factory=dict)  # free variables: name -> value (a call may pass its own)
     rebinds: tuple[str, ...] = ()  # names the code declares nonlocal: their new values come back
+
+    @functools.cached_property
+    def pickled(self) -> tuple[bytes, dict[int, Any]]:
+        """The fields as sent (pickled once: most of a small call's cost otherwise), and the
+        objects among them that travel as proxies."""
+        refs: dict[int, Any] = {}
+        fields = {"source": self.source, "name": self.name, "filename": self.filename, "module": self.module,
+                  "modules": self.modules, "globals": self.globals, "closure": self.closure,
+                  "rebinds": list(self.rebinds)}
+        return _dumps(fields, refs), refs
 
     @staticmethod
     def of(fn: types.FunctionType, source: str, filename: str | None = None) -> "FunctionSpec":
@@ -188,9 +198,9 @@ class _Worker:
             start_new_session=True)
         os.close(to_worker_r)
         os.close(from_worker_w)
-        self.cpu_s, self.retire_at = 0.0, limits.cpu_s / 2
+        self.buffer, self.retire_at = bytearray(), limits.cpu_s / 2
         try:
-            ready = codec.decode(self.receive(time.monotonic() + limits.startup_s))
+            ready = codec.decode_message(self.receive(time.monotonic() + limits.startup_s))
         except (WorkerCrashed, SandboxTimeout, codec.CodecError) as exc:
             self.kill()
             self.errors.seek(0)
@@ -213,17 +223,18 @@ class _Worker:
         return self._read(size, deadline)
 
     def _read(self, n: int, deadline: float) -> bytes:
-        chunks, left = [], n
-        while left:  # ends: each pass reads data, or the deadline passes, or the pipe closes
+        """`n` bytes, read as they come (a whole small message usually comes in one read)."""
+        while len(self.buffer) < n:  # ends: each pass reads data, or the deadline passes, or the pipe closes
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.from_worker], [], [], remaining)[0]:
                 raise SandboxTimeout()
-            chunk = os.read(self.from_worker, min(left, 1 << 20))
+            chunk = os.read(self.from_worker, max(n - len(self.buffer), 1 << 16))
             if not chunk:
                 raise WorkerCrashed(_describe_death(self._wait_exit()) + self._last_words())
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+            self.buffer += chunk
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
 
     def _last_words(self) -> str:
         """The worker's own fault, when it wrote one (the code's prints never reach stderr)."""
@@ -268,18 +279,17 @@ class SandboxExecutor:
         self.layers: dict[str, str] = {}
 
     def call(self, spec: FunctionSpec, args: tuple | list, kwargs: dict[str, Any], timeout_s: float,
-             cells_out: dict[str, Any] | None = None) -> Any:
+             cells: dict[str, Any] | None = None, cells_out: dict[str, Any] | None = None) -> Any:
         """Run spec's function on the arguments in a worker; its value, or SandboxError,
-        SandboxTimeout or WorkerCrashed (the worker is then replaced). The new values of the
-        cells the code rebinds (`spec.rebinds`) go into `cells_out`."""
+        SandboxTimeout or WorkerCrashed (the worker is then replaced). `cells`: the closure's
+        current values (default spec.cells); the new values of the cells the code rebinds
+        (`spec.rebinds`) go into `cells_out`."""
         if spec.module is not None and spec.module not in self._preload:
             self._preload.append(spec.module)  # workers started from now on import it up front
-        refs: dict[int, Any] = {}
+        static, static_refs = spec.pickled
+        refs = dict(static_refs)
         nonce = os.urandom(16).hex()  # so a message the code forged for a later call is ignored
-        request = {"source": spec.source, "name": spec.name, "filename": spec.filename,
-                   "module": spec.module, "modules": spec.modules, "globals": spec.globals,
-                   "closure": spec.closure, "cells": spec.cells, "rebinds": list(spec.rebinds),
-                   "args": list(args), "kwargs": dict(kwargs)}
+        request = (static, spec.cells if cells is None else cells, list(args), dict(kwargs))
         payload = nonce.encode() + b"\n" + _dumps(request, refs)
         worker = self._acquire()
         healthy = False
@@ -301,8 +311,8 @@ class SandboxExecutor:
                   deadline: float) -> dict[str, Any]:
         worker.send(payload)
         while True:  # ends: every message is the answer or consumes time up to the deadline
-            message = codec.decode(worker.receive(deadline), refs)
-            if type(message) is not dict or message.get("nonce") != nonce:
+            message = codec.decode_message(worker.receive(deadline), refs)
+            if message.get("nonce") != nonce:
                 continue
             if message.get("op") != "proxy":
                 return message

@@ -82,14 +82,14 @@ def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
     cfg = apply_smoke_block(cfg)
+    sandbox = cfg.get("sandbox", "process")
+    if sandbox not in MODES:
+        raise ConfigError(f"sandbox: {sandbox!r} is not one of {', '.join(MODES)}")
     info = RunInfo.from_config(cfg, method_group="optimizer")
     if (done := previous_record(cfg, info)) is not None:
         return done
 
     config = resolved_config(cfg)
-    sandbox = cfg.get("sandbox", "process")
-    if sandbox not in MODES:
-        raise ConfigError(f"sandbox: {sandbox!r} is not one of {', '.join(MODES)}")
     # A fresh graph context per run: traced node names (what an LLM optimizer sees, and so what
     # the response cache keys on) restart at :0, so a rerun or replay sends identical prompts.
     # Trainable code runs in sandbox worker processes unless the config says `sandbox: none`.

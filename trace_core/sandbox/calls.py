@@ -72,7 +72,9 @@ def function_spec(bundled: "BundledFunction", source: str) -> FunctionSpec:
     rebinds = {n for node in ast.walk(tree) if isinstance(node, ast.Nonlocal) for n in node.names}
     inner = inspect.unwrap(bundled._fn)
     spec = FunctionSpec.of(inner, source, TRAINABLE_FILENAME.format(name))
-    extra = {k: v for k, v in bundled._namespace.items() if k not in inner.__globals__}
+    # Enclosing locals that the original source names (its decorators too), not all of them.
+    used = {n.id for n in ast.walk(ast.parse(bundled._source[0])) if isinstance(n, ast.Name)}
+    extra = {k: v for k, v in bundled._namespace.items() if k not in inner.__globals__ and k in used}
     bundled._sandbox_spec = FunctionSpec(spec.source, name, spec.filename, spec.module, spec.modules,
                                          spec.globals, extra, {}, tuple(sorted(rebinds & set(bundled._cells))))
     return bundled._sandbox_spec

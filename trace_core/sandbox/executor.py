@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from trace_core.sandbox import codec
-from trace_core.sandbox.worker import HEADER
+from trace_core.sandbox.worker import HEADER, code_names
 
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED", "SYSTEMROOT")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -104,11 +104,12 @@ class FunctionSpec:
         cells = {name: cell.cell_contents for name, cell in pairs if cell != types.CellType()}
         module = fn.__module__ if _importable(fn.__module__) else None
         modules, plain = {}, {}
-        if module is None:  # a script's functions: send the modules and plain values it holds
+        if module is None:  # a script's function: its modules, and the plain values its code names
+            used = code_names(fn.__code__)  # (not every global: a script may hold a key)
             for name, value in fn.__globals__.items():
                 if isinstance(value, types.ModuleType):
                     modules[name] = value.__name__
-                elif not name.startswith("__") and _plain(value):
+                elif name in used and _plain(value):
                     plain[name] = value
         return FunctionSpec(source, fn.__name__, filename or f"<trainable {fn.__name__}>", module,
                             modules, plain, {}, cells)

@@ -189,7 +189,7 @@ def watched_namespaces(request: dict[str, Any]) -> list[tuple[dict[str, Any], bo
     if request["module"] is not None and key in _WATCHED:
         return _WATCHED[key]
     base = module_namespace(request)
-    names = _names(compiled(request["source"], request["filename"], tuple(request["cells"])))
+    names = code_names(compiled(request["source"], request["filename"], tuple(request["cells"])))
     spaces = [(vars(builtins), True), (vars(sys.modules[__name__]), True), (vars(codec), True),
               (vars(json), True), (vars(pickle), True)]
     if request["module"] is not None:  # otherwise `base` is built afresh for every call
@@ -205,21 +205,14 @@ def watched_namespaces(request: dict[str, Any]) -> list[tuple[dict[str, Any], bo
 
 
 _WATCHED: dict[tuple, list[tuple[dict[str, Any], bool]]] = {}
-_NAMES: dict[types.CodeType, frozenset[str]] = {}
-
-
-def _names(code: types.CodeType) -> frozenset[str]:
+def code_names(code: types.CodeType) -> set[str]:
     """Every name the code and the functions inside it use (module names among them)."""
-    if code not in _NAMES:
-        if len(_NAMES) >= 64:
-            _NAMES.pop(next(iter(_NAMES)))
-        names, stack = set(), [code]
-        while stack:  # ends: a code object holds finitely many nested ones
-            current = stack.pop()
-            names.update(current.co_names)
-            stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-        _NAMES[code] = frozenset(names)
-    return _NAMES[code]
+    names, stack = set(), [code]
+    while stack:  # ends: a code object holds finitely many nested ones
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    return names
 
 
 _COMPILED: dict[tuple[str, str, tuple[str, ...]], types.CodeType] = {}

@@ -199,6 +199,7 @@ class _Worker:
             start_new_session=True)
         os.close(to_worker_r)
         os.close(from_worker_w)
+        os.set_blocking(self.to_worker, False)
         self.buffer, self.retire_at = bytearray(), limits.cpu_s / 2
         try:
             ready = codec.decode_message(self.receive(time.monotonic() + limits.startup_s))
@@ -209,13 +210,19 @@ class _Worker:
                                 f"{self.errors.read()[-2000:].decode(errors='replace')}") from None
         self.layers: dict[str, str] = ready["layers"]
 
-    def send(self, payload: bytes) -> None:
+    def send(self, payload: bytes, deadline: float) -> None:
+        """Write a message; a worker that stops reading runs into the deadline (non-blocking pipe)."""
         data = memoryview(HEADER.pack(len(payload)) + payload)
-        try:
-            while data:
+        while data:  # ends: each pass writes data, or the deadline passes, or the pipe is broken
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [self.to_worker], [], remaining)[1]:
+                raise SandboxTimeout()
+            try:
                 data = data[os.write(self.to_worker, data):]
-        except (BrokenPipeError, OSError):
-            raise WorkerCrashed(_describe_death(self._wait_exit())) from None
+            except BlockingIOError:
+                continue
+            except OSError:  # BrokenPipeError among them: the worker is gone
+                raise WorkerCrashed(_describe_death(self._wait_exit()) + self._last_words()) from None
 
     def receive(self, deadline: float) -> bytes:
         size, = HEADER.unpack(self._read(HEADER.size, deadline))
@@ -310,14 +317,14 @@ class SandboxExecutor:
 
     def _exchange(self, worker: _Worker, payload: bytes, nonce: str, refs: dict[int, Any],
                   deadline: float) -> dict[str, Any]:
-        worker.send(payload)
+        worker.send(payload, deadline)
         while True:  # ends: every message is the answer or consumes time up to the deadline
             message = codec.decode_message(worker.receive(deadline), refs)
             if message.get("nonce") != nonce:
                 continue
             if message.get("op") != "proxy":
                 return message
-            worker.send(nonce.encode() + b"\n" + _dumps(self._serve_proxy(message, refs), refs))
+            worker.send(nonce.encode() + b"\n" + _dumps(self._serve_proxy(message, refs), refs), deadline)
 
     @staticmethod
     def _serve_proxy(message: dict[str, Any], refs: dict[int, Any]) -> dict[str, Any]:

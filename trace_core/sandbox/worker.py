@@ -111,8 +111,8 @@ class Worker:
             payload = codec.encode_message(reply, ref_of=lambda obj: obj._ref if type(obj) is Proxy else None)
         except (codec.CodecError, RecursionError, ValueError, OverflowError) as exc:
             payload = codec.encode_message({"op": "error", "phase": "result", "type": "TypeError",
-                                    "message": str(exc), "frames": [], "nonce": self.nonce,
-                                    "dirty": reply.get("dirty", False)})
+                                            "message": str(exc), "frames": [], "nonce": self.nonce,
+                                            "dirty": reply.get("dirty", False)})
         self.channel.send(payload)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +130,8 @@ class Worker:
             reply = {"op": "result", "value": value}
         except BaseException as exc:  # noqa: B902 - SystemExit/KeyboardInterrupt are the code's too
             reply = {"op": "error", "phase": phase, **describe(exc, request["filename"])}
-        reply["cells"] = {name: cells[name].cell_contents for name in request["rebinds"] if name in cells}
+        reply["cells"] = {name: cells[name].cell_contents for name in request["rebinds"]
+                          if name in cells and cells[name] != types.CellType()}  # not a deleted one
         reply["dirty"] = self.tampered(watched)
         reply["cpu"] = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
         return reply

@@ -5,6 +5,7 @@
     python scripts/bench.py model [--preset s] [--tokens 1000]   # decoding with / without KV cache
     python scripts/bench.py data [--n-tasks 300]                 # maze / Sokoban generation vs a reference
     python scripts/bench.py metaworld [--steps 200]              # wrapper overhead on top of MuJoCo
+    python scripts/bench.py sandbox [--n 2000]                   # trainable code in a worker vs in-process
 
 `model`: decoder tokens/s sampling `--tokens` tokens with and without the KV cache (target: at
 least 5x at 1,000 tokens), and training tokens/s (on a GPU: bf16, and MFU against the device's
@@ -80,7 +81,7 @@ def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["trace", "model", "data", "metaworld"])
+    parser.add_argument("suite", choices=["trace", "model", "data", "metaworld", "sandbox"])
     parser.add_argument("--steps", type=int, default=200, help="actions per pass (metaworld suite)")
     parser.add_argument("--n-tasks", type=int, default=300, help="tasks per generator (data suite)")
     parser.add_argument("--seed", type=int, default=0, help="data suite seed")
@@ -93,7 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (trace suite)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    if args.suite == "metaworld":
+    if args.suite == "sandbox":  # scripts/bench_sandbox.py: per-call cost of the sandbox
+        from scripts.bench_sandbox import bench_sandbox
+
+        result = bench_sandbox(calls=args.n if args.n != 10_000 else 2000)
+    elif args.suite == "metaworld":
         from scripts.bench_metaworld import bench_metaworld
 
         result = bench_metaworld(steps=args.steps)

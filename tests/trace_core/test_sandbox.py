@@ -221,3 +221,16 @@ def test_objects_travel_as_proxies_with_only_their_listed_methods(executor):
     with pytest.raises(SandboxError, match="AttributeError"):
         run(executor, "return self.student.api_key", agent, params="self")
     assert run(executor, "return self", agent, params="self") is agent  # comes back as itself
+
+
+def test_replies_decode_only_to_plain_data():
+    from trace_core.sandbox import codec
+    refused = [b'{"value": {"__sandbox__": "pickle", "v": "gASVAAAA"}}',  # no tag names code to run
+               b'{"value": {"__sandbox__": "ndarray", "v": ["|O", [1], "AAAAAAAAAAA="]}}',  # object arrays
+               b'{"value": {"__sandbox__": "ref", "v": 12345}}',  # only objects this process handed out
+               b'{"value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # too deep
+               b"[1, 2]"]
+    for data in refused:
+        with pytest.raises(codec.CodecError):
+            codec.decode_message(data)
+    assert codec.decode_message(codec.encode_message({"op": "result", "value": {(1, 2): {3}}}))["value"] == {(1, 2): {3}}

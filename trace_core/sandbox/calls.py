@@ -36,7 +36,8 @@ def call(bundled: "BundledFunction", inputs: dict[str, "Node"], args: tuple, kwa
         try:
             rebound: dict[str, Any] = {}
             try:
-                value = default_executor().call(spec, args, kwargs, bundled.time_limit_s, rebound)
+                value = default_executor().call(spec, args, kwargs, bundled.time_limit_s,
+                                                current_cells(bundled), rebound)
             finally:
                 for cell_name, cell_value in rebound.items():  # `nonlocal` writes, as in-process
                     bundled._cells[cell_name].cell_contents = cell_value
@@ -57,24 +58,31 @@ def call(bundled: "BundledFunction", inputs: dict[str, "Node"], args: tuple, kwa
 def function_spec(bundled: "BundledFunction", source: str) -> FunctionSpec:
     """What the worker needs for `source`, checked here without running it: it parses, and
     defines the function under its name with the original's parameter names."""
+    cached = getattr(bundled, "_sandbox_spec", None)
+    if cached is not None and cached.source == source:
+        return cached
     name = bundled.op.name
-    if getattr(bundled, "_sandbox_checked", None) != source:
-        tree = ast.parse(source, TRAINABLE_FILENAME.format(name))
-        found = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name]
-        if not found:
-            raise ValueError(f"the code must define a function named `{name}`")
-        problem = signature_problem(name, list(bundled._signature.parameters.values()), function_parameters(found[-1]))
-        if problem:  # the rule code parameters are checked by when a rewrite is accepted
-            raise ValueError(problem)
-        bundled._sandbox_checked = source
-        bundled._sandbox_rebinds = tuple(sorted({n for node in ast.walk(tree) if isinstance(node, ast.Nonlocal)
-                                                 for n in node.names} & set(bundled._cells)))
+    tree = ast.parse(source, TRAINABLE_FILENAME.format(name))
+    found = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name]
+    if not found:
+        raise ValueError(f"the code must define a function named `{name}`")
+    problem = signature_problem(name, list(bundled._signature.parameters.values()), function_parameters(found[-1]))
+    if problem:  # the rule code parameters are checked by when a rewrite is accepted
+        raise ValueError(problem)
+    rebinds = {n for node in ast.walk(tree) if isinstance(node, ast.Nonlocal) for n in node.names}
     inner = inspect.unwrap(bundled._fn)
     spec = FunctionSpec.of(inner, source, TRAINABLE_FILENAME.format(name))
-    extra = {k: v for k, v in bundled._namespace.items() if k not in inner.__globals__}
-    cells = {k: cell.cell_contents for k, cell in bundled._cells.items() if _filled(cell)}  # current values
-    return FunctionSpec(spec.source, name, spec.filename, spec.module, spec.modules, spec.globals,
-                        extra, cells, bundled._sandbox_rebinds)
+    # Enclosing locals that the original source names (its decorators too), not all of them.
+    used = {n.id for n in ast.walk(ast.parse(bundled._source[0])) if isinstance(n, ast.Name)}
+    extra = {k: v for k, v in bundled._namespace.items() if k not in inner.__globals__ and k in used}
+    bundled._sandbox_spec = FunctionSpec(spec.source, name, spec.filename, spec.module, spec.modules,
+                                         spec.globals, extra, {}, tuple(sorted(rebinds & set(bundled._cells))))
+    return bundled._sandbox_spec
+
+
+def current_cells(bundled: "BundledFunction") -> dict[str, Any]:
+    """The closure's values now (the worker gets copies; rebinds come back, see call)."""
+    return {k: cell.cell_contents for k, cell in bundled._cells.items() if _filled(cell)}
 
 
 def _filled(cell: Any) -> bool:

@@ -19,17 +19,37 @@ class CodecError(ValueError):
     """A value that cannot cross the sandbox boundary."""
 
 
-def encode(value: Any, ref_of: Callable[[Any], int | None] | None = None) -> bytes:
-    """`value` as JSON bytes; `ref_of(obj)` may name objects to send as references."""
-    return json.dumps(_encode(value, ref_of, 0), separators=(",", ":")).encode()
+DATA_KEYS = ("value", "cells", "args", "kwargs")  # message fields that carry values
 
 
-def decode(data: bytes, refs: dict[int, Any] | None = None) -> Any:
-    """The value `encode` wrote; references resolve through `refs`."""
+def encode_message(message: dict[str, Any], ref_of: Callable[[Any], int | None] | None = None) -> bytes:
+    """A message as JSON bytes: its DATA_KEYS fields tagged (see encode_tree), the rest (the
+    worker's own strings and numbers) as they are. `ref_of(obj)` names objects sent by reference."""
+    tree = {k: encode_tree(v, ref_of) if k in DATA_KEYS else v for k, v in message.items()}
+    return json.dumps(tree, separators=(",", ":")).encode()
+
+
+def decode_message(data: bytes, refs: dict[int, Any] | None = None) -> dict[str, Any]:
+    """The message encode_message wrote; references resolve through `refs`."""
     try:
-        tree = json.loads(data)
+        message = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        raise CodecError(f"unreadable value from the sandbox: {exc}") from None
+        raise CodecError(f"unreadable message from the sandbox: {exc}") from None
+    if type(message) is not dict:
+        raise CodecError("malformed message from the sandbox")
+    for key in DATA_KEYS:
+        if key in message:
+            message[key] = decode_tree(message[key], refs or {})
+    return message
+
+
+def encode_tree(value: Any, ref_of: Callable[[Any], int | None] | None = None) -> Any:
+    """`value` as a JSON-able tree of plain JSON values and tagged objects."""
+    return _encode(value, ref_of, 0)
+
+
+def decode_tree(tree: Any, refs: dict[int, Any] | None = None) -> Any:
+    """The value encode_tree turned into `tree`; references resolve through `refs`."""
     return _decode(tree, refs or {}, 0)
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from trace_core.sandbox import codec
-from trace_core.sandbox.worker import HEADER
+from trace_core.sandbox.worker import HEADER, code_names
 
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED", "SYSTEMROOT")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -84,8 +84,18 @@ class FunctionSpec:
     modules: dict[str, str] = field(default_factory=dict)
     globals: dict[str, Any] = field(default_factory=dict)
     closure: dict[str, Any] = field(default_factory=dict)  # extra globals (enclosing locals)
-    cells: dict[str, Any] = field(default_factory=dict)  # free variables: name -> current value
+    cells: dict[str, Any] = field(default_factory=dict)  # free variables: name -> value (a call may pass its own)
     rebinds: tuple[str, ...] = ()  # names the code declares nonlocal: their new values come back
+
+    @functools.cached_property
+    def pickled(self) -> tuple[bytes, dict[int, Any]]:
+        """The fields as sent (pickled once: most of a small call's cost otherwise), and the
+        objects among them that travel as proxies."""
+        refs: dict[int, Any] = {}
+        fields = {"source": self.source, "name": self.name, "filename": self.filename, "module": self.module,
+                  "modules": self.modules, "globals": self.globals, "closure": self.closure,
+                  "rebinds": list(self.rebinds)}
+        return _dumps(fields, refs), refs
 
     @staticmethod
     def of(fn: types.FunctionType, source: str, filename: str | None = None) -> "FunctionSpec":
@@ -94,11 +104,12 @@ class FunctionSpec:
         cells = {name: cell.cell_contents for name, cell in pairs if cell != types.CellType()}
         module = fn.__module__ if _importable(fn.__module__) else None
         modules, plain = {}, {}
-        if module is None:  # a script's functions: send the modules and plain values it holds
+        if module is None:  # a script's function: its modules, and the plain values its code names
+            used = code_names(fn.__code__)  # (not every global: a script may hold a key)
             for name, value in fn.__globals__.items():
                 if isinstance(value, types.ModuleType):
                     modules[name] = value.__name__
-                elif not name.startswith("__") and _plain(value):
+                elif name in used and _plain(value):
                     plain[name] = value
         return FunctionSpec(source, fn.__name__, filename or f"<trainable {fn.__name__}>", module,
                             modules, plain, {}, cells)
@@ -188,9 +199,10 @@ class _Worker:
             start_new_session=True)
         os.close(to_worker_r)
         os.close(from_worker_w)
-        self.cpu_s, self.retire_at = 0.0, limits.cpu_s / 2
+        os.set_blocking(self.to_worker, False)
+        self.buffer, self.retire_at = bytearray(), limits.cpu_s / 2
         try:
-            ready = codec.decode(self.receive(time.monotonic() + limits.startup_s))
+            ready = codec.decode_message(self.receive(time.monotonic() + limits.startup_s))
         except (WorkerCrashed, SandboxTimeout, codec.CodecError) as exc:
             self.kill()
             self.errors.seek(0)
@@ -198,13 +210,19 @@ class _Worker:
                                 f"{self.errors.read()[-2000:].decode(errors='replace')}") from None
         self.layers: dict[str, str] = ready["layers"]
 
-    def send(self, payload: bytes) -> None:
+    def send(self, payload: bytes, deadline: float) -> None:
+        """Write a message; a worker that stops reading runs into the deadline (non-blocking pipe)."""
         data = memoryview(HEADER.pack(len(payload)) + payload)
-        try:
-            while data:
+        while data:  # ends: each pass writes data, or the deadline passes, or the pipe is broken
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [self.to_worker], [], remaining)[1]:
+                raise SandboxTimeout()
+            try:
                 data = data[os.write(self.to_worker, data):]
-        except (BrokenPipeError, OSError):
-            raise WorkerCrashed(_describe_death(self._wait_exit())) from None
+            except BlockingIOError:
+                continue
+            except OSError:  # BrokenPipeError among them: the worker is gone
+                raise WorkerCrashed(_describe_death(self._wait_exit()) + self._last_words()) from None
 
     def receive(self, deadline: float) -> bytes:
         size, = HEADER.unpack(self._read(HEADER.size, deadline))
@@ -213,17 +231,18 @@ class _Worker:
         return self._read(size, deadline)
 
     def _read(self, n: int, deadline: float) -> bytes:
-        chunks, left = [], n
-        while left:  # ends: each pass reads data, or the deadline passes, or the pipe closes
+        """`n` bytes, read as they come (a whole small message usually comes in one read)."""
+        while len(self.buffer) < n:  # ends: each pass reads data, or the deadline passes, or the pipe closes
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.from_worker], [], [], remaining)[0]:
                 raise SandboxTimeout()
-            chunk = os.read(self.from_worker, min(left, 1 << 20))
+            chunk = os.read(self.from_worker, max(n - len(self.buffer), 1 << 16))
             if not chunk:
                 raise WorkerCrashed(_describe_death(self._wait_exit()) + self._last_words())
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+            self.buffer += chunk
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
 
     def _last_words(self) -> str:
         """The worker's own fault, when it wrote one (the code's prints never reach stderr)."""
@@ -268,18 +287,17 @@ class SandboxExecutor:
         self.layers: dict[str, str] = {}
 
     def call(self, spec: FunctionSpec, args: tuple | list, kwargs: dict[str, Any], timeout_s: float,
-             cells_out: dict[str, Any] | None = None) -> Any:
+             cells: dict[str, Any] | None = None, cells_out: dict[str, Any] | None = None) -> Any:
         """Run spec's function on the arguments in a worker; its value, or SandboxError,
-        SandboxTimeout or WorkerCrashed (the worker is then replaced). The new values of the
-        cells the code rebinds (`spec.rebinds`) go into `cells_out`."""
+        SandboxTimeout or WorkerCrashed (the worker is then replaced). `cells`: the closure's
+        current values (default spec.cells); the new values of the cells the code rebinds
+        (`spec.rebinds`) go into `cells_out`."""
         if spec.module is not None and spec.module not in self._preload:
             self._preload.append(spec.module)  # workers started from now on import it up front
-        refs: dict[int, Any] = {}
+        static, static_refs = spec.pickled
+        refs = dict(static_refs)
         nonce = os.urandom(16).hex()  # so a message the code forged for a later call is ignored
-        request = {"source": spec.source, "name": spec.name, "filename": spec.filename,
-                   "module": spec.module, "modules": spec.modules, "globals": spec.globals,
-                   "closure": spec.closure, "cells": spec.cells, "rebinds": list(spec.rebinds),
-                   "args": list(args), "kwargs": dict(kwargs)}
+        request = (static, spec.cells if cells is None else cells, list(args), dict(kwargs))
         payload = nonce.encode() + b"\n" + _dumps(request, refs)
         worker = self._acquire()
         healthy = False
@@ -299,14 +317,14 @@ class SandboxExecutor:
 
     def _exchange(self, worker: _Worker, payload: bytes, nonce: str, refs: dict[int, Any],
                   deadline: float) -> dict[str, Any]:
-        worker.send(payload)
+        worker.send(payload, deadline)
         while True:  # ends: every message is the answer or consumes time up to the deadline
-            message = codec.decode(worker.receive(deadline), refs)
-            if type(message) is not dict or message.get("nonce") != nonce:
+            message = codec.decode_message(worker.receive(deadline), refs)
+            if message.get("nonce") != nonce:
                 continue
             if message.get("op") != "proxy":
                 return message
-            worker.send(nonce.encode() + b"\n" + _dumps(self._serve_proxy(message, refs), refs))
+            worker.send(nonce.encode() + b"\n" + _dumps(self._serve_proxy(message, refs), refs), deadline)
 
     @staticmethod
     def _serve_proxy(message: dict[str, Any], refs: dict[int, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class Channel:
     """Length-prefixed messages over two pipe descriptors."""
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
-        self.read_fd, self.write_fd = read_fd, write_fd
+        self.read_fd, self.write_fd, self.buffer = read_fd, write_fd, bytearray()
 
     def send(self, payload: bytes) -> None:
         data = HEADER.pack(len(payload)) + payload
@@ -45,14 +45,14 @@ class Channel:
         return self._exactly(size)
 
     def _exactly(self, n: int) -> bytes:
-        chunks, left = [], n
-        while left:
-            chunk = os.read(self.read_fd, min(left, 1 << 20))
+        while len(self.buffer) < n:  # ends: each pass reads data or the parent closed the pipe
+            chunk = os.read(self.read_fd, max(n - len(self.buffer), 1 << 16))
             if not chunk:
                 raise EOFError("the parent closed the channel")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+            self.buffer += chunk
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
 
 
 class Proxy:
@@ -99,16 +99,20 @@ class Worker:
         """`nonce` newline pickle: the nonce is read first, so even a failed unpickle is answered."""
         nonce, _, body = self.channel.receive().partition(b"\n")
         self.nonce = nonce.decode()
-        return Unpickler(io.BytesIO(body)).load()
+        message = Unpickler(io.BytesIO(body)).load()
+        if type(message) is not tuple:
+            return message  # a proxy call's answer
+        static, cells, args, kwargs = message
+        return {**Unpickler(io.BytesIO(static)).load(), "cells": cells, "args": args, "kwargs": kwargs}
 
     def _send(self, reply: dict[str, Any]) -> None:
         reply["nonce"] = self.nonce
         try:
-            payload = codec.encode(reply, ref_of=lambda obj: obj._ref if type(obj) is Proxy else None)
+            payload = codec.encode_message(reply, ref_of=lambda obj: obj._ref if type(obj) is Proxy else None)
         except (codec.CodecError, RecursionError, ValueError, OverflowError) as exc:
-            payload = codec.encode({"op": "error", "phase": "result", "type": "TypeError",
-                                    "message": str(exc), "frames": [], "nonce": self.nonce,
-                                    "dirty": reply.get("dirty", False)})
+            payload = codec.encode_message({"op": "error", "phase": "result", "type": "TypeError",
+                                            "message": str(exc), "frames": [], "nonce": self.nonce,
+                                            "dirty": reply.get("dirty", False)})
         self.channel.send(payload)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +130,8 @@ class Worker:
             reply = {"op": "result", "value": value}
         except BaseException as exc:  # noqa: B902 - SystemExit/KeyboardInterrupt are the code's too
             reply = {"op": "error", "phase": phase, **describe(exc, request["filename"])}
-        reply["cells"] = {name: cells[name].cell_contents for name in request["rebinds"] if name in cells}
+        reply["cells"] = {name: cells[name].cell_contents for name in request["rebinds"]
+                          if name in cells and cells[name] != types.CellType()}  # not a deleted one
         reply["dirty"] = self.tampered(watched)
         reply["cpu"] = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
         return reply
@@ -179,34 +184,36 @@ def module_namespace(request: dict[str, Any]) -> dict[str, Any]:
 
 def watched_namespaces(request: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
     """(namespace, strict): builtins and this worker's own code (any change counts); the
-    function's module, the modules its globals hold and those its code names (new names do
-    not count there)."""
+    function's module and the modules its code names, directly or through a global such as
+    `np` (new names do not count there). Kept per function: the check runs on every call."""
+    key = (request["module"], request["source"], request["filename"], tuple(request["cells"]))
+    if request["module"] is not None and key in _WATCHED:
+        return _WATCHED[key]
     base = module_namespace(request)
+    names = code_names(compiled(request["source"], request["filename"], tuple(request["cells"])))
     spaces = [(vars(builtins), True), (vars(sys.modules[__name__]), True), (vars(codec), True),
               (vars(json), True), (vars(pickle), True)]
     if request["module"] is not None:  # otherwise `base` is built afresh for every call
         spaces.append((base, False))
-    modules = [v for v in base.values() if isinstance(v, types.ModuleType) and v is not builtins]
-    modules += [sys.modules[n] for n in _names(compiled(request["source"], request["filename"], tuple(request["cells"])))
-                if n in sys.modules]
-    return spaces + [(vars(m), False) for m in dict.fromkeys(modules)]
+    modules = [base[n] for n in names if isinstance(base.get(n), types.ModuleType)]
+    modules += [sys.modules[n] for n in names if n in sys.modules]
+    spaces += [(vars(m), False) for m in dict.fromkeys(modules) if m is not builtins]
+    if request["module"] is not None:
+        if len(_WATCHED) >= 64:
+            _WATCHED.pop(next(iter(_WATCHED)))
+        _WATCHED[key] = spaces
+    return spaces
 
 
-_NAMES: dict[types.CodeType, frozenset[str]] = {}
-
-
-def _names(code: types.CodeType) -> frozenset[str]:
+_WATCHED: dict[tuple, list[tuple[dict[str, Any], bool]]] = {}
+def code_names(code: types.CodeType) -> set[str]:
     """Every name the code and the functions inside it use (module names among them)."""
-    if code not in _NAMES:
-        if len(_NAMES) >= 64:
-            _NAMES.pop(next(iter(_NAMES)))
-        names, stack = set(), [code]
-        while stack:  # ends: a code object holds finitely many nested ones
-            current = stack.pop()
-            names.update(current.co_names)
-            stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-        _NAMES[code] = frozenset(names)
-    return _NAMES[code]
+    names, stack = set(), [code]
+    while stack:  # ends: a code object holds finitely many nested ones
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    return names
 
 
 _COMPILED: dict[tuple[str, str, tuple[str, ...]], types.CodeType] = {}
@@ -286,7 +293,7 @@ def main(argv: list[str]) -> None:
     layers = lockdown.apply(os.getcwd(), settings["memory_mb"], settings["cpu_s"], settings["file_mb"])
     sys.stdout = sys.stderr = PRINTS
     WORKER = Worker(channel)
-    channel.send(codec.encode({"op": "ready", "layers": layers}))
+    channel.send(codec.encode_message({"op": "ready", "layers": layers}))
     try:
         WORKER.serve()
     except BaseException:  # a fault of the worker itself: say what it was where the parent keeps it

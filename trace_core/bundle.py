@@ -35,8 +35,8 @@ from typing import Any, Callable
 from trace_core.backward import ancestors
 from trace_core.code import (TRAINABLE_FILENAME, CodeError, CodeTimeout, closure_cells, compile_function,
                              describe_error, run_with_time_limit, source_block, source_header)
-from trace_core.graph import (ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode,
-                              Reads, lift, note_made, recording_reads)
+from trace_core.graph import ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode, lift
+from trace_core.reads import Reads, note_made, recording_reads
 
 CODE_PREFIX = "__code_"  # names of code parameters start with this (the optimizer checks it)
 
@@ -54,7 +54,7 @@ class BundledFunction:
         self._fn = fn
         # What rewritten code can see besides its globals: the enclosing function's locals at
         # definition time, and (live, through their cells) the free variables the original reads.
-        self._namespace = {**inspect.unwrap(fn).__globals__, **(enclosing or {})}
+        self._namespace = {**getattr(inspect.unwrap(fn), "__globals__", {}), **(enclosing or {})}
         self._cells = closure_cells(fn)
         self._signature = inspect.signature(fn)
         doc = inspect.getdoc(fn) or ""

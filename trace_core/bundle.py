@@ -80,7 +80,7 @@ class BundledFunction:
         """The function as the code parameter currently says (recompiled when it changed)."""
         if self.parameter is None:
             return self._fn
-        source = self.parameter.data
+        source = self.parameter._data  # not .data: the code is already an input of the call
         if source != self._compiled[0]:
             fn = compile_function(source, self._fn.__name__, self._namespace,
                                   self._signature, self.time_limit_s, self._cells)

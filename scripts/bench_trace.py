@@ -10,7 +10,8 @@ Three workloads, the same program written for each library, run interleaved (our
 in every repeat) so that machine load hits both alike; each library's graph is freed (and the
 garbage collector run) before the other is timed; best of `repeats`:
 
-- per traced operation: a chain of `n` additions starting from a trainable node;
+- per traced operation: a chain of `n` additions starting from a trainable node (the median
+  over chunks of 500 additions);
 - backward over that chain, at `n` and at n/10 nodes: the ratio of the two shows how each grows
   (linear is 10x);
 - one full OptoPrime step on a graph of about 50 nodes: backward, building the report and the
@@ -25,6 +26,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +36,20 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STEP_LINKS = 16  # (y + i) * w per link: 3 nodes each, plus the 2 parameters: 50 nodes
+CHUNK = 500  # operations per timed chunk of the chain
+
+
+def timed_chain(y: Any, n: int) -> tuple[Any, float]:
+    """Extend y by n additions; seconds per addition as the median over chunks of CHUNK, so a
+    moment of load on a shared machine does not decide the figure."""
+    per_chunk = []
+    for done in range(0, n, CHUNK):
+        size = min(CHUNK, n - done)
+        start = time.perf_counter()
+        for _ in range(size):
+            y = y + 1
+        per_chunk.append((time.perf_counter() - start) / size)
+    return y, statistics.median(per_chunk)
 
 
 def plain_python(n: int) -> float:
@@ -68,11 +84,8 @@ class Ours:
 
     def chain(self, n: int) -> dict[str, float]:
         with self.lib.graph_context():
-            y = x = self.lib.node(0, trainable=True, name="x")
-            start = time.perf_counter()
-            for _ in range(n):
-                y = y + 1
-            per_op = (time.perf_counter() - start) / n
+            x = self.lib.node(0, trainable=True, name="x")
+            y, per_op = timed_chain(x, n)
             start = time.perf_counter()
             subgraph = self.lib.backward(y, "feedback")
             seconds = time.perf_counter() - start
@@ -113,11 +126,8 @@ class Theirs:
         self.graph.clear()
 
     def chain(self, n: int) -> dict[str, float]:
-        x = y = self.trace.node(0, trainable=True, name="x")
-        start = time.perf_counter()
-        for _ in range(n):
-            y = y + 1
-        per_op = (time.perf_counter() - start) / n
+        x = self.trace.node(0, trainable=True, name="x")
+        y, per_op = timed_chain(x, n)
         start = time.perf_counter()
         y.backward("feedback")
         seconds = time.perf_counter() - start

@@ -37,8 +37,8 @@ from trace_core.sandbox import calls as sandbox_calls
 from trace_core.sandbox import check_mode
 from trace_core.code import (TRAINABLE_FILENAME, CodeError, CodeTimeout, closure_cells, compile_function,
                              describe_error, run_with_time_limit, source_block, source_header)
-from trace_core.graph import (ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode,
-                              Reads, lift, note_made, recording_reads)
+from trace_core.graph import ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode, lift
+from trace_core.reads import Reads, note_made, recording_reads
 
 CODE_PREFIX = "__code_"  # names of code parameters start with this (the optimizer checks it)
 
@@ -56,7 +56,7 @@ class BundledFunction:
         self._fn = fn
         # What rewritten code can see besides its globals: the enclosing function's locals at
         # definition time, and (live, through their cells) the free variables the original reads.
-        self._namespace = {**inspect.unwrap(fn).__globals__, **(enclosing or {})}
+        self._namespace = {**getattr(inspect.unwrap(fn), "__globals__", {}), **(enclosing or {})}
         self._cells = closure_cells(fn)
         self._signature = inspect.signature(fn)
         doc = inspect.getdoc(fn) or ""
@@ -83,7 +83,7 @@ class BundledFunction:
         """The function as the code parameter currently says (recompiled when it changed)."""
         if self.parameter is None:
             return self._fn
-        source = self.parameter.data
+        source = self.parameter._data  # not .data: the code is already an input of the call
         if source != self._compiled[0]:
             fn = compile_function(source, self._fn.__name__, self._namespace,
                                   self._signature, self.time_limit_s, self._cells)

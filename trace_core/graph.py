@@ -20,7 +20,9 @@ import itertools
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
+
+from trace_core.reads import _READS, note_made
 
 
 class Graph:
@@ -54,39 +56,6 @@ def graph_context(graph: Graph | None = None) -> Iterator[Graph]:
         yield _CURRENT.get()
     finally:
         _CURRENT.reset(token)
-
-
-class Reads:
-    """The nodes a bundled call touched while it ran (their values read, or operated on), and
-    the nodes it made: bundle checks that every used node reached it as an input."""
-
-    __slots__ = ("used", "made")
-
-    def __init__(self) -> None:
-        self.used: list[Node] = []
-        self.made: dict[int, Node] = {}  # id -> node, held so an id is not reused meanwhile
-
-
-_READS: contextvars.ContextVar[Reads | None] = contextvars.ContextVar("trace_core_reads", default=None)
-
-
-@contextmanager
-def recording_reads() -> Iterator[Reads]:
-    """Collect what the code run inside touches (nested bundles each collect their own)."""
-    reads = Reads()
-    token = _READS.set(reads)
-    try:
-        yield reads
-    finally:
-        _READS.reset(token)
-
-
-def note_made(made: Node, inputs: Iterable[Node]) -> None:
-    """Tell an enclosing bundled call that `made` was computed here from `inputs`."""
-    reads = _READS.get()
-    if reads is not None:
-        reads.used.extend(inputs)
-        reads.made[id(made)] = made
 
 
 @dataclass(frozen=True)

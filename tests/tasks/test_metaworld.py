@@ -146,7 +146,7 @@ def test_a_controller_that_reaches_the_goal_is_scored_as_solved():
 
 
 @pytest.mark.parametrize("source, needle", [
-    ("def controller(obs):\n    return obs['nope']\n", "(KeyError) 'nope'\n  at line 2"),
+    ("def controller(obs):\n    return obs['nope']\n", "(KeyError) 'nope'\nIt was raised at line 2"),
     ("def controller(obs):\n    return [1, 2, 3]\n", "(ActionError) the action must be 4 numbers"),
     ("def controller(obs):\n    return 1 / 0\n", "(ZeroDivisionError)"),
     ("def controller(obs)\n    return [0, 0, 0, 0]\n", "(SyntaxError)"),

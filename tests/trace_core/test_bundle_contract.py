@@ -233,3 +233,27 @@ def test_failing_line_finds_the_deepest_frame_of_the_given_code():
         code = outer.__code__
         line = failing_line(exc, code.co_filename, code.co_firstlineno, code.co_firstlineno + 1)
         assert line == 2, "line 2 of outer's source (the call that raised)"
+
+
+def test_nested_bundles_raise_only_for_a_real_hidden_dependency():
+    @bundle()
+    def inner(v):
+        return v * 2
+
+    @bundle(trainable=True)
+    def trainable_inner(v):
+        return v + 1
+
+    @bundle()
+    def outer(x):
+        return inner(x) + 1
+
+    @bundle()
+    def hides_code(x):
+        return trainable_inner(x).data
+
+    with graph_context():
+        x = node(3, trainable=True, name="x")
+        assert outer(x).data == 7 and backward(outer(x), "f").parameters == [x]
+        with pytest.raises(MissingInputsError, match="__code_trainable_inner"):
+            hides_code(x)

@@ -1,0 +1,44 @@
+"""What a bundled call touches while it runs: the check that every node it used reached it as an
+input (trace_core.bundle) is built on this. Node.data and apply_op report here, at the cost of one
+context-variable lookup when no bundled call is running."""
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from trace_core.graph import Node
+
+
+class Reads:
+    """The nodes a bundled call touched while it ran (their values read, or operated on), and
+    the nodes it made: bundle checks that every used node reached it as an input."""
+
+    __slots__ = ("used", "made")
+
+    def __init__(self) -> None:
+        self.used: list[Node] = []
+        self.made: dict[int, Node] = {}  # id -> node, held so an id is not reused meanwhile
+
+
+_READS: contextvars.ContextVar[Reads | None] = contextvars.ContextVar("trace_core_reads", default=None)
+
+
+@contextmanager
+def recording_reads() -> Iterator[Reads]:
+    """Collect what the code run inside touches (nested bundles each collect their own)."""
+    reads = Reads()
+    token = _READS.set(reads)
+    try:
+        yield reads
+    finally:
+        _READS.reset(token)
+
+
+def note_made(made: Node, inputs: Iterable[Node]) -> None:
+    """Tell an enclosing bundled call that `made` was computed here from `inputs`."""
+    reads = _READS.get()
+    if reads is not None:
+        reads.used.extend(inputs)
+        reads.made[id(made)] = made

@@ -31,7 +31,7 @@ from typing import Iterator
 class FakeOpenAI:
     """A chat-completions endpoint whose n-th request gets the n-th scripted behaviour ("ok" after)."""
 
-    def __init__(self, responder=None, models: list[str] | None = None, serial: bool = False) -> None:
+    def __init__(self, responder=None, models: list[str] | None = None, serial: bool = False, port: int = 0) -> None:
         self.responder = responder  # messages -> reply text, for "ok" replies (default: "reply <n>")
         self.models = models
         self.script: list[str] = []
@@ -46,7 +46,7 @@ class FakeOpenAI:
         self.max_waiting = 0
         self.lock = threading.Lock()
         self.worker = threading.Lock() if serial else None  # one request at a time, like llama.cpp
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
@@ -166,3 +166,9 @@ def serving(responder=None, **options) -> Iterator[FakeOpenAI]:
     finally:
         fake.httpd.shutdown()
         fake.httpd.server_close()
+
+
+if __name__ == "__main__":  # a stand-in for llama.cpp's server process: fake_openai.py PORT MODEL
+    import sys
+
+    FakeOpenAI(models=[sys.argv[2]], serial=True, port=int(sys.argv[1])).httpd.serve_forever(0.05)

@@ -60,3 +60,19 @@ def test_scripted_config_is_the_keep_variables_test_double(tmp_path):
     reply = json.loads(llm.complete(MESSAGES).text)
     assert reply["suggestion"] == {}
     assert llm.usage.calls == 1 and llm.requests == [MESSAGES]
+
+
+def test_local_config_builds_with_cpu_server_defaults_and_starts_nothing(tmp_path):
+    from trace_core.llm.local_server import LocalChat
+
+    llm = build("local", tmp_path)
+    assert isinstance(llm, CachedLLM) and isinstance(llm.inner, LocalChat)
+    assert (llm.inner.timeout_s, llm.inner.max_concurrency, llm.inner.server.threads) == (600, 1, 1)
+    assert llm.params == {"temperature": 0, "max_tokens": 1024}
+    assert llm.inner.endpoint == "http://127.0.0.1:8765/v1" and llm.inner.server._process is None
+    assert not (tmp_path / "cache.sqlite").exists()
+
+
+def test_a_key_on_the_command_line_is_refused(tmp_path):
+    with pytest.raises(Exception, match=r"refusing llm\.api_key.*llm\.api_key_env"):
+        build("openai", tmp_path, "+llm.api_key=sk-dummy-0123456789")

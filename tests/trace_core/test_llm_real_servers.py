@@ -3,6 +3,7 @@ loopback server that does it: echoed model names, cut-off replies, validation er
 one request at a time, oversized replies, and keys that must stay where they belong."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -99,12 +100,12 @@ def test_a_plain_500_is_not_taken_for_a_rejection():
 
 
 def test_optoprime_falls_back_without_json_mode_when_a_500_says_json_mode_is_unsupported():
-    from trace_core import graph_context, node
+    from trace_core import node
     from trace_core.optimizers import OptoPrime
 
-    with graph_context():  # names restart at :0, whatever ran before: the reply names x0
-        x = node(1, trainable=True, name="x")
-    with serving(responder=lambda messages: '{"reasoning": "", "suggestion": {"x0": 4}}') as server:
+    x = node(1, trainable=True, name="x")
+    reply = json.dumps({"reasoning": "", "suggestion": {x.py_name: 4}})
+    with serving(responder=lambda messages: reply) as server:
         server.script = ["reject500"]
         optimizer = OptoPrime([x], llm=chat(server))
         optimizer.zero_feedback()

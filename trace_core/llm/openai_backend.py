@@ -13,6 +13,7 @@ against the endpoint's /v1/models, and keep the key away from endpoints it was n
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import logging
@@ -114,10 +115,10 @@ class OpenAIChat(LLM):
 
     def variant(self, model: str | None = None, **params: Any) -> OpenAIChat:
         """A client for the same endpoint, key, limits and retries, with another model or parameters."""
-        twin = OpenAIChat(model or self.model, base_url=self.base_url, api_key_env=self.api_key_env or None,
-                          timeout_s=self.timeout_s, max_retries=self.max_retries, backoff_s=self.backoff_s,
-                          max_concurrency=self.max_concurrency, max_reply_chars=self.max_reply_chars,
-                          check_model=self.check_model, **{**self.params, **params})
+        twin = copy.copy(self)
+        twin.model, twin.params = model or self.model, {**self.params, **params}
+        twin._usage, twin._lock = Usage(), threading.Lock()
+        twin._restore()  # its own connection and slots; it reports to the same run ledger
         return twin
 
     def _restore(self) -> None:

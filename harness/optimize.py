@@ -105,7 +105,8 @@ def run(cfg: DictConfig) -> RunRecord:
         finally:
             logger.finish()
     return save_record(info, metrics, trajectory.curve, started, code_version,
-                       llm_usage=getattr(optimizer, "llm_usage", None), logger=logger)
+                       llm_usage=getattr(optimizer, "llm_usage", None), logger=logger,
+                       samples=getattr(task, "test_samples", None))
 
 
 @hydra.main(config_path=str(CONFIGS), config_name="optimize", version_base="1.3")  # absolute: entry points too

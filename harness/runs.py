@@ -120,11 +120,12 @@ def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
 
 def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, Any]],
                 started: float, code_version: str, llm_usage: Any = None, logger: Any = None,
-                earlier_seconds: float = 0.0) -> RunRecord:
+                earlier_seconds: float = 0.0, samples: list[dict[str, Any]] | None = None) -> RunRecord:
     """Write the finished run's record (atomically) where its mode says records go.
 
     `llm_usage` (a trace_core.llm.Usage, when the method asked a language model) fills the cost;
-    `earlier_seconds` are those of the attempts a resumed run continues.
+    `earlier_seconds` are those of the attempts a resumed run continues; `samples` (the task's
+    per-example test outputs) go beside the record (harness.samples).
     """
     cost = Cost(seconds=earlier_seconds + time.perf_counter() - started)
     if llm_usage is not None:
@@ -138,6 +139,10 @@ def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, 
     if not is_main_process():
         return record  # rank 0 writes the one record of a DDP run
     path = write_record(record, info.record_dir)
+    if samples:
+        from harness.samples import write_samples
+
+        write_samples(samples, path)
     (info.record_dir / f"{info.name}{FAILURE_SUFFIX}").unlink(missing_ok=True)  # an earlier failed attempt
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     log.info("%s: %s -> %s", info.name, shown, path)

@@ -80,7 +80,7 @@ def run(cfg: DictConfig) -> RunRecord:
         logger.finish()
 
     return save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
-                       earlier_seconds=logger.earlier_seconds)
+                       earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None))
 
 
 @hydra.main(config_path=str(CONFIGS), config_name="train", version_base="1.3")  # absolute: entry points too

@@ -27,6 +27,7 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record, run_cli,
                           save_record)
 from harness.sweep import failures_recorded
+from harness.typecheck import check_argument_types
 from trace_core.graph import graph_context
 
 
@@ -83,6 +84,7 @@ def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
     info = RunInfo.from_config(cfg, method_group="optimizer")
+    check_argument_types(info.config)
     check_writable(info.record_dir)
     # A fresh graph context per run: traced node names (what an LLM optimizer sees, and so what
     # the response cache keys on) restart at :0, so a rerun or replay sends identical prompts.

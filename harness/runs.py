@@ -195,8 +195,10 @@ def user_error_message(exc: BaseException) -> str | None:
 
 
 def _wraps_user_error(exc: BaseException) -> bool:
-    """Hydra's InstantiationException wraps the real error; report that one instead."""
-    return exc.__cause__ is not None and type(exc).__name__ == "InstantiationException"
+    """Hydra's InstantiationException wraps the real error; report that one instead, unless it is a
+    constructor refusing a value (ValueError): then the exception's own line names the key."""
+    wraps = exc.__cause__ is not None and type(exc).__name__ == "InstantiationException"
+    return wraps and type(exc.__cause__) is not ValueError
 
 
 def _one_line(message: str) -> str:

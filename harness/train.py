@@ -24,6 +24,7 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, run_cli, save_record)
 from harness.sweep import failures_recorded
+from harness.typecheck import check_argument_types
 
 
 class CurveRecorder:
@@ -60,6 +61,7 @@ def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
     info = RunInfo.from_config(cfg, method_group="model")
+    check_argument_types(info.config)
     check_writable(info.record_dir)
     # Built before any skip: a config the task or model refuses is an error, record or not.
     task = instantiate(cfg.task)

@@ -79,3 +79,17 @@ def test_a_failed_job_writes_a_failure_record_and_the_sweep_goes_on(tmp_path):
     failure = json.loads(failures[0].read_text())
     assert failure["status"] == "failed" and "task.limit" in failure["reason"] and failure["step"] == 0
     assert failure["config"]["task"]["limit"] == -5
+
+
+@pytest.mark.parametrize("override, says", [
+    ("optimizer=pso optimizer.n_particles=abc", "optimizer.n_particles: expected int, got 'abc'"),
+    ("task.limit=ten", "task.limit: expected int, got 'ten'"),
+    ("task=maze7 task.data_dir=/nonexistent", "task.data_dir: /nonexistent has no manifest.json"),
+    ("llm=openai optimizer=optoprime llm.max_concurrency=0", "max_concurrency >= 1"),
+    ("results_dir=/proc/forbidden", "results_dir: cannot write to /proc/forbidden"),
+])
+def test_a_wrong_type_or_place_is_one_error_line_before_the_run(override, says, tmp_path):
+    result = optimize(*override.split(), f"hydra.run.dir={tmp_path}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and says in lines[0], result.stderr
+    assert not (tmp_path / "progress.jsonl").exists(), "refused before the run"

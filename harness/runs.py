@@ -189,7 +189,9 @@ def user_error_message(exc: BaseException) -> str | None:
         if isinstance(exc, (ConfigError, LLMError)):
             return str(exc)
         if isinstance(exc, (OmegaConfBaseException, HydraException)) and not _wraps_user_error(exc):
-            return _one_line(str(exc))
+            cause = exc.__cause__
+            reason = f": {str(cause).splitlines()[0]}" if isinstance(cause, OmegaConfBaseException) and str(cause) else ""
+            return _one_line(str(exc)) + reason  # e.g. which override, then why (a type)
         exc = exc.__cause__ or exc.__context__
     return None
 

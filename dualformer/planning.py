@@ -59,12 +59,16 @@ class PlanningTask:
             return not maze_tasks.plan_problems(example.task, plan)
         return sokoban_tasks.is_solution(example.task, plan)
 
+    def test_examples(self) -> list[Example]:
+        """The test examples in the order `test` asks for them (harness.ranks splits them over DDP ranks)."""
+        return self.test_set[:self.limit]
+
     def test(self, solve: Callable[[Example], dict[str, list[Answer]]]) -> dict[str, float]:
         """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length."""
 
         judged: dict[str, list[TaskResponses]] = {}
         self.test_samples = []  # every response with its verdict, beside the record (harness.samples)
-        for example in bar(self.test_set[:self.limit], desc="test"):
+        for example in bar(self.test_examples(), desc="test"):
             optimal = len(example.plan)
             for mode, answers in solve(example).items():
                 responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),

@@ -120,7 +120,8 @@ def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
 
 def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, Any]],
                 started: float, code_version: str, llm_usage: Any = None, logger: Any = None,
-                earlier_seconds: float = 0.0, samples: list[dict[str, Any]] | None = None) -> RunRecord:
+                earlier_seconds: float = 0.0, samples: list[dict[str, Any]] | None = None,
+                extra_provenance: dict[str, Any] | None = None) -> RunRecord:
     """Write the finished run's record (atomically) where its mode says records go.
 
     `llm_usage` (a trace_core.llm.Usage, when the method asked a language model) fills the cost;
@@ -135,7 +136,8 @@ def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, 
     record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=curve,
                        cost=cost, config=info.config, git_sha=code_version,
-                       config_hash=info.config_hash, provenance=run_provenance(info, logger))
+                       config_hash=info.config_hash,
+                       provenance={**run_provenance(info, logger), **(extra_provenance or {})})
     if not is_main_process():
         return record  # rank 0 writes the one record of a DDP run
     path = write_record(record, info.record_dir)

@@ -24,6 +24,7 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, run_cli, save_record)
 from harness.sweep import failures_recorded
+from harness.ranks import sharded_solve
 from harness.typecheck import check_argument_types
 
 
@@ -76,13 +77,15 @@ def run(cfg: DictConfig) -> RunRecord:
     try:
         with progress.shown(cfg.progress):
             model.fit(task, logger)
-            metrics = {f"test/{k}": v for k, v in task.test(model.solve).items()}
+            solve, shares = sharded_solve(task, model.solve)  # DDP: each rank samples its share
+            metrics = {f"test/{k}": v for k, v in task.test(solve).items()}
         logger.summary(metrics)
     finally:
         logger.finish()
 
     return save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
-                       earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None))
+                       earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),
+                       extra_provenance={"test_examples_per_rank": shares})
 
 
 @hydra.main(config_path=str(CONFIGS), config_name="train", version_base="1.3")  # absolute: entry points too

@@ -93,3 +93,15 @@ def test_a_wrong_type_or_place_is_one_error_line_before_the_run(override, says, 
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and says in lines[0], result.stderr
     assert not (tmp_path / "progress.jsonl").exists(), "refused before the run"
+
+
+def test_a_replay_miss_fails_its_job_only(tmp_path):
+    """One job's LLM failure (a request never recorded) no longer aborts the jobs after it."""
+    results = tmp_path / "results"
+    result = optimize("-m", "experiment=fig5a_numeric", "optimizer=optoprime,adam", "seed=0", "llm=replay",
+                      f"llm.cache_path={tmp_path / 'empty.sqlite'}", "llm.model=never-recorded",
+                      f"results_dir={results}", f"hydra.sweep.dir={tmp_path / 'sweep'}", timeout=300)
+    assert result.returncode == 1 and "1 of 2 jobs failed" in result.stderr.strip().splitlines()[-1], result.stderr
+    assert list(load_records(results)["method"]) == ["adam"], "the job after the failed one ran"
+    [failure] = results.glob("*.failed.json")
+    assert failure.name.startswith("numeric__optoprime__seed0__")

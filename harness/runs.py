@@ -165,9 +165,9 @@ def resolved_config(cfg: Any) -> dict[str, Any]:
                                   resolve=True)
 
 
-def make_logger(cfg: Any, info: RunInfo) -> Any:
-    """The run's experiment logger; its W&B id is the config hash, so a rerun of the same config
-    (e.g. a resumed training run) continues the same W&B run."""
+def make_logger(cfg: Any, info: RunInfo, resumable: bool = False) -> Any:
+    """The run's experiment logger. A resumable run (training, which continues from its checkpoint)
+    takes the config hash as its W&B id, so a rerun continues the same W&B run; others get a new one."""
     from hydra.utils import instantiate
 
     from harness.loggers import NullLogger
@@ -175,7 +175,7 @@ def make_logger(cfg: Any, info: RunInfo) -> Any:
     if not is_main_process():
         return NullLogger()  # one W&B run per run, not one per DDP process
     return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=info.config,
-                                   group=info.experiment, run_id=info.config_hash)
+                                   group=info.experiment, run_id=info.config_hash if resumable else None)
 
 
 def user_error_message(exc: BaseException) -> str | None:

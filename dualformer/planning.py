@@ -12,7 +12,7 @@ model with p0 = 1, Solution-Only with p4 = 1 (configs/dropout/).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -59,17 +59,24 @@ class PlanningTask:
             return not maze_tasks.plan_problems(example.task, plan)
         return sokoban_tasks.is_solution(example.task, plan)
 
+    def test_examples(self) -> list[Example]:
+        """The test examples in the order `test` asks for them (harness.ranks splits them over DDP ranks)."""
+        return self.test_set[:self.limit]
+
     def test(self, solve: Callable[[Example], dict[str, list[Answer]]]) -> dict[str, float]:
         """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length."""
 
         judged: dict[str, list[TaskResponses]] = {}
-        for example in bar(self.test_set[:self.limit], desc="test"):
+        self.test_samples = []  # every response with its verdict, beside the record (harness.samples)
+        for example in bar(self.test_examples(), desc="test"):
             optimal = len(example.plan)
             for mode, answers in solve(example).items():
                 responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),
                                       plan_length=len(plan or ()), trace_tokens=trace)
                              for plan, trace in answers]
                 judged.setdefault(mode, []).append(TaskResponses(optimal, responses))
+                self.test_samples.append({"id": example.id, "mode": mode, "optimal_length": optimal,
+                                          "responses": [asdict(r) for r in responses]})
         return {f"{mode}/{k}": v for mode, tasks in judged.items() for k, v in plan_metrics(tasks).items()}
 
 

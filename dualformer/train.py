@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from dualformer.model import Transformer
+from dualformer.train_config import TrainConfig  # noqa: F401 (its home before; imported from here)
 from harness.api import ConfigError
 from harness.identity import differing_keys
 from harness.progress import bar as progress_bar
@@ -52,31 +53,6 @@ class Batch:
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(*(t.to(device, non_blocking=True) for t in asdict(self).values()))
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 1000
-    batch_size: int = 16       # global: split evenly over the DDP processes
-    lr: float = 2.5e-4
-    warmup: int = 100
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.99)
-    seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 500
-    checkpoint_dir: str | None = None
-    device: str = "auto"       # auto: cuda when present
-    bf16: bool | None = None   # None: on a GPU only
-    compile: bool | None = None
-
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine from the peak down to min_lr_ratio of it at `steps`."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
-        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def distributed() -> tuple[int, int]:

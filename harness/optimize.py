@@ -29,6 +29,7 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record,
                           save_record)
 from harness.sweep import failures_recorded
+from harness.typecheck import check_argument_types
 from trace_core.graph import graph_context
 from trace_core.llm.base import spending_ledger
 from trace_core.sandbox import MODES, sandbox_mode
@@ -87,6 +88,7 @@ def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
     info, replayed_record = replay_info(cfg, RunInfo.from_config(cfg, method_group="optimizer"))
+    check_argument_types(info.config)
     check_writable(info.record_dir)
     sandbox = cfg.get("sandbox", "process")
     if sandbox not in MODES:
@@ -114,7 +116,8 @@ def run(cfg: DictConfig) -> RunRecord:
         finally:
             logger.finish()
     record = save_record(info, metrics, trajectory.curve, started, code_version,
-                         llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models, logger=logger)
+                         llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models, logger=logger,
+                         samples=getattr(task, "test_samples", None))
     check_replay(record, replayed_record, info.output_dir)
     return record
 

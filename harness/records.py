@@ -2,7 +2,8 @@
 
 A record says what ran (experiment, task, method, seed, mode, resolved config), what came out
 (metrics, per-step curve), what it cost (seconds; LLM calls and tokens), and how to rebuild it
-(git sha, package versions). `scripts/make_tables.py` reads `results/` only through `load_records`.
+(git sha, package versions, provenance). Its identity is the hash of its config (harness.identity),
+which is also in its file name. `scripts/make_tables.py` reads `results/` only through `load_records`.
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from harness.provenance import git_sha
 # 2: the file name and `config_hash` carry the run's identity; `provenance` says where it ran.
 SCHEMA = 2
 
-# Distributions whose versions can change a number in a record.
 FAILURE_SUFFIX = ".failed.json"  # a failed job's record, beside the records (never a result)
 
+# Distributions whose versions can change a number in a record.
 TRACKED_PACKAGES = (
     "trace-dualformer-harness", "hydra-core", "omegaconf", "numpy", "scipy", "pandas",
     "scikit-learn", "scikit-optimize", "pyswarms", "uxsim", "wandb", "torch", "openai",

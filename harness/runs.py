@@ -120,12 +120,15 @@ def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
 
 def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, Any]],
                 started: float, code_version: str, llm_usage: Any = None, logger: Any = None,
-                earlier_seconds: float = 0.0, llm_models: dict[str, int] | None = None) -> RunRecord:
+                earlier_seconds: float = 0.0, llm_models: dict[str, int] | None = None,
+                samples: list[dict[str, Any]] | None = None,
+                extra_provenance: dict[str, Any] | None = None) -> RunRecord:
     """Write the finished run's record (atomically) where its mode says records go.
 
     `llm_usage` (a trace_core.llm.Usage, when the method asked a language model) fills the cost;
     `llm_models` are the model names the endpoints said answered, with their reply counts;
-    `earlier_seconds` are those of the attempts a resumed run continues.
+    `earlier_seconds` are those of the attempts a resumed run continues; `samples` (the task's
+    per-example test outputs) go beside the record (harness.samples).
     """
     cost = Cost(seconds=earlier_seconds + time.perf_counter() - started)
     if llm_usage is not None:
@@ -136,10 +139,15 @@ def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, 
     record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=curve,
                        cost=cost, config=info.config, git_sha=code_version,
-                       config_hash=info.config_hash, provenance=run_provenance(info, logger))
+                       config_hash=info.config_hash,
+                       provenance={**run_provenance(info, logger), **(extra_provenance or {})})
     if not is_main_process():
         return record  # rank 0 writes the one record of a DDP run
     path = write_record(record, info.record_dir)
+    if samples:
+        from harness.samples import write_samples
+
+        write_samples(samples, path)
     (info.record_dir / f"{info.name}{FAILURE_SUFFIX}").unlink(missing_ok=True)  # an earlier failed attempt
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     log.info("%s: %s -> %s", info.name, shown, path)
@@ -160,9 +168,9 @@ def resolved_config(cfg: Any) -> dict[str, Any]:
                                   resolve=True)
 
 
-def make_logger(cfg: Any, info: RunInfo) -> Any:
-    """The run's experiment logger; its W&B id is the config hash, so a rerun of the same config
-    (e.g. a resumed training run) continues the same W&B run."""
+def make_logger(cfg: Any, info: RunInfo, resumable: bool = False) -> Any:
+    """The run's experiment logger. A resumable run (training, which continues from its checkpoint)
+    takes the config hash as its W&B id, so a rerun continues the same W&B run; others get a new one."""
     from hydra.utils import instantiate
 
     from harness.loggers import NullLogger
@@ -170,7 +178,7 @@ def make_logger(cfg: Any, info: RunInfo) -> Any:
     if not is_main_process():
         return NullLogger()  # one W&B run per run, not one per DDP process
     return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=info.config,
-                                   group=info.experiment, run_id=info.config_hash)
+                                   group=info.experiment, run_id=info.config_hash if resumable else None)
 
 
 def user_error_message(exc: BaseException) -> str | None:
@@ -186,14 +194,18 @@ def user_error_message(exc: BaseException) -> str | None:
         if isinstance(exc, (ConfigError, LLMError)):
             return str(exc)
         if isinstance(exc, (OmegaConfBaseException, HydraException)) and not _wraps_user_error(exc):
-            return _one_line(str(exc))
+            cause = exc.__cause__
+            reason = f": {str(cause).splitlines()[0]}" if isinstance(cause, OmegaConfBaseException) and str(cause) else ""
+            return _one_line(str(exc)) + reason  # e.g. which override, then why (a type)
         exc = exc.__cause__ or exc.__context__
     return None
 
 
 def _wraps_user_error(exc: BaseException) -> bool:
-    """Hydra's InstantiationException wraps the real error; report that one instead."""
-    return exc.__cause__ is not None and type(exc).__name__ == "InstantiationException"
+    """Hydra's InstantiationException wraps the real error; report that one instead, unless it is a
+    constructor refusing a value (ValueError): then the exception's own line names the key."""
+    wraps = exc.__cause__ is not None and type(exc).__name__ == "InstantiationException"
+    return wraps and type(exc.__cause__) is not ValueError
 
 
 def _one_line(message: str) -> str:

@@ -25,6 +25,8 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, save_record)
 from harness.sweep import failures_recorded
+from harness.ranks import sharded_solve
+from harness.typecheck import check_argument_types
 
 
 class CurveRecorder:
@@ -61,6 +63,7 @@ def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
     info = RunInfo.from_config(cfg, method_group="model")
+    check_argument_types(info.config)
     check_writable(info.record_dir)
     # Built before any skip: a config the task or model refuses is an error, record or not.
     task = instantiate(cfg.task)
@@ -69,19 +72,21 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
     info.output_dir.mkdir(parents=True, exist_ok=True)
     journal = info.output_dir / "progress.jsonl" if is_main_process() else None
-    logger = CurveRecorder(make_logger(cfg, info), journal)
+    logger = CurveRecorder(make_logger(cfg, info, resumable=True), journal)
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:
         with progress.shown(cfg.progress):
             model.fit(task, logger)
-            metrics = {f"test/{k}": v for k, v in task.test(model.solve).items()}
+            solve, shares = sharded_solve(task, model.solve)  # DDP: each rank samples its share
+            metrics = {f"test/{k}": v for k, v in task.test(solve).items()}
         logger.summary(metrics)
     finally:
         logger.finish()
 
     return save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
-                       earlier_seconds=logger.earlier_seconds)
+                       earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),
+                       extra_provenance={"test_examples_per_rank": shares})
 
 
 @hydra.main(config_path=str(CONFIGS), config_name="train", version_base="1.3")  # absolute: entry points too

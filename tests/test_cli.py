@@ -79,3 +79,29 @@ def test_a_failed_job_writes_a_failure_record_and_the_sweep_goes_on(tmp_path):
     failure = json.loads(failures[0].read_text())
     assert failure["status"] == "failed" and "task.limit" in failure["reason"] and failure["step"] == 0
     assert failure["config"]["task"]["limit"] == -5
+
+
+@pytest.mark.parametrize("override, says", [
+    ("optimizer=pso optimizer.n_particles=abc", "optimizer.n_particles: expected int, got 'abc'"),
+    ("task.limit=ten", "task.limit: expected int, got 'ten'"),
+    ("task=maze7 task.data_dir=/nonexistent", "task.data_dir: /nonexistent has no manifest.json"),
+    ("llm=openai optimizer=optoprime llm.max_concurrency=0", "max_concurrency >= 1"),
+    ("results_dir=/proc/forbidden", "results_dir: cannot write to /proc/forbidden"),
+])
+def test_a_wrong_type_or_place_is_one_error_line_before_the_run(override, says, tmp_path):
+    result = optimize(*override.split(), f"hydra.run.dir={tmp_path}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and says in lines[0], result.stderr
+    assert not (tmp_path / "progress.jsonl").exists(), "refused before the run"
+
+
+def test_a_replay_miss_fails_its_job_only(tmp_path):
+    """One job's LLM failure (a request never recorded) no longer aborts the jobs after it."""
+    results = tmp_path / "results"
+    result = optimize("-m", "experiment=fig5a_numeric", "optimizer=optoprime,adam", "seed=0", "llm=replay",
+                      f"llm.cache_path={tmp_path / 'empty.sqlite'}", "llm.model=never-recorded",
+                      f"results_dir={results}", f"hydra.sweep.dir={tmp_path / 'sweep'}", timeout=300)
+    assert result.returncode == 1 and "1 of 2 jobs failed" in result.stderr.strip().splitlines()[-1], result.stderr
+    assert list(load_records(results)["method"]) == ["adam"], "the job after the failed one ran"
+    [failure] = results.glob("*.failed.json")
+    assert failure.name.startswith("numeric__optoprime__seed0__")

@@ -4,7 +4,9 @@ A traced task exposes `parameters()` (its ParameterNodes) and an `objective` tex
 Feedback whose `output` is the traced output node (or the ExceptionNode of a failed run) and whose
 `text` is the feedback. `tell` is then Trace's own step: zero_feedback, backward(output, text),
 step. `extra_feedback` names a Feedback.info entry whose text is appended to the feedback (the
-paper gives Trace Masked and OPRO the per-step feedback of a Meta-World episode this way).
+paper gives Trace Masked and OPRO the per-step feedback of a Meta-World episode this way). A
+Feedback whose info says `skip_update` (the paper's BBH loop on a correct training answer) is
+taken without a backward pass or an LLM call.
 
     python -m harness.optimize task=<traced task> optimizer=optoprime llm=openai llm.model=gpt-4o
 """
@@ -27,6 +29,7 @@ class TraceAdapter:
             raise ConfigError("this optimizer asks a language model: add llm=openai "
                               "(or llm=scripted for a smoke run)")
         self.llm, self.extra_feedback = llm, extra_feedback
+        self._skipped = False
         self.optimizer = optimizer(task.parameters(), llm=llm,
                                    objective=objective or getattr(task, "objective", None))
 
@@ -34,6 +37,9 @@ class TraceAdapter:
         return {p.py_name: p.data for p in self.optimizer.parameters}
 
     def tell(self, params: Params, feedback: Feedback) -> None:
+        self._skipped = bool(feedback.info.get("skip_update"))
+        if self._skipped:
+            return
         if feedback.output is None:
             raise ValueError("a traced task must return its output node in Feedback.output")
         text = feedback.text
@@ -50,6 +56,9 @@ class TraceAdapter:
 
     def step_metrics(self) -> dict[str, float]:
         """Per-step numbers for the log: the prompt's size and how many updates were applied."""
+        if self._skipped or not self.optimizer.logs:
+            return {"llm/prompt_tokens": 0, "llm/completion_tokens": 0, "trace/applied": 0, "trace/refused": 0,
+                    "trace/skipped": 1}
         log = self.optimizer.logs[-1]
         return {"llm/prompt_tokens": log.prompt_tokens, "llm/completion_tokens": log.completion_tokens,
                 "trace/applied": len(log.applied), "trace/refused": len(log.refused)}

@@ -211,6 +211,15 @@ def score_bbh(target: str, prediction: Any) -> bool:
     return normalize(prediction) == normalize(target)
 
 
+def score_bbh_exact(target: str, prediction: Any) -> bool:
+    """The paper's script's metric: the last "(X)" for option targets, else plain `==` (a reply
+    with extra whitespace, or a number where a string is expected, is wrong)."""
+    if _OPTION.search(target):
+        found = _OPTION.findall("" if prediction is None else str(prediction))
+        return bool(found) and found[-1] == target
+    return prediction == target
+
+
 def score_letter(target: str, text: Any) -> bool:
     """MMLU / GPQA: the letter of the last `Answer: X` line."""
     found = _ANSWER_LETTER.findall(str(text))

@@ -4,6 +4,7 @@ optimizer call per step, the student on its own model, resuming from the cache).
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -125,7 +126,8 @@ def table1_responder(messages: list[dict]) -> str:
 def table1_overrides(server_url: str, cache: Path, optimizer: str = "optoprime") -> list[str]:
     return ["task=bbh", "task.subtask=date_understanding", f"optimizer={optimizer}", "mode=smoke",
             "llm=openai", f"llm.base_url={server_url}", f"llm.cache_path={cache}", "llm.model=loopback-model",
-            "task.student.model=student-model", "llm.max_retries=0", "logger=none", "progress=false"]
+            "task.student.model=student-model", "llm.max_retries=0", "logger=none", "progress=false",
+            "task.protocol=harness"]  # these runs pin our protocol: validation every step
 
 
 def test_trace_row_one_optimizer_call_per_step_and_the_student_on_its_own_model(tmp_path):
@@ -170,6 +172,82 @@ def test_smoke_runs_read_the_fixtures_and_a_task_refuses_a_missing_student(run_d
         assert "Reasoning:" in task.init_params()["prompt_template0"]
     with pytest.raises(Exception, match="student model"):
         instantiate(compose_run("optimize", ["task=bbh", "llm=none"], run_dir).task)
+
+
+# -- Table 1, the paper's protocol ---------------------------------------------------------------
+
+def paper_task(responder):
+    from tasks.bbh_agent import BBHTask
+    return BBHTask("date_understanding", ScriptedLLM(responder=responder), source=str(FIXTURES), limit=3,
+                   progress=False)
+
+
+def test_paper_start_program_raises_without_answer_and_its_error_is_the_first_feedback():
+    with graph_context():
+        task = paper_task(lambda m: f"It is ({weekday_answer(m[-1]['content'])}).")  # no "Answer:"
+        assert task.protocol == "paper" and task.objective is None
+        code = next(v for k, v in task.init_params().items() if "extract_answer" in k)
+        assert 'split("Answer:")[1]' in code
+        first = task.evaluate(task.init_params())
+        assert "IndexError" in first.text and first.score == -math.inf
+        assert first.info["validated"] == 0.0 and first.info["skip_update"] == 0.0
+        assert task.student.requests[0][0]["content"] == "You are a helpful assistant."
+        later = [task.evaluate(task.init_params()) for _ in range(2)]
+        assert [f.info["validated"] for f in later] == [0.0, 1.0], "nothing validated: the last step does"
+
+
+def test_paper_protocol_skips_the_update_on_a_right_answer_and_validates_as_the_paper():
+    train: list[str] = []  # the first two training questions get a wrong answer, the third one none
+
+    def student(messages):
+        asked = messages[-1]["content"]
+        hits = [i for i, q in enumerate(train) if q in asked]
+        return "It is unclear." if hits == [2] else "Answer: (E)"
+    with graph_context():
+        task = paper_task(student)
+        train.extend(e.question for e in task.splits.train[:3])
+        steps = []
+        for _ in range(3):
+            fb = task.evaluate(task.init_params())
+            steps.append((fb.info["train_correct"], fb.info["validated"], fb.info["skip_update"]))
+        # wrong (validated: first wrong), wrong (validated: second) -> the third (an error) is not
+        assert [v for _, v, _ in steps] == [1.0, 1.0, 0.0] and all(s == 0.0 for _, _, s in steps)
+    with graph_context():
+        right = paper_task(lambda m: f"Answer: ({weekday_answer(m[-1]['content'])})")
+        fb = right.evaluate(right.init_params())
+        assert fb.info == {"train_correct": 1.0, "val_acc": 1.0, "validated": 1.0, "skip_update": 1.0}
+        assert fb.score == 1.0
+
+
+def test_paper_scoring_is_exact_and_the_adapter_skips_an_update_when_told():
+    from harness.api import Feedback
+    from harness.trace_adapter import TraceAdapter
+
+    assert bbh.score_bbh_exact("(B)", "so (A) or (B)") and not bbh.score_bbh_exact("Yes", " Yes")
+    assert bbh.score_bbh("Yes", " Yes"), "ours (protocol: harness) ignores surrounding whitespace"
+    assert not bbh.score_bbh_exact("8", 8)
+    with graph_context():
+        task = paper_task(lambda m: "Answer: (A)")
+        llm = ScriptedLLM(replies=["{}"])
+        adapter = TraceAdapter(task, llm, OptoPrime_partial())
+        adapter.tell({}, Feedback(score=1.0, text="right", output=None, info={"skip_update": 1.0}))
+        assert llm.requests == [] and adapter.step_metrics()["trace/skipped"] == 1
+
+
+def OptoPrime_partial():
+    import functools
+    from trace_core.optimizers import OptoPrime
+    return functools.partial(OptoPrime, memory_size=0)
+
+
+def test_table1_runs_the_papers_protocol_by_default_and_ours_as_a_named_variant(run_dir):
+    paper = compose_run("optimize", ["experiment=table1_bbh"], run_dir)
+    assert paper.protocol == "paper" and paper.task.protocol == "paper"
+    assert "trace_nomem" in paper.hydra.sweeper.params.optimizer and "task_weight" not in str(paper.table)
+    assert paper.table.methods.copro_none.startswith("DSPy 3.4 (paper: 2.4)")
+    ours = compose_run("optimize", ["experiment=table1_bbh_harness"], run_dir)
+    assert ours.task.protocol == "harness" and "optoprime" in ours.hydra.sweeper.params.optimizer
+    assert ours.results_dir.startswith("results/table1_bbh_harness/")
 
 
 # -- Table 2 tasks ----------------------------------------------------------------------------

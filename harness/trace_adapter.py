@@ -30,6 +30,8 @@ class TraceAdapter:
                               "(or llm=scripted for a smoke run)")
         self.llm, self.extra_feedback = llm, extra_feedback
         self._skipped = False
+        if isinstance(getattr(task, "roles", None), dict):  # a task that reports who answered what
+            task.roles["optimizer"] = str(getattr(llm, "model", None) or "?")
         self.optimizer = optimizer(task.parameters(), llm=llm,
                                    objective=objective or getattr(task, "objective", None))
 

@@ -171,6 +171,9 @@ class BBHTask:
         self._programs: dict[str, Callable[[str], str]] = {}
         self._best: tuple[float, dict[str, Any]] | None = None  # (val accuracy, parameter values)
         self._step, self._validations = 0, 0
+        # Which model answered which role (student, optimizer, prompt model), for the record;
+        # the methods add theirs.
+        self.roles: dict[str, str] = {"student": str(getattr(student, "model", None) or "?")}
 
     # -- parameters ---------------------------------------------------------------------------
     def parameters(self) -> list:
@@ -287,5 +290,6 @@ class BBHTask:
         usage = self.student.usage
         # The paper's averages are plain means over the 27 subtask files (no per-size weights).
         return {f"{prefix}acc": acc, f"{prefix}acc_{self.group}": acc, "n_test": len(examples),
+                **{f"roles/{role}": model for role, model in self.roles.items()},
                 "student_calls": usage.calls, "student_cache_hits": usage.cache_hits,
                 "student_prompt_tokens": usage.prompt_tokens}

@@ -59,6 +59,7 @@ def test_the_other_loaders_read_local_copies():
     assert [e.answer for e in mmlu] == ["B", "C", "A", "D"] and "B) Classification" in mmlu[0].question
     gpqa = bbh.load_gpqa("gpqa_diamond", FIXTURES / "gpqa")
     assert all(f"{e.answer}) " in e.question for e in gpqa)
+    assert {e.answer for e in gpqa} == {"C"}, "textgrad's order: one permutation (seed 42) for every question"
     assert [e.answer for e in gpqa] == [e.answer for e in bbh.load_gpqa("gpqa_diamond", FIXTURES / "gpqa")]
     gsm8k = bbh.load_gsm8k(FIXTURES / "gsm8k")
     assert gsm8k.sizes() == (8, 0, 5) and all(e.answer.isdigit() for e in gsm8k.train + gsm8k.test)
@@ -305,6 +306,46 @@ def test_solution_task_improves_wrong_answers_at_most_three_times_then_finishes(
     assert seen == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (3, 0)]  # answers: B C A D; zero-shot A
     metrics = task.test(params)
     assert metrics["zero_shot_acc"] == 25.0 and metrics["acc"] == 75.0 and metrics["questions_optimized"] == 3
+    # textgrad's final entry: majority over each question's iterates (A,D,B -> A; A,D,D,D -> D; A; A,D -> A)
+    assert metrics["majority_acc"] == 25.0 == metrics["majority_acc_mmlu_machine_learning"]
+
+
+def test_table2_reads_the_first_answer_letter_as_textgrad_does():
+    assert bbh.score_letter_first("C", "Answer: C\nOn second thought, Answer: D")
+    assert not bbh.score_letter_first("D", "Answer: C\nOn second thought, Answer: D")
+    assert not bbh.score_letter_first("C", "answer: c"), "the letter is compared as written"
+    from tasks.textgrad_tasks import majority_answer
+    assert majority_answer(["Answer: B", "Answer: C", "Answer: C", "no letter"]) == "Answer: C"
+
+
+def test_word_sorting_starts_from_the_numeric_description_and_an_llm_judge_grades_it(tmp_path):
+    from tasks.textgrad_tasks import NUMBER_INSTRUCTION
+
+    judge = ScriptedLLM(responder=lambda m: "<ACCURACY> 1 </ACCURACY>" if "apple" in m[-1]["content"]
+                        else "<ACCURACY> 0 </ACCURACY>")
+    with graph_context():
+        task = bbh.textgrad_task("word_sorting", ScriptedLLM(replies=["Answer: apple banana"]), mode="smoke",
+                                 progress=False, judge=judge)
+        assert task.system_prompt.data == NUMBER_INSTRUCTION, "textgrad's BBH start prompt, for word sorting too"
+        feedback = task.evaluate(task.init_params())
+        asked = judge.requests[0][-1]["content"]
+        assert "Question:" in asked and "Correct answer:" in asked and "<ACCURACY>" in asked
+        assert feedback.score == 1.0 and [p.op.name for p in feedback.output.parents] == ["grade"] * 3
+    with pytest.raises(ConfigError, match="LLM judge"):
+        bbh.textgrad_task("word_sorting", ScriptedLLM(replies=["x"]), mode="smoke", progress=False)
+
+
+def test_table2_reads_bbh_where_the_rest_of_the_harness_does(run_dir, monkeypatch):
+    monkeypatch.setenv("BBH_DATA", str(FIXTURES))
+    cfg = compose_run("optimize", ["experiment=table2_textgrad"], run_dir)
+    assert cfg.task.bbh_source == str(FIXTURES) == compose_run("optimize", ["task=bbh"], run_dir).task.source
+    assert cfg.protocol == "paper" and cfg.optimizer.optimizer.get("all_edges", True)
+    tg = compose_run("optimize", ["experiment=table2_textgrad", "optimizer=textgrad"], run_dir)
+    assert tg.optimizer.optimizer.all_edges is True, "gradients go to every parent, as TGD does"
+    with graph_context():
+        task = bbh.textgrad_task("object_counting", ScriptedLLM(replies=["x"]), progress=False,
+                                 bbh_source=str(FIXTURES))
+        assert task.splits.sizes() == (50, 100, 10)
 
 
 def test_a_hub_id_that_cannot_be_loaded_is_a_one_line_config_error(monkeypatch):

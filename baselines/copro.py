@@ -17,7 +17,13 @@ LM backends (`backend=`):
   rerun or `llm=replay` costs nothing), calls and tokens in the run record, and the scripted test
   double in smoke runs.
 - native: DSPy's own client, dspy.LM("openai/<model>", api_base=<base_url>), against the same
-  OpenAI-compatible endpoint (DSPy's disk cache off). Needs `llm=openai`.
+  OpenAI-compatible endpoint (DSPy's disk cache off). Needs `llm=openai`. Uncached and not
+  replayable; the record's cost then counts DSPy's own history of both models (student and
+  prompt model) and says so in `roles/backend`.
+
+The paper ran DSPy 2.4, whose template ended each prompt with the output field's prefix; dspy
+3.4's ChatAdapter ignores the prefix. Our adapter names it in the request and strips it from the
+reply, so the prefix COPRO proposes takes effect.
 """
 from __future__ import annotations
 
@@ -117,6 +123,20 @@ def tolerant_adapter() -> Any:
                 empty = {name: "" for name in signature.output_fields}
                 return [dict(empty) for _ in range(int(lm_kwargs.get("n") or 1))]
 
+        def user_message_output_requirements(self, signature):  # noqa: ANN001, ANN201
+            """DSPy's reminder, plus each output field's prefix (as DSPy 2.4's prompts ended with it)."""
+            lines = [super().user_message_output_requirements(signature)]
+            lines += [f"Begin the `{name}` field with: {prefix}" for name, prefix in _prefixes(signature).items()]
+            return "\n".join(lines)
+
+        def parse(self, signature, completion):  # noqa: ANN001, ANN201
+            fields = super().parse(signature, completion)
+            for name, prefix in _prefixes(signature).items():  # the answer is what follows the prefix
+                value = fields.get(name)
+                if isinstance(value, str) and value.strip().startswith(prefix):
+                    fields[name] = value.strip()[len(prefix):].strip()
+            return fields
+
     return TolerantChatAdapter()
 
 
@@ -162,11 +182,11 @@ class DSPyProgram:
         """What the prompt model cost (the student's calls are in the task's test metrics)."""
         from trace_core.llm import Usage
 
-        if self.optimize == "none":
-            return Usage()
-        if self.backend == "harness" or self._prompt_lm is None:
-            return self.llm.usage
-        history = self._prompt_lm.history  # DSPy's own client: count what its history recorded
+        if self.backend == "harness":
+            return self.llm.usage if self.optimize == "copro" else Usage()
+        # DSPy's own client: count what its history recorded, for both models (the task's client
+        # never saw the student's calls)
+        history = [e for lm in (self._prompt_lm, self._student_lm) if lm is not None for e in lm.history]
         usage = [e.get("usage") or {} for e in history]
         return Usage(calls=sum(len(e.get("outputs") or [None]) for e in history),
                      prompt_tokens=sum(u.get("prompt_tokens") or 0 for u in usage),
@@ -187,6 +207,7 @@ class DSPyProgram:
                 self._adapter = tolerant_adapter()
                 program = build_program(self.task.cot)
                 self._program = self._compile(program) if self.optimize == "copro" else program
+                self._record_roles()
                 self._save()
             return self._program
 
@@ -211,6 +232,18 @@ class DSPyProgram:
         log.debug("COPRO output:\n%s", printed.getvalue())
         return compiled
 
+    def _record_roles(self) -> None:
+        """Which model answered which role, for the record (the task reports `roles/*`)."""
+        roles = getattr(self.task, "roles", None)
+        if roles is None:
+            return
+        roles["student"] = str(getattr(self.task.student, "model", None) or "?")
+        if self.optimize == "copro":
+            roles["prompt_model"] = str(getattr(self.llm, "model", None) or "?")
+        roles["backend"] = ("harness (trace_core client: cached, replayable)" if self.backend == "harness" else
+                            "native (DSPy's own client: uncached, not replayable; cost = DSPy's history)")
+        roles["dspy"] = f"dspy {import_dspy().__version__} (paper: 2.4)"
+
     def signature(self) -> dict[str, str]:
         """The (compiled) instruction and answer prefix: what COPRO changes."""
         return _signature(self.program())
@@ -223,6 +256,16 @@ class DSPyProgram:
 
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / f"{self.name}.yaml").write_text(yaml.safe_dump(_signature(self._program)))
+
+
+def _prefixes(signature: Any) -> dict[str, str]:
+    """Output field -> its prefix (COPRO's proposal, or DSPy's default such as "Answer:")."""
+    found = {}
+    for name, field in signature.output_fields.items():
+        prefix = str((field.json_schema_extra or {}).get("prefix") or "").strip()
+        if prefix:
+            found[name] = prefix
+    return found
 
 
 def _signature(program: Any) -> dict[str, str]:

@@ -4,7 +4,9 @@ A traced task exposes `parameters()` (its ParameterNodes) and an `objective` tex
 Feedback whose `output` is the traced output node (or the ExceptionNode of a failed run) and whose
 `text` is the feedback. `tell` is then Trace's own step: zero_feedback, backward(output, text),
 step. `extra_feedback` names a Feedback.info entry whose text is appended to the feedback (the
-paper gives Trace Masked and OPRO the per-step feedback of a Meta-World episode this way).
+paper gives Trace Masked and OPRO the per-step feedback of a Meta-World episode this way). A
+Feedback whose info says `skip_update` (the paper's BBH loop on a correct training answer) is
+taken without a backward pass or an LLM call.
 
     python -m harness.optimize task=<traced task> optimizer=optoprime llm=openai llm.model=gpt-4o
 """
@@ -27,18 +29,27 @@ class TraceAdapter:
             raise ConfigError("this optimizer asks a language model: add llm=openai "
                               "(or llm=scripted for a smoke run)")
         self.llm, self.extra_feedback = llm, extra_feedback
+        # _step_due: feedback is in, its step is taken at the next ask; _stepped: this round's ask
+        # did call the LLM (its numbers are this step's); _skipped: the task asked for no update.
+        self._step_due = self._stepped = self._skipped = False
+        if isinstance(getattr(task, "roles", None), dict):  # a task that reports who answered what
+            task.roles["optimizer"] = str(getattr(llm, "model", None) or "?")
         self.optimizer = optimizer(task.parameters(), llm=llm,
                                    objective=objective or getattr(task, "objective", None))
 
     def ask(self) -> Params:
         # The step the last feedback calls for is taken here, when its proposal will be evaluated:
         # after the run's last evaluation no LLM call is spent on a proposal nobody tries.
-        if getattr(self, "_step_due", False):
+        self._stepped = self._step_due
+        if self._step_due:
             self._step_due = False
             self.optimizer.step()
         return {p.py_name: p.data for p in self.optimizer.parameters}
 
     def tell(self, params: Params, feedback: Feedback) -> None:
+        self._skipped = bool(feedback.info.get("skip_update"))
+        if self._skipped:
+            return
         if feedback.output is None:
             raise ValueError("a traced task must return its output node in Feedback.output")
         text = feedback.text
@@ -55,8 +66,10 @@ class TraceAdapter:
 
     def step_metrics(self) -> dict[str, float]:
         """Per-step numbers for the log: the prompt's size and how many updates were applied."""
-        if not self.optimizer.logs:  # the first evaluation: nothing proposed yet
-            return {"llm/prompt_tokens": 0, "llm/completion_tokens": 0, "trace/applied": 0, "trace/refused": 0}
+        skipped = {"trace/skipped": int(self._skipped)}  # the paper's BBH loop: no update after a right answer
+        if not self._stepped:  # the first evaluation, or one after a skipped update: no LLM call
+            return {"llm/prompt_tokens": 0, "llm/completion_tokens": 0, "trace/applied": 0, "trace/refused": 0,
+                    **skipped}
         log = self.optimizer.logs[-1]
         return {"llm/prompt_tokens": log.prompt_tokens, "llm/completion_tokens": log.completion_tokens,
-                "trace/applied": len(log.applied), "trace/refused": len(log.refused)}
+                "trace/applied": len(log.applied), "trace/refused": len(log.refused), **skipped}

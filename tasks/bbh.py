@@ -159,16 +159,21 @@ def load_mmlu(subject: str, source: str | Path = "cais/mmlu") -> list[Example]:
     return [Example(multiple_choice(r["question"], r["choices"]), "ABCD"[int(r["answer"])]) for r in rows]
 
 
+GPQA_SHUFFLE_SEED = 42  # textgrad reseeds Python's RNG with 42 before shuffling each question
+
+
 def load_gpqa(subset: str = "gpqa_diamond", source: str | Path = "Idavidrein/gpqa") -> list[Example]:
     """GPQA (a gated hub dataset: log in, or give a local CSV-derived .jsonl with its column names).
-    The four options are shuffled with a per-question seed, so the correct letter varies."""
+    Options in textgrad's order: the three incorrect ones, then the correct one, shuffled by a
+    generator reseeded with 42 for every question, so every question gets the same permutation
+    (the correct option is always C)."""
     rows = _local_rows(source, subset)
     rows = _hub(str(source), subset, "train") if rows is None else rows
     examples = []
-    for i, r in enumerate(rows):
-        options = [str(r[k]).strip() for k in ("Correct Answer", "Incorrect Answer 1",
-                                               "Incorrect Answer 2", "Incorrect Answer 3")]
-        random.Random(i).shuffle(options)
+    for r in rows:
+        options = [str(r[k]).strip() for k in ("Incorrect Answer 1", "Incorrect Answer 2",
+                                               "Incorrect Answer 3", "Correct Answer")]
+        random.Random(GPQA_SHUFFLE_SEED).shuffle(options)
         examples.append(Example(multiple_choice(r["Question"], options),
                                 "ABCD"[options.index(str(r["Correct Answer"]).strip())]))
     return examples
@@ -211,10 +216,34 @@ def score_bbh(target: str, prediction: Any) -> bool:
     return normalize(prediction) == normalize(target)
 
 
+def score_bbh_exact(target: str, prediction: Any) -> bool:
+    """The paper's script's metric: the last "(X)" for option targets, else plain `==` (a reply
+    with extra whitespace, or a number where a string is expected, is wrong)."""
+    if _OPTION.search(target):
+        found = _OPTION.findall("" if prediction is None else str(prediction))
+        return bool(found) and found[-1] == target
+    return prediction == target
+
+
 def score_letter(target: str, text: Any) -> bool:
-    """MMLU / GPQA: the letter of the last `Answer: X` line."""
+    """MMLU / GPQA, ours: the letter of the last `Answer: X` line."""
     found = _ANSWER_LETTER.findall(str(text))
     return bool(found) and found[-1].upper() == target
+
+
+_FIRST_LETTER = re.compile(r"(?i)Answer\s*:\s*([A-D])")
+
+
+def first_answer_letter(text: Any) -> str | None:
+    """textgrad's reading of a multiple-choice reply: the letter of the *first* `Answer: X`, as
+    written (a lower-case letter does not match an upper-case target)."""
+    match = _FIRST_LETTER.search(str(text))
+    return match.group(1) if match else None
+
+
+def score_letter_first(target: str, text: Any) -> bool:
+    """MMLU / GPQA in Table 2 (textgrad's tasks): the first `Answer: X` match."""
+    return first_answer_letter(text) == target
 
 
 def parse_integer(text: Any) -> int | None:
@@ -302,14 +331,18 @@ TABLE2 = {  # dataset -> (protocol, default source)
 
 def textgrad_task(dataset: str, student: Any, source: str | None = None, limit: int | None = None,
                   seed: int = 0, max_iterations: int = 3, batch_size: int = 3, max_test: int | None = None,
-                  mode: str = "paper", smoke_source: str = "tests/data/bbh", progress: bool = True) -> Any:
-    """A row of Table 2: MMLU and GPQA are solution optimization, BBH and GSM8K prompt optimization."""
-    from tasks.textgrad_tasks import NUMBER_INSTRUCTION, SORT_INSTRUCTION, PromptTask, SolutionTask
+                  mode: str = "paper", smoke_source: str = "tests/data/bbh", progress: bool = True,
+                  judge: Any = None, bbh_source: str = BBH_DATA) -> Any:
+    """A row of Table 2, on textgrad's own task definitions: MMLU and GPQA are solution
+    optimization scored on the first `Answer: X`; BBH and GSM8K prompt optimization, all starting
+    from textgrad's numeric task description; word sorting is graded by an LLM judge (`judge`,
+    textgrad's evaluation engine), object counting and GSM8K by the integer they end with."""
+    from tasks.textgrad_tasks import NUMBER_INSTRUCTION, PromptTask, SolutionTask, llm_judge
 
     if dataset not in TABLE2:
         raise ConfigError(f"task.dataset: {dataset!r} is not one of {', '.join(TABLE2)}")
     protocol, default = TABLE2[dataset]
-    default = default or BBH_DATA
+    default = default or bbh_source  # BBH: where the rest of the harness reads it (task=bbh's source)
     if mode == "smoke":  # the invented fixtures: BBH files at the top, the others in subfolders
         source = smoke_source if TABLE2[dataset][1] is None else f"{smoke_source}/{dataset.split('_')[0]}"
     source = source or default
@@ -317,12 +350,17 @@ def textgrad_task(dataset: str, student: Any, source: str | None = None, limit: 
         examples = load_gpqa("gpqa_diamond", source) if dataset.startswith("gpqa") else \
             load_mmlu(dataset.removeprefix("mmlu_"), source)
         letter = "The last line must be `Answer: X`, where X is one of A, B, C, D."
-        return SolutionTask(dataset, examples, score_letter, student, letter, limit, max_iterations, progress)
+        return SolutionTask(dataset, examples, score_letter_first, student, letter, limit, max_iterations,
+                            progress)
     if dataset == "gsm8k":
-        splits, scorer, instruction = load_gsm8k(source), score_integer, NUMBER_INSTRUCTION
+        splits, scorer = load_gsm8k(source), score_integer
     else:
         splits = textgrad_splits(load_bbh(dataset, source))
-        scorer, instruction = (score_integer, NUMBER_INSTRUCTION) if dataset == "object_counting" else \
-            (score_sorted_words, SORT_INSTRUCTION)
-    return PromptTask(dataset, splits, scorer, student, instruction, limit or 12, batch_size, 4, seed,
+        if dataset == "object_counting":
+            scorer = score_integer
+        else:
+            if judge is None:
+                raise ConfigError(f"task.dataset={dataset} is graded by an LLM judge: give task.judge")
+            scorer = llm_judge(judge)
+    return PromptTask(dataset, splits, scorer, student, NUMBER_INSTRUCTION, limit or 12, batch_size, 4, seed,
                       max_test, progress)

@@ -20,8 +20,11 @@ SYSTEM_CONSTRAINT = ("A system prompt for a fairly capable language model: it sh
                      "this kind of question and the exact form of the final answer.")
 NUMBER_INSTRUCTION = ("Solve the problem below, reasoning step by step. End your reply with a line of the "
                       "form `Answer: N`, where N is a number.")
-SORT_INSTRUCTION = ("Sort the given words alphabetically, reasoning step by step. End your reply with a line "
-                    "of the form `Answer: w1 w2 ...` listing the sorted words separated by spaces.")
+# textgrad starts every BBH prompt (word sorting too) from its numeric task description.
+JUDGE_SYSTEM = "You check whether a model's final answer to a question matches the correct answer."
+JUDGE_REQUEST = ("Question:\n{question}\n\nCorrect answer:\n{answer}\n\nThe model's reasoning and final "
+                 "prediction:\n{response}\n\nIs the final prediction the same as the correct answer? Reply "
+                 "with 1 (yes) or 0 (no) only, between <ACCURACY> and </ACCURACY>.")
 CRITIC_SYSTEM = ("You are an expert reviewer. You receive a question and a proposed solution. Examine the "
                  "solution's reasoning step by step, check it against what you know, and point out every "
                  "error or doubtful step that could make its final answer wrong. Consider whether another "
@@ -58,9 +61,13 @@ class PromptTask:
         messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": question}]
         return self.student.complete(messages).text
 
-    def grade(self, response, answer):
+    def grade(self, response, answer, question):
         """Returns 1 if the reply's final answer equals the correct answer, else 0."""
-        return int(self.scorer(answer, response))
+        return int(self._scored(answer, response, question))
+
+    def _scored(self, answer: str, response: Any, question: str) -> bool:
+        judge = getattr(self.scorer, "judge", None)  # an LLM judge reads the question too
+        return bool(judge(question, answer, response) if judge else self.scorer(answer, response))
 
     def parameters(self) -> list:
         return [self.system_prompt]
@@ -80,7 +87,8 @@ class PromptTask:
         checks = []
         for example in self._batch():
             reply = self._query(self.system_prompt, node(example.question, name="question"))
-            checks.append(self._check(reply, node(example.answer, name="answer")))
+            checks.append(self._check(reply, node(example.answer, name="answer"),
+                                      node(example.question, name="question")))
         output = self._join(*checks)
         score = sum(c.data for c in checks) / len(checks)
         return Feedback(score=score, text=PROMPT_FEEDBACK, output=output, info={"batch_acc": score})
@@ -90,9 +98,39 @@ class PromptTask:
         prompt = self.system_prompt.data  # the last iterate, whatever scored best on a batch
         replies = evaluate_all(lambda ex: self.query_model(prompt, ex.question), examples, concurrency(self.student),
                                desc=f"{self.name} test", show_progress=self.progress)
-        acc = 100 * sum(self.scorer(ex.answer, r) for ex, r in zip(examples, replies)) / max(len(examples), 1)
+        acc = 100 * sum(self._scored(ex.answer, r, ex.question) for ex, r in zip(examples, replies)) \
+            / max(len(examples), 1)
         return {"acc": acc, f"acc_{self.name}": acc, "n_test": len(examples),
                 "student_calls": self.student.usage.calls}
+
+
+def llm_judge(judge: Any) -> Callable[[str, Any], bool]:
+    """A scorer whose verdict comes from an LLM (textgrad's BBH grader): 1 between the
+    <ACCURACY> tags means right. Plain scorer calls (no question) are refused."""
+    import re
+
+    def verdict(question: str, answer: str, response: Any) -> bool:
+        request = JUDGE_REQUEST.format(question=question, answer=answer, response=response)
+        reply = judge.complete([{"role": "system", "content": JUDGE_SYSTEM},
+                                {"role": "user", "content": request}]).text
+        found = re.search(r"<ACCURACY>(.*?)</ACCURACY>", reply, re.S)
+        return bool(found) and found.group(1).strip() == "1"
+
+    def needs_question(answer: str, response: Any) -> bool:
+        raise TypeError("an LLM judge needs the question: call scorer.judge(question, answer, response)")
+
+    needs_question.judge = verdict  # type: ignore[attr-defined]
+    return needs_question
+
+
+def majority_answer(replies: list[str]) -> str:
+    """textgrad's final entry: `Answer: X` for the most common first-`Answer:` letter over all
+    iterates (ties go to the letter seen first; replies without a letter count as None)."""
+    from statistics import multimode
+
+    from tasks.bbh import first_answer_letter
+
+    return f"Answer: {multimode([first_answer_letter(r) for r in replies])[0]}"
 
 
 def join(*items):
@@ -121,6 +159,7 @@ class SolutionTask:
                           "taking the review in #Outputs and the #Feedback into account.")
         self.finished = False  # True once every question is done (the loop may then stop)
         self._answers: list[str] = []  # the latest answer to each question
+        self._history: list[list[str]] = []  # every iterate of each question, zero-shot first
         self._zero_shot: list[str] = []
         self._current: int | None = None
         self._cursor, self._iteration, self._optimized = 0, 0, 0
@@ -159,11 +198,13 @@ class SolutionTask:
             self._zero_shot = evaluate_all(self._solve, self.examples, concurrency(self.student),
                                            desc=f"{self.name} zero-shot", show_progress=self.progress)
             self._answers = list(self._zero_shot)
+            self._history = [[a] for a in self._zero_shot]
 
     def evaluate(self, params: dict[str, Any]) -> Feedback:
         self._first_answers()
         if self._current is not None:  # the optimizer has just rewritten the current answer
             self._answers[self._current] = str(params.get(self.response.py_name, self.response.data))
+            self._history[self._current].append(self._answers[self._current])
             self._iteration += 1
             if self._correct(self._current) or self._iteration >= self.max_iterations:
                 self._current = None
@@ -183,5 +224,9 @@ class SolutionTask:
         self._first_answers()  # questions the budget never reached keep their zero-shot answer
         acc = 100 * sum(map(self._correct, range(len(self.examples)))) / len(self.examples)
         zero = 100 * sum(self.scorer(e.answer, a) for e, a in zip(self.examples, self._zero_shot)) / len(self.examples)
-        return {"acc": acc, f"acc_{self.name}": acc, "zero_shot_acc": zero, "n_test": len(self.examples),
+        # textgrad's script ends each question's history with a majority vote over its iterates
+        votes = [majority_answer(h) for h in self._history]
+        majority = 100 * sum(self.scorer(e.answer, v) for e, v in zip(self.examples, votes)) / len(self.examples)
+        return {"acc": acc, f"acc_{self.name}": acc, "zero_shot_acc": zero, "majority_acc": majority,
+                f"majority_acc_{self.name}": majority, "n_test": len(self.examples),
                 "questions_optimized": self._optimized, "student_calls": self.student.usage.calls}

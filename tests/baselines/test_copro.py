@@ -70,7 +70,7 @@ def test_plain_dspy_rows_through_dspys_own_client_and_through_ours(tmp_path):
         seen = server.seen
         cot = run(compose_run("optimize", overrides(server.url, tmp_path, "bbh_cot", "copro_none"), tmp_path / "b"))
         assert "`reasoning`" in server.bodies[-1]["messages"][0]["content"], "dspy.ChainOfThought"
-    assert seen == 12 and plain.cost.llm_calls == 0
+    assert seen == 12 == plain.cost.llm_calls, "native: DSPy's own calls are counted from its history"
     assert plain.metrics["test/acc"] == 0.0 and cot.metrics["test/cot_acc_nlp"] == 0.0
     assert yaml.safe_load((tmp_path / "b" / "dspy-none-cot.yaml").read_text())["answer_prefix"] == "Answer:"
 
@@ -84,3 +84,35 @@ def test_the_dspy_rows_refuse_other_tasks_and_bad_settings(run_dir):
     cfg = compose_run("optimize", ["task=bbh", "optimizer=copro", "mode=smoke", "optimizer.breadth=1"], run_dir)
     with pytest.raises(ConfigError, match="breadth >= 2"):
         instantiate(cfg.optimizer)(task=instantiate(cfg.task))
+
+
+def prefix_endpoint(messages: list[dict]) -> str:
+    """COPRO proposes a new answer prefix; the student answers right only when the request names
+    that prefix (as DSPy 2.4's prompts ended with it), and starts its answer with it."""
+    system, user = messages[0]["content"], messages[-1]["content"]
+    if "proposed_instruction" in system:
+        return ("[[ ## proposed_instruction ## ]]\nPick the option.\n\n"
+                "[[ ## proposed_prefix_for_output_field ## ]]\nLetter:\n\n[[ ## completed ## ]]")
+    if "Begin the `answer` field with: Letter:" in user:
+        return f"[[ ## answer ## ]]\nLetter: ({right_letter(user)})\n\n[[ ## completed ## ]]"
+    return "[[ ## answer ## ]]\nno idea\n\n[[ ## completed ## ]]"
+
+
+def test_the_prefix_copro_proposes_takes_effect_and_the_record_names_each_role(tmp_path):
+    with serving(responder=prefix_endpoint) as server:
+        record = run(compose_run("optimize", overrides(server.url, tmp_path, "bbh", "copro",
+                                                       "optimizer.breadth=2", "optimizer.depth=1"), tmp_path))
+    assert yaml.safe_load((tmp_path / "dspy-copro.yaml").read_text())["answer_prefix"] == "Letter:"
+    assert record.metrics["test/acc"] == 100.0, "the prefix reached the student and was stripped from its answer"
+    assert record.metrics["test/roles/student"] == "student-model"
+    assert record.metrics["test/roles/prompt_model"] == "prompt-model"
+    assert record.metrics["test/roles/dspy"].endswith("(paper: 2.4)")
+    assert record.metrics["test/roles/backend"].startswith("harness")
+
+
+def test_the_native_backend_counts_dspys_own_calls_and_says_it_is_uncached(tmp_path):
+    with serving(responder=dspy_endpoint) as server:
+        record = run(compose_run("optimize", overrides(server.url, tmp_path, "bbh", "copro_none",
+                                                       "optimizer.backend=native"), tmp_path))
+        assert record.cost.llm_calls == server.seen == 12, "every call the server saw is in the record"
+    assert "uncached, not replayable" in record.metrics["test/roles/backend"]

@@ -109,7 +109,9 @@ def table2_endpoint(messages: list[dict]) -> str:
     return "Answer: 3"  # the student, the critic, gradients and merges
 
 
-@pytest.mark.parametrize("dataset, textgrad_per_step", [("object_counting", 11), ("mmlu_machine_learning", 2)])
+# all_edges (TGD): a gradient to every parent: 3 grades + 3x(reply, answer, question) + 3x(prompt, question)
+# + 1 merge + 1 update = 20 per prompt step; review -> (question, response) + 1 update = 3 per solution step
+@pytest.mark.parametrize("dataset, textgrad_per_step", [("object_counting", 20), ("mmlu_machine_learning", 3)])
 def test_table2_runs_count_one_call_per_step_for_optoprime_and_a_graph_of_calls_for_textgrad(
         dataset, textgrad_per_step, tmp_path):
     calls = {}

@@ -4,6 +4,7 @@ optimizer call per step, the student on its own model, resuming from the cache).
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def test_the_other_loaders_read_local_copies():
     assert [e.answer for e in mmlu] == ["B", "C", "A", "D"] and "B) Classification" in mmlu[0].question
     gpqa = bbh.load_gpqa("gpqa_diamond", FIXTURES / "gpqa")
     assert all(f"{e.answer}) " in e.question for e in gpqa)
+    assert {e.answer for e in gpqa} == {"C"}, "textgrad's order: one permutation (seed 42) for every question"
     assert [e.answer for e in gpqa] == [e.answer for e in bbh.load_gpqa("gpqa_diamond", FIXTURES / "gpqa")]
     gsm8k = bbh.load_gsm8k(FIXTURES / "gsm8k")
     assert gsm8k.sizes() == (8, 0, 5) and all(e.answer.isdigit() for e in gsm8k.train + gsm8k.test)
@@ -125,7 +127,8 @@ def table1_responder(messages: list[dict]) -> str:
 def table1_overrides(server_url: str, cache: Path, optimizer: str = "optoprime") -> list[str]:
     return ["task=bbh", "task.subtask=date_understanding", f"optimizer={optimizer}", "mode=smoke",
             "llm=openai", f"llm.base_url={server_url}", f"llm.cache_path={cache}", "llm.model=loopback-model",
-            "task.student.model=student-model", "llm.max_retries=0", "logger=none", "progress=false"]
+            "task.student.model=student-model", "llm.max_retries=0", "logger=none", "progress=false",
+            "task.protocol=harness"]  # these runs pin our protocol: validation every step
 
 
 def test_trace_row_one_optimizer_call_per_step_and_the_student_on_its_own_model(tmp_path):
@@ -178,6 +181,82 @@ def test_smoke_runs_read_the_fixtures_and_a_task_refuses_a_missing_student(run_d
         assert "Reasoning:" in task.init_params()["prompt_template0"]
     with pytest.raises(Exception, match="student model"):
         instantiate(compose_run("optimize", ["task=bbh", "llm=none"], run_dir).task)
+
+
+# -- Table 1, the paper's protocol ---------------------------------------------------------------
+
+def paper_task(responder):
+    from tasks.bbh_agent import BBHTask
+    return BBHTask("date_understanding", ScriptedLLM(responder=responder), source=str(FIXTURES), limit=3,
+                   progress=False)
+
+
+def test_paper_start_program_raises_without_answer_and_its_error_is_the_first_feedback():
+    with graph_context():
+        task = paper_task(lambda m: f"It is ({weekday_answer(m[-1]['content'])}).")  # no "Answer:"
+        assert task.protocol == "paper" and task.objective is None
+        code = next(v for k, v in task.init_params().items() if "extract_answer" in k)
+        assert 'split("Answer:")[1]' in code
+        first = task.evaluate(task.init_params())
+        assert "IndexError" in first.text and first.score == -math.inf
+        assert first.info["validated"] == 0.0 and first.info["skip_update"] == 0.0
+        assert task.student.requests[0][0]["content"] == "You are a helpful assistant."
+        later = [task.evaluate(task.init_params()) for _ in range(2)]
+        assert [f.info["validated"] for f in later] == [0.0, 1.0], "nothing validated: the last step does"
+
+
+def test_paper_protocol_skips_the_update_on_a_right_answer_and_validates_as_the_paper():
+    train: list[str] = []  # the first two training questions get a wrong answer, the third one none
+
+    def student(messages):
+        asked = messages[-1]["content"]
+        hits = [i for i, q in enumerate(train) if q in asked]
+        return "It is unclear." if hits == [2] else "Answer: (E)"
+    with graph_context():
+        task = paper_task(student)
+        train.extend(e.question for e in task.splits.train[:3])
+        steps = []
+        for _ in range(3):
+            fb = task.evaluate(task.init_params())
+            steps.append((fb.info["train_correct"], fb.info["validated"], fb.info["skip_update"]))
+        # wrong (validated: first wrong), wrong (validated: second) -> the third (an error) is not
+        assert [v for _, v, _ in steps] == [1.0, 1.0, 0.0] and all(s == 0.0 for _, _, s in steps)
+    with graph_context():
+        right = paper_task(lambda m: f"Answer: ({weekday_answer(m[-1]['content'])})")
+        fb = right.evaluate(right.init_params())
+        assert fb.info == {"train_correct": 1.0, "val_acc": 1.0, "validated": 1.0, "skip_update": 1.0}
+        assert fb.score == 1.0
+
+
+def test_paper_scoring_is_exact_and_the_adapter_skips_an_update_when_told():
+    from harness.api import Feedback
+    from harness.trace_adapter import TraceAdapter
+
+    assert bbh.score_bbh_exact("(B)", "so (A) or (B)") and not bbh.score_bbh_exact("Yes", " Yes")
+    assert bbh.score_bbh("Yes", " Yes"), "ours (protocol: harness) ignores surrounding whitespace"
+    assert not bbh.score_bbh_exact("8", 8)
+    with graph_context():
+        task = paper_task(lambda m: "Answer: (A)")
+        llm = ScriptedLLM(replies=["{}"])
+        adapter = TraceAdapter(task, llm, OptoPrime_partial())
+        adapter.tell({}, Feedback(score=1.0, text="right", output=None, info={"skip_update": 1.0}))
+        assert llm.requests == [] and adapter.step_metrics()["trace/skipped"] == 1
+
+
+def OptoPrime_partial():
+    import functools
+    from trace_core.optimizers import OptoPrime
+    return functools.partial(OptoPrime, memory_size=0)
+
+
+def test_table1_runs_the_papers_protocol_by_default_and_ours_as_a_named_variant(run_dir):
+    paper = compose_run("optimize", ["experiment=table1_bbh"], run_dir)
+    assert paper.protocol == "paper" and paper.task.protocol == "paper"
+    assert "trace_nomem" in paper.hydra.sweeper.params.optimizer and "task_weight" not in str(paper.table)
+    assert paper.table.methods.copro_none.startswith("DSPy 3.4 (paper: 2.4)")
+    ours = compose_run("optimize", ["experiment=table1_bbh_harness"], run_dir)
+    assert ours.task.protocol == "harness" and "optoprime" in ours.hydra.sweeper.params.optimizer
+    assert ours.results_dir.startswith("results/table1_bbh_harness/")
 
 
 # -- Table 2 tasks ----------------------------------------------------------------------------
@@ -235,6 +314,46 @@ def test_solution_task_improves_wrong_answers_at_most_three_times_then_finishes(
     assert seen == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (3, 0)]  # answers: B C A D; zero-shot A
     metrics = task.test(params)
     assert metrics["zero_shot_acc"] == 25.0 and metrics["acc"] == 75.0 and metrics["questions_optimized"] == 3
+    # textgrad's final entry: majority over each question's iterates (A,D,B -> A; A,D,D,D -> D; A; A,D -> A)
+    assert metrics["majority_acc"] == 25.0 == metrics["majority_acc_mmlu_machine_learning"]
+
+
+def test_table2_reads_the_first_answer_letter_as_textgrad_does():
+    assert bbh.score_letter_first("C", "Answer: C\nOn second thought, Answer: D")
+    assert not bbh.score_letter_first("D", "Answer: C\nOn second thought, Answer: D")
+    assert not bbh.score_letter_first("C", "answer: c"), "the letter is compared as written"
+    from tasks.textgrad_tasks import majority_answer
+    assert majority_answer(["Answer: B", "Answer: C", "Answer: C", "no letter"]) == "Answer: C"
+
+
+def test_word_sorting_starts_from_the_numeric_description_and_an_llm_judge_grades_it(tmp_path):
+    from tasks.textgrad_tasks import NUMBER_INSTRUCTION
+
+    judge = ScriptedLLM(responder=lambda m: "<ACCURACY> 1 </ACCURACY>" if "apple" in m[-1]["content"]
+                        else "<ACCURACY> 0 </ACCURACY>")
+    with graph_context():
+        task = bbh.textgrad_task("word_sorting", ScriptedLLM(replies=["Answer: apple banana"]), mode="smoke",
+                                 progress=False, judge=judge)
+        assert task.system_prompt.data == NUMBER_INSTRUCTION, "textgrad's BBH start prompt, for word sorting too"
+        feedback = task.evaluate(task.init_params())
+        asked = judge.requests[0][-1]["content"]
+        assert "Question:" in asked and "Correct answer:" in asked and "<ACCURACY>" in asked
+        assert feedback.score == 1.0 and [p.op.name for p in feedback.output.parents] == ["grade"] * 3
+    with pytest.raises(ConfigError, match="LLM judge"):
+        bbh.textgrad_task("word_sorting", ScriptedLLM(replies=["x"]), mode="smoke", progress=False)
+
+
+def test_table2_reads_bbh_where_the_rest_of_the_harness_does(run_dir, monkeypatch):
+    monkeypatch.setenv("BBH_DATA", str(FIXTURES))
+    cfg = compose_run("optimize", ["experiment=table2_textgrad"], run_dir)
+    assert cfg.task.bbh_source == str(FIXTURES) == compose_run("optimize", ["task=bbh"], run_dir).task.source
+    assert cfg.protocol == "paper" and cfg.optimizer.optimizer.get("all_edges", True)
+    tg = compose_run("optimize", ["experiment=table2_textgrad", "optimizer=textgrad"], run_dir)
+    assert tg.optimizer.optimizer.all_edges is True, "gradients go to every parent, as TGD does"
+    with graph_context():
+        task = bbh.textgrad_task("object_counting", ScriptedLLM(replies=["x"]), progress=False,
+                                 bbh_source=str(FIXTURES))
+        assert task.splits.sizes() == (50, 100, 10)
 
 
 def test_a_hub_id_that_cannot_be_loaded_is_a_one_line_config_error(monkeypatch):

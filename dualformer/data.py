@@ -311,6 +311,25 @@ def task_type(family: str) -> type:
     return {"maze": Maze, "sokoban": SokobanLevel}[family]
 
 
+def check_dataset(directory: str | Path, family: str, size: int, n_train: int, n_test: int) -> None:
+    """Before any training: the dataset's manifest must say it is the task's family and size and
+    holds as many examples as the task asks for (a 7x7 dataset is never trained on as maze10)."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        raise ConfigError(f"task.data_dir: {directory} has no {MANIFEST} (not a finished scripts/gen_data.py dataset)")
+    settings = json.loads(path.read_text())["settings"]
+    problems = []
+    if settings["family"] != family:
+        problems.append(f"family {settings['family']}, not {family}")
+    if family == "maze" and settings["size"] != size:
+        problems.append(f"size {settings['size']}, not {size}")
+    for split, wanted in (("train", n_train), ("test", n_test)):
+        if settings[split] < wanted:
+            problems.append(f"{settings[split]} {split} examples, not {wanted}")
+    if problems:
+        raise ConfigError(f"task.data_dir: {directory} holds {'; '.join(problems)} (its manifest.json)")
+
+
 def load_examples(directory: str | Path, split: str, unique: bool = True) -> Iterator[Example]:
     """The examples of one split of a dataset written by scripts/gen_data.py, in shard order.
 

@@ -12,12 +12,12 @@ model with p0 = 1, Solution-Only with p4 = 1 (configs/dropout/).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from dualformer.data import MODE_PREFIX, TraceDropout, load_examples, maze_vocabulary, sokoban_vocabulary, tokenize
+from dualformer.data import MODE_PREFIX, TraceDropout, check_dataset, load_examples, maze_vocabulary, sokoban_vocabulary, tokenize
 from dualformer.metrics import Response, TaskResponses, plan_metrics
 from harness.api import ConfigError
 from harness.progress import bar
@@ -41,6 +41,7 @@ class PlanningTask:
         self.limit = limit
         self.vocab = maze_vocabulary(size) if family == "maze" else sokoban_vocabulary()
         if data_dir:
+            check_dataset(data_dir, family, self.size, n_train, n_test)
             self.train = list(itertools.islice(load_examples(data_dir, "train"), n_train))
             self.test_set = list(itertools.islice(load_examples(data_dir, "test"), n_test))
         else:
@@ -62,6 +63,7 @@ class PlanningTask:
         """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length."""
 
         judged: dict[str, list[TaskResponses]] = {}
+        self.test_samples = []  # every response with its verdict, beside the record (harness.samples)
         for example in bar(self.test_set[:self.limit], desc="test"):
             optimal = len(example.plan)
             for mode, answers in solve(example).items():
@@ -69,6 +71,8 @@ class PlanningTask:
                                       plan_length=len(plan or ()), trace_tokens=trace)
                              for plan, trace in answers]
                 judged.setdefault(mode, []).append(TaskResponses(optimal, responses))
+                self.test_samples.append({"id": example.id, "mode": mode, "optimal_length": optimal,
+                                          "responses": [asdict(r) for r in responses]})
         return {f"{mode}/{k}": v for mode, tasks in judged.items() for k, v in plan_metrics(tasks).items()}
 
 
@@ -89,7 +93,7 @@ class PlanningModel:
         import torch
 
         from dualformer.model import Transformer, preset
-        from dualformer.train import TrainConfig, Trainer
+        from dualformer.train import TrainConfig, Trainer, fingerprint
 
         unknown = set(self.modes) - set(MODE_PREFIX)
         if unknown:
@@ -99,7 +103,9 @@ class PlanningModel:
         torch.manual_seed(self.seed)
         self.model = Transformer(preset(self.preset, len(task.vocab) + 1))
         config = TrainConfig(**{"seed": self.seed, **self.train})
-        Trainer(self.model, config, self._batch, len(self.sequences)).run(logger)
+        # The checkpoint's identity: these examples under this dropout (harness: issue 13).
+        identity = {"data": fingerprint(e.id for e in task.train), "dropout": repr(self.dropout)}
+        Trainer(self.model, config, self._batch, len(self.sequences), identity=identity).run(logger)
 
     def _batch(self, indices: list[int], epoch: int):
         """Dropout drawn per example per epoch from (seed, epoch, index): a resumed run repeats it."""

@@ -9,21 +9,38 @@ dropout there, drawn from the example index and epoch, so a resumed run sees exa
 data). The order of examples is a seeded permutation per epoch; a checkpoint stores the model, the
 optimizer, the step (the schedule is a function of it), the data position and the RNG states, so
 the losses after a resume are bit-identical to an uninterrupted run.
+
+A checkpoint also stores its identity (the training settings, the architecture, the number of
+examples and what the caller says about its data, e.g. a fingerprint of the training set and the
+dropout) and is only ever resumed under the same identity; it keeps the logged curve and the
+seconds spent so far, so a resumed run's record is the whole run. SIGTERM / SIGUSR1 (what SLURM
+sends before it stops or requeues a job) save a checkpoint after the current step, then exit.
+`batch_size` is the global batch: each of `world` processes takes `batch_size / world` of it.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import signal
+import threading
 import time
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from dualformer.model import Transformer
+from harness.api import ConfigError
+from harness.identity import differing_keys
 from harness.progress import bar as progress_bar
+
+# TrainConfig fields that do not change the weights a checkpoint holds.
+NOT_IDENTITY = ("log_every", "checkpoint_every", "checkpoint_dir", "device", "bf16", "compile")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 @dataclass
@@ -40,7 +57,7 @@ class Batch:
 @dataclass
 class TrainConfig:
     steps: int = 1000
-    batch_size: int = 16
+    batch_size: int = 16       # global: split evenly over the DDP processes
     lr: float = 2.5e-4
     warmup: int = 100
     min_lr_ratio: float = 0.1
@@ -67,11 +84,47 @@ def distributed() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def fingerprint(items: Iterable[Any]) -> str:
+    """A short stable hash of a sequence (e.g. the training examples' ids): part of an identity."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{item}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+class Preempted(SystemExit):
+    """Raised after a stop signal, once the checkpoint is written; exit status 128 + signal."""
+
+
+@contextmanager
+def stop_requests() -> Iterator[list[int]]:
+    """Collect SIGTERM / SIGUSR1 while training (main thread only), restoring the old handlers."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 class Trainer:
     def __init__(self, model: Transformer, config: TrainConfig,
-                 make_batch: Callable[[list[int], int], Batch], n_examples: int) -> None:
+                 make_batch: Callable[[list[int], int], Batch], n_examples: int,
+                 identity: dict[str, Any] | None = None) -> None:
         self.config, self.make_batch, self.n_examples = config, make_batch, n_examples
         self.rank, self.world = distributed()
+        if config.batch_size % self.world:
+            raise ConfigError(f"model.train.batch_size is the global batch: {config.batch_size} does not "
+                              f"split over {self.world} processes")
+        self.identity = {"train": {k: v for k, v in asdict(config).items() if k not in NOT_IDENTITY},
+                         "model": asdict(model.config) if is_dataclass(getattr(model, "config", None)) else None,
+                         "n_examples": n_examples, **(identity or {})}
+        self.history: list[dict[str, Any]] = []  # the logged points, kept in the checkpoint
+        self.earlier_seconds = 0.0  # training seconds of the attempts this one resumes
         cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
         self.bf16 = cuda if config.bf16 is None else config.bf16
@@ -95,7 +148,7 @@ class Trainer:
 
     def _next_indices(self) -> list[int]:
         """This process's share of the next global batch (ranks take interleaved slices)."""
-        size = self.config.batch_size * self.world
+        size = self.config.batch_size
         order = self._order(self.epoch)
         if self.position + size > len(order):
             self.epoch, self.position = self.epoch + 1, 0
@@ -128,28 +181,43 @@ class Trainer:
         return ((per_token * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
 
     def run(self, logger: Any = None, on_step: Callable[[int, float], None] | None = None) -> list[float]:
-        """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses."""
+        """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses.
 
-        self.resume()
-        losses, started, tokens = [], time.perf_counter(), 0
+        A logger with `restore(curve, seconds)` gets the earlier attempts' curve and seconds."""
+        if self.resume() and logger is not None and hasattr(logger, "restore"):
+            logger.restore(self.history, self.earlier_seconds)
+        losses, self._started = [], time.perf_counter()
         bar = progress_bar(total=self.config.steps, initial=self.step, desc="train", disable=self.rank != 0)
-        while self.step < self.config.steps:
-            loss = self.train_step()
-            losses.append(loss)
-            bar.update()
-            bar.set_postfix(loss=f"{loss:.4f}")
-            if logger is not None and self.rank == 0 and self.step % self.config.log_every == 0:
-                seconds = time.perf_counter() - started
-                logger.log({"train/loss": loss, "train/lr": self.config.lr_at(self.step - 1),
-                            "train/seconds": seconds}, step=self.step)
-            if self.config.checkpoint_dir and self.step % self.config.checkpoint_every == 0:
-                self.save()
-            if on_step:
-                on_step(self.step, loss)
+        with stop_requests() as stops:
+            while self.step < self.config.steps:
+                loss = self.train_step()
+                losses.append(loss)
+                bar.update()
+                bar.set_postfix(loss=f"{loss:.4f}")
+                if self.step % self.config.log_every == 0:
+                    self._log(logger, {"train/loss": loss, "train/lr": self.config.lr_at(self.step - 1)})
+                if self.config.checkpoint_dir and (self.step % self.config.checkpoint_every == 0 or stops):
+                    self.save()
+                if stops:  # after the checkpoint: SLURM's grace period is for exactly this
+                    bar.close()
+                    raise Preempted(128 + stops[0])
+                if on_step:
+                    on_step(self.step, loss)
         bar.close()
         if self.config.checkpoint_dir:
             self.save()
         return losses
+
+    @property
+    def seconds(self) -> float:
+        """Training seconds over all attempts so far."""
+        return self.earlier_seconds + time.perf_counter() - getattr(self, "_started", time.perf_counter())
+
+    def _log(self, logger: Any, metrics: dict[str, float]) -> None:
+        point = {**metrics, "train/seconds": self.seconds}
+        self.history.append({"step": self.step, **point})
+        if logger is not None and self.rank == 0:
+            logger.log(point, step=self.step)
 
     # -- checkpoints --------------------------------------------------------------------------
     @property
@@ -163,6 +231,7 @@ class Trainer:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "step": self.step, "epoch": self.epoch, "position": self.position,
                  "torch_rng": torch.get_rng_state(), "config": asdict(self.config),
+                 "identity": self.identity, "history": self.history, "seconds": self.seconds,
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -173,9 +242,14 @@ class Trainer:
         if path is None or not path.exists() or self.step:
             return False
         state = torch.load(path, map_location=self.device, weights_only=False)
+        if state.get("identity") != self.identity:
+            changed = differing_keys(state.get("identity") or {}, self.identity)
+            raise ConfigError(f"checkpoint {path} was trained under other settings ({', '.join(changed[:6])}): "
+                              "delete it, or give this run another model.train.checkpoint_dir")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.history, self.earlier_seconds = list(state["history"]), float(state["seconds"])
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])

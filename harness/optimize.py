@@ -22,9 +22,12 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.api import Optimizer, Params, Task, is_better
+from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
-from harness.runs import (RunInfo, apply_smoke_block, exit_on_user_error, make_logger, previous_record,
-                          resolved_config, run_cli, save_record)
+from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record, run_cli,
+                          save_record)
+from harness.sweep import failures_recorded
+from harness.typecheck import check_argument_types
 from trace_core.graph import graph_context
 
 
@@ -80,18 +83,18 @@ def run(cfg: DictConfig) -> RunRecord:
     """One run of one (task, method, seed): build, loop, test the best parameters, record."""
     from hydra.utils import instantiate
 
-    cfg = apply_smoke_block(cfg)
     info = RunInfo.from_config(cfg, method_group="optimizer")
-    if (done := previous_record(cfg, info)) is not None:
-        return done
-
-    config = resolved_config(cfg)
+    check_argument_types(info.config)
+    check_writable(info.record_dir)
     # A fresh graph context per run: traced node names (what an LLM optimizer sees, and so what
     # the response cache keys on) restart at :0, so a rerun or replay sends identical prompts.
     with graph_context():
+        # Built before any skip: a config the task or method refuses is an error, record or not.
         task: Task = instantiate(cfg.task)
         optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
-        logger = make_logger(cfg, info, config)
+        if (done := previous_record(cfg, info)) is not None:
+            return done
+        logger = make_logger(cfg, info)
         info.output_dir.mkdir(parents=True, exist_ok=True)
 
         started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
@@ -103,15 +106,18 @@ def run(cfg: DictConfig) -> RunRecord:
             logger.summary(metrics)
         finally:
             logger.finish()
-    return save_record(info, metrics, trajectory.curve, config, started, code_version,
-                       llm_usage=getattr(optimizer, "llm_usage", None))
+    return save_record(info, metrics, trajectory.curve, started, code_version,
+                       llm_usage=getattr(optimizer, "llm_usage", None), logger=logger,
+                       samples=getattr(task, "test_samples", None))
 
 
-@hydra.main(config_path="../configs", config_name="optimize", version_base="1.3")
+@hydra.main(config_path=str(CONFIGS), config_name="optimize", version_base="1.3")  # absolute: entry points too
 def main(cfg: DictConfig) -> float:
-    with exit_on_user_error():
-        record = run(cfg)
-    best = record.metrics["train/best_score"]
+    with exit_on_user_error(), failures_recorded(cfg, "optimizer") as outcome:
+        outcome.record = run(cfg)
+    if outcome.record is None:  # this job of a multirun failed: its failure record says why
+        return float("nan")
+    best = outcome.record.metrics["train/best_score"]
     return best if math.isfinite(best) else float("nan")  # the objective, for sweeper plugins
 
 

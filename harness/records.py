@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -17,9 +16,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SCHEMA = 1
+from harness.identity import config_hash, run_stem
+from harness.provenance import git_sha
+
+# 2: the file name and `config_hash` carry the run's identity; `provenance` says where it ran.
+SCHEMA = 2
 
 # Distributions whose versions can change a number in a record.
+FAILURE_SUFFIX = ".failed.json"  # a failed job's record, beside the records (never a result)
+
 TRACKED_PACKAGES = (
     "trace-dualformer-harness", "hydra-core", "omegaconf", "numpy", "scipy", "pandas",
     "scikit-learn", "scikit-optimize", "pyswarms", "uxsim", "wandb", "torch", "openai",
@@ -28,8 +33,8 @@ TRACKED_PACKAGES = (
 )
 
 
-def record_filename(task: str, method: str, seed: int) -> str:
-    return f"{task}__{method}__seed{seed}.json"
+def record_filename(task: str, method: str, seed: int, digest: str) -> str:
+    return run_stem(task, method, seed, digest) + ".json"
 
 
 @dataclass
@@ -57,10 +62,17 @@ class RunRecord:
     packages: dict[str, str] = field(default_factory=lambda: package_versions())
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema: int = SCHEMA
+    config_hash: str = ""   # harness.identity.config_hash(config); filled in when left empty
+    # python, platform, torch/device, run folder, W&B run id (harness.provenance, harness.runs)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.config_hash:
+            self.config_hash = config_hash(self.config)
 
     @property
     def filename(self) -> str:
-        return record_filename(self.task, self.method, self.seed)
+        return record_filename(self.task, self.method, self.seed, self.config_hash)
 
     def to_json(self) -> str:
         return json.dumps(jsonable(asdict(self)), indent=1, allow_nan=False)
@@ -76,12 +88,13 @@ class RunRecord:
 
 def write_record(record: RunRecord, directory: str | Path) -> Path:
     """Write `record` into `directory` atomically: a reader sees the old file or the whole new one."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / record.filename
-    text = record.to_json()
+    return write_atomic(Path(directory) / record.filename, record.to_json())
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     # Temp file in the same directory so os.replace is a rename on one file system.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
@@ -102,18 +115,19 @@ def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas 
     """All records under `root` (recursively) as one row each; metrics become columns.
 
     Columns: experiment, task, method, seed, mode, path, curve (list of dicts), llm (what answered
-    its LLM calls), cost/<field>, and one column per metric key (`train/best_score`, ...).
+    its LLM calls), config_hash, config (the resolved config), cost/<field>, and one column per
+    metric key (`train/best_score`, ...). Failure records (`*.failed.json`) are not runs: skipped.
     """
     import pandas as pd
 
     rows = []
     for path in sorted(Path(root).rglob("*.json")):
-        if path.name.startswith("."):
-            continue  # an interrupted write's temp file
+        if path.name.startswith(".") or path.name.endswith(FAILURE_SUFFIX):
+            continue  # an interrupted write's temp file; a failed job's note (harness.sweep)
         record = read_record(path)
         row = {"experiment": record.experiment, "task": record.task, "method": record.method,
                "seed": record.seed, "mode": record.mode, "path": str(path), "curve": record.curve,
-               "llm": llm_used(record.config)}
+               "llm": llm_used(record.config), "config_hash": record.config_hash, "config": record.config}
         row.update({f"cost/{k}": v for k, v in asdict(record.cost).items()})
         row.update(record.metrics)
         rows.append(row)
@@ -129,21 +143,6 @@ def llm_used(config: dict[str, Any]) -> str:
         return "scripted test double"
     model = llm.get("model", "?")
     return f"{model} (replayed from cache)" if llm.get("cache_mode") == "replay" else str(model)
-
-
-def git_sha() -> str:
-    """HEAD of the checkout this code runs from, with `-dirty` if tracked files changed."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        # Records being (re)written under results/ do not change the code that made them.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)results"], cwd=here.parent, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return sha + ("-dirty" if dirty else "")
 
 
 def package_versions() -> dict[str, str]:

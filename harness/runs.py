@@ -11,9 +11,22 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from harness.api import ConfigError
-from harness.records import Cost, RunRecord, read_record, record_filename, write_record
+from harness.identity import config_hash, run_stem
+from harness.provenance import ROOT, environment
+from harness.records import FAILURE_SUFFIX, Cost, RunRecord, read_record, write_record
 
 log = logging.getLogger(__name__)
+
+
+def _register_resolvers() -> None:
+    """`${project_root:}` in configs: outputs land in the project, wherever the command runs."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("project_root"):
+        OmegaConf.register_new_resolver("project_root", lambda: str(ROOT))
+
+
+_register_resolvers()
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,8 @@ class RunInfo:
     seed: int
     output_dir: Path  # Hydra's run folder: logs, W&B files, progress.jsonl
     record_dir: Path  # results/<experiment>/ for paper runs, else the run folder
+    config: dict[str, Any]  # the resolved config (harness.runs.resolved_config)
+    config_hash: str        # its identity (harness.identity): in the record and its file name
 
     @classmethod
     def from_config(cls, cfg: Any, method_group: str) -> "RunInfo":
@@ -36,6 +51,7 @@ class RunInfo:
         if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
             raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
         output_dir = Path(runtime.output_dir)
+        config = resolved_config(cfg)
         return cls(
             experiment=runtime.choices.get("experiment") or "adhoc",
             task=runtime.choices["task"],
@@ -45,55 +61,97 @@ class RunInfo:
             mode=str(cfg.mode),
             seed=int(cfg.seed),
             output_dir=output_dir,
-            record_dir=Path(cfg.results_dir) if cfg.get("results_dir") else output_dir,
+            record_dir=records_folder(cfg.get("results_dir"), output_dir),
+            config=config, config_hash=config_hash(config),
         )
 
     @property
     def name(self) -> str:
-        return f"{self.task}__{self.method}__seed{self.seed}"
+        return run_stem(self.task, self.method, self.seed, self.config_hash)
 
     @property
     def record_path(self) -> Path:
-        return self.record_dir / record_filename(self.task, self.method, self.seed)
+        return self.record_dir / f"{self.name}.json"
 
 
-def apply_smoke_block(cfg: Any) -> Any:
-    """In smoke mode, merge the experiment's own `smoke:` block (e.g. a training budget of a few
-    steps) over its settings; mode/smoke.yaml can only shrink what every task shares (`task.limit`)."""
-    from omegaconf import OmegaConf
+def records_folder(results_dir: str | None, output_dir: Path) -> Path:
+    """A config's relative results_dir is the project's (results/<experiment>/ from any folder); one
+    the user gave on the command line is taken as given, relative to where the command runs."""
+    from hydra.core.hydra_config import HydraConfig
 
-    if cfg.get("mode") != "smoke" or not cfg.get("smoke"):
-        return cfg
-    return OmegaConf.merge(cfg, cfg.smoke)
+    if not results_dir:
+        return output_dir
+    path = Path(results_dir)
+    given = any(o.split("=", 1)[0].lstrip("+~") == "results_dir" for o in HydraConfig.get().overrides.task)
+    return path if path.is_absolute() or given else ROOT / path
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (or the only process): the one that logs, journals and records."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
+def check_writable(directory: Path) -> None:
+    """Before the run, not after it: a results folder that cannot be written is a config error."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"results_dir: cannot write to {directory} ({exc.strerror or exc})") from None
 
 
 def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
-    """The finished record of this very run, when `skip_done` says not to redo it."""
-    if cfg.skip_done and info.record_path.exists():
-        log.info("record exists, skipping (skip_done=false reruns it): %s", info.record_path)
-        return read_record(info.record_path)
-    return None
+    """The finished record of this very config, when `skip_done` says not to redo it.
+
+    Only an identical config counts: records of the same task, method and seed under other
+    settings sit beside it under other hashes and are never returned for this one.
+    """
+    if not cfg.skip_done or not info.record_path.exists():
+        return None
+    record = read_record(info.record_path)
+    if record.config_hash != info.config_hash:  # a hand-renamed file: do not trust the name
+        raise ConfigError(f"{info.record_path} holds config {record.config_hash}, not "
+                          f"{info.config_hash}: move it away or set skip_done=false")
+    log.info("record of this config exists, skipping (skip_done=false reruns it): %s", info.record_path)
+    return record
 
 
 def save_record(info: RunInfo, metrics: dict[str, float], curve: list[dict[str, Any]],
-                config: dict[str, Any], started: float, code_version: str,
-                llm_usage: Any = None) -> RunRecord:
+                started: float, code_version: str, llm_usage: Any = None, logger: Any = None,
+                earlier_seconds: float = 0.0, samples: list[dict[str, Any]] | None = None) -> RunRecord:
     """Write the finished run's record (atomically) where its mode says records go.
 
-    `llm_usage` (a trace_core.llm.Usage, when the method asked a language model) fills the cost.
+    `llm_usage` (a trace_core.llm.Usage, when the method asked a language model) fills the cost;
+    `earlier_seconds` are those of the attempts a resumed run continues; `samples` (the task's
+    per-example test outputs) go beside the record (harness.samples).
     """
-    cost = Cost(seconds=time.perf_counter() - started)
+    cost = Cost(seconds=earlier_seconds + time.perf_counter() - started)
     if llm_usage is not None:
         cost.llm_calls, cost.cache_hits = llm_usage.calls, llm_usage.cache_hits
         cost.prompt_tokens, cost.completion_tokens = llm_usage.prompt_tokens, llm_usage.completion_tokens
         cost.llm_seconds = llm_usage.seconds
     record = RunRecord(experiment=info.experiment, task=info.task, method=info.method,
                        seed=info.seed, mode=info.mode, metrics=metrics, curve=curve,
-                       cost=cost, config=config, git_sha=code_version)
+                       cost=cost, config=info.config, git_sha=code_version,
+                       config_hash=info.config_hash, provenance=run_provenance(info, logger))
+    if not is_main_process():
+        return record  # rank 0 writes the one record of a DDP run
     path = write_record(record, info.record_dir)
+    if samples:
+        from harness.samples import write_samples
+
+        write_samples(samples, path)
+    (info.record_dir / f"{info.name}{FAILURE_SUFFIX}").unlink(missing_ok=True)  # an earlier failed attempt
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     log.info("%s: %s -> %s", info.name, shown, path)
     return record
+
+
+def run_provenance(info: RunInfo, logger: Any) -> dict[str, Any]:
+    return {**environment(), "run_dir": str(info.output_dir.resolve()),
+            "wandb_run_id": getattr(logger, "run_id", None)}
 
 
 def resolved_config(cfg: Any) -> dict[str, Any]:
@@ -105,11 +163,17 @@ def resolved_config(cfg: Any) -> dict[str, Any]:
                                   resolve=True)
 
 
-def make_logger(cfg: Any, info: RunInfo, config: dict[str, Any]) -> Any:
+def make_logger(cfg: Any, info: RunInfo) -> Any:
+    """The run's experiment logger; its W&B id is the config hash, so a rerun of the same config
+    (e.g. a resumed training run) continues the same W&B run."""
     from hydra.utils import instantiate
 
-    return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=config,
-                                   group=info.experiment)
+    from harness.loggers import NullLogger
+
+    if not is_main_process():
+        return NullLogger()  # one W&B run per run, not one per DDP process
+    return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=info.config,
+                                   group=info.experiment, run_id=info.config_hash)
 
 
 def user_error_message(exc: BaseException) -> str | None:
@@ -131,8 +195,10 @@ def user_error_message(exc: BaseException) -> str | None:
 
 
 def _wraps_user_error(exc: BaseException) -> bool:
-    """Hydra's InstantiationException wraps the real error; report that one instead."""
-    return exc.__cause__ is not None and type(exc).__name__ == "InstantiationException"
+    """Hydra's InstantiationException wraps the real error; report that one instead, unless it is a
+    constructor refusing a value (ValueError): then the exception's own line names the key."""
+    wraps = exc.__cause__ is not None and type(exc).__name__ == "InstantiationException"
+    return wraps and type(exc.__cause__) is not ValueError
 
 
 def _one_line(message: str) -> str:
@@ -168,8 +234,11 @@ def run_cli(hydra_main: Callable[[], Any]) -> None:
     """Entry point: run a @hydra.main function, reporting command-line mistakes in one line.
 
     Hydra is asked to let its own errors through (HYDRA_FULL_ERROR) so they reach this handler;
-    a genuine bug still raises with its whole traceback.
+    a genuine bug still raises with its whole traceback. A multirun whose jobs failed ends with
+    one summary line and exit status 1 (harness.sweep).
     """
+    from harness.sweep import sweep_summary  # imports this module
+
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    with exit_on_user_error():
+    with sweep_summary(), exit_on_user_error():
         hydra_main()

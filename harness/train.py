@@ -19,46 +19,58 @@ from omegaconf import DictConfig
 
 from harness import progress
 from harness.api import Model
+from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
-from harness.runs import (RunInfo, apply_smoke_block, exit_on_user_error, make_logger, previous_record,
-                          resolved_config, run_cli, save_record)
+from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
+                          previous_record, run_cli, save_record)
+from harness.sweep import failures_recorded
+from harness.typecheck import check_argument_types
 
 
 class CurveRecorder:
     """A logger in front of the real one: keeps every point for the record and the journal."""
 
-    def __init__(self, inner: Any, journal: Path) -> None:
-        self.inner, self.curve = inner, []
-        self._journal = journal.open("a")
+    def __init__(self, inner: Any, journal: Path | None) -> None:
+        self.inner, self.curve, self.earlier_seconds = inner, [], 0.0
+        self._journal = journal.open("a") if journal is not None else None  # None: not rank 0
+
+    def restore(self, curve: list[dict[str, Any]], seconds: float) -> None:
+        """A resumed training run hands back the curve and seconds of its earlier attempts, so
+        the record holds the whole run (W&B has those points already: same run id)."""
+        self.curve = [dict(point) for point in curve] + self.curve
+        self.earlier_seconds = float(seconds)
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         point = {"step": step, **metrics}
         self.curve.append(point)
-        self._journal.write(json.dumps(jsonable(point)) + "\n")
-        self._journal.flush()
+        if self._journal is not None:
+            self._journal.write(json.dumps(jsonable(point)) + "\n")
+            self._journal.flush()
         self.inner.log(metrics, step=step)
 
     def summary(self, metrics: Mapping[str, float]) -> None:
         self.inner.summary(metrics)
 
     def finish(self) -> None:
-        self._journal.close()
+        if self._journal is not None:
+            self._journal.close()
         self.inner.finish()
 
 
 def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
-    cfg = apply_smoke_block(cfg)
     info = RunInfo.from_config(cfg, method_group="model")
-    if (done := previous_record(cfg, info)) is not None:
-        return done
-
-    config = resolved_config(cfg)
+    check_argument_types(info.config)
+    check_writable(info.record_dir)
+    # Built before any skip: a config the task or model refuses is an error, record or not.
     task = instantiate(cfg.task)
     model: Model = instantiate(cfg.model)()
+    if (done := previous_record(cfg, info)) is not None:
+        return done
     info.output_dir.mkdir(parents=True, exist_ok=True)
-    logger = CurveRecorder(make_logger(cfg, info, config), info.output_dir / "progress.jsonl")
+    journal = info.output_dir / "progress.jsonl" if is_main_process() else None
+    logger = CurveRecorder(make_logger(cfg, info), journal)
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:
@@ -69,13 +81,14 @@ def run(cfg: DictConfig) -> RunRecord:
     finally:
         logger.finish()
 
-    return save_record(info, metrics, logger.curve, config, started, code_version)
+    return save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
+                       earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None))
 
 
-@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+@hydra.main(config_path=str(CONFIGS), config_name="train", version_base="1.3")  # absolute: entry points too
 def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        run(cfg)
+    with exit_on_user_error(), failures_recorded(cfg, "model") as outcome:
+        outcome.record = run(cfg)
 
 
 if __name__ == "__main__":

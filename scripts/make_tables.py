@@ -4,11 +4,15 @@
     python scripts/make_tables.py --experiment fig5b_traffic
     python scripts/make_tables.py --results runs/multirun/2026-11-21/10-00-00 --out /tmp/smoke
 
-For each experiment found in the records it writes `<out>/tables/<experiment>.md` and `.csv`
-(mean ± std over seeds, n, the paper's value) and `<out>/figures/<experiment>.png` (score per
-iteration and best so far, one line per method, shaded ± std). What to show comes from the
-`table:` block of `configs/experiment/<experiment>.yaml` (or, if that file is gone, the block
-saved in the newest record's config); a block with `tasks:` gets one row per task and method.
+For each experiment, mode and budget found in the records it writes `<out>/tables/<name>.md` and
+`.csv` (mean ± s.e. over seeds, n, a Wilson 95% interval for success rates, the paper's value) and
+`<out>/figures/<name>.png` (score per iteration and best so far, one line per method, shaded
+± s.e.). `<name>` is the experiment for paper-mode records; smoke and quick tables are named
+`<experiment>.<mode>` and labelled as such, and a mode with several budgets gets one table each
+(harness/report.py). Records repeating one (task, method, seed, config) are refused. What to show
+comes from the `table:` block of `configs/experiment/<experiment>.yaml` (or, if that file is gone,
+the block saved in the newest record's config); a block with `tasks:` gets one row per task and
+method.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a clone without installing
 
 from harness.records import load_records  # noqa: E402
+from harness.report import (MODE_LABELS, check_duplicates, rate_interval, sem, table_groups,  # noqa: E402
+                            table_name, warn)
 
 
 @dataclass
@@ -39,7 +45,7 @@ class TableSpec:
     fmt: str = ".1f"
     ylabel: str = "score"
     yscale: str = "linear"
-    band: str = "std"                  # shaded band: "std" over seeds, or "sem" (standard error)
+    band: str = "sem"                  # shaded band: "sem" (standard error, the convention) or "std"
     paper_points: dict[str, dict[int, float]] | None = None  # method -> {iteration: paper value}
     curve_key: str | None = None  # a training curve (e.g. train/loss) instead of score / best so far
     scatter: tuple[str, str] | None = None  # (x metric, y metric): one point per row, e.g. accuracy vs trace length
@@ -54,14 +60,14 @@ class TableSpec:
         return cls(title=block["title"], methods=methods, columns=dict(block["columns"]),
                    paper={m: dict(v) for m, v in (block.get("paper") or {}).items()},
                    fmt=block.get("format", ".1f"), ylabel=figure.get("ylabel", "score"),
-                   yscale=figure.get("yscale", "linear"), band=figure.get("band", "std"),
+                   yscale=figure.get("yscale", "linear"), band=figure.get("band", "sem"),
                    paper_points={m: {int(k): float(v) for k, v in points.items()}
                                  for m, points in (figure.get("paper_points") or {}).items()},
                    curve_key=figure.get("curve_key"),
                    scatter=(figure["x"], figure["y"]) if "x" in figure else None)
 
 
-def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any]:
+def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any] | None:
     from omegaconf import OmegaConf
 
     path = configs / f"{experiment}.yaml"
@@ -72,9 +78,7 @@ def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[s
 
         newest = max(records["path"], key=lambda p: read_record(p).created)
         block = read_record(newest).config.get("table")
-    if not block:
-        raise SystemExit(f"error: no table: block for experiment {experiment!r} ({path})")
-    return block
+    return block or None
 
 
 def by_task(records: pd.DataFrame) -> pd.DataFrame:
@@ -84,38 +88,49 @@ def by_task(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
-    """Long form: one row per (method, metric) with n, mean, std and the paper's value."""
+    """Long form: one row per (method, metric) with n, mean, std, s.e., a 95% interval for
+    success rates (ci_low, ci_high) and the paper's value."""
     rows = []
     for method, label in spec.methods.items():
         runs = records[records["method"] == method]
         for metric, header in spec.columns.items():
             values = pd.to_numeric(runs[metric], errors="coerce") if metric in runs else pd.Series([], dtype=float)
             values = values[np.isfinite(values)]
+            low, high = rate_interval(metric, runs)
             rows.append({"method": method, "label": label, "metric": metric, "column": header,
                          "n": len(values), "mean": values.mean() if len(values) else np.nan,
                          "std": values.std(ddof=1) if len(values) > 1 else np.nan,
-                         "paper": spec.paper.get(method, {}).get(metric, np.nan)})
+                         "paper": spec.paper.get(method, {}).get(metric, np.nan),
+                         "sem": sem(values), "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows)
 
 
 def cell(row: pd.Series, fmt: str) -> str:
     if row["n"] == 0:
         text = "–"
-    elif np.isnan(row["std"]):
+    elif np.isnan(row["sem"]):
         text = format(row["mean"], fmt)
     else:
-        text = f"{format(row['mean'], fmt)} ± {format(row['std'], fmt)}"
+        text = f"{format(row['mean'], fmt)} ± {format(row['sem'], fmt)}"
+    if row["n"] and not np.isnan(row["ci_low"]):
+        text += f" [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
     if not np.isnan(row["paper"]):
         text += f" (paper {row['paper']:g})"
     return text
 
 
 def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: str,
-             llm_by_method: dict[str, str]) -> str:
+             llm_by_method: dict[str, str], mode: str = "paper", budget: str | None = None,
+             unlisted: dict[str, int] | None = None) -> str:
     headers = ["method", "n", "LLM", *spec.columns.values()]
-    lines = [f"# {spec.title}", "",
-             f"Experiment `{experiment}`; records in `{source}`. Mean ± std over seeds; "
-             "the paper's values in brackets. The LLM column says what answered each method's "
+    title = spec.title if mode == "paper" else f"{MODE_LABELS.get(mode, mode.upper())}: {spec.title}"
+    where = f"Experiment `{experiment}`" + ("" if mode == "paper" else f", mode `{mode}`") + \
+        ("" if budget is None else f", budget `{budget}`")
+    rates = summary["ci_low"].notna().any()
+    lines = [f"# {title}", "",
+             f"{where}; records in `{source}`. Mean ± s.e. over seeds (n records per row); "
+             + ("success rates add a Wilson 95% interval [low, high] over all test tasks of the row; " if rates else "")
+             + "the paper's values in brackets. The LLM column says what answered each method's "
              "LLM calls; \"not run here\" rows have no records yet.", "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, label in spec.methods.items():
@@ -124,6 +139,9 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
         cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.fmt) for metric in spec.columns]
         lines.append("| " + " | ".join([label, str(n), llm_by_method.get(method, "not run here"),
                                         *cells]) + " |")
+    if unlisted:
+        lines += ["", "Records with no row in this table: " +
+                  ", ".join(f"`{m}` ({k})" for m, k in sorted(unlisted.items())) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -166,7 +184,7 @@ def training_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
 
 
 def scatter_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
-    """One point per row (mean over seeds, bars ± std): where each method sits on two metrics."""
+    """One point per row (mean over seeds, bars ± s.e.): where each method sits on two metrics."""
     import matplotlib.pyplot as plt
 
     x_key, y_key = spec.scatter
@@ -177,7 +195,7 @@ def scatter_figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
         if rows["n"].min() == 0:
             continue
         x, y = rows.loc["x", "mean"], rows.loc["y", "mean"]
-        ax.errorbar(x, y, xerr=np.nan_to_num(rows.loc["x", "std"]), yerr=np.nan_to_num(rows.loc["y", "std"]),
+        ax.errorbar(x, y, xerr=np.nan_to_num(rows.loc["x", "sem"]), yerr=np.nan_to_num(rows.loc["y", "sem"]),
                     fmt="o", capsize=3, label=f"{label} (n={int(rows['n'].min())})")
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
     ax.set(xlabel=spec.columns.get(x_key, x_key), ylabel=spec.columns.get(y_key, y_key))
@@ -232,30 +250,49 @@ def figure(records: pd.DataFrame, spec: TableSpec, path: Path) -> None:
 
 
 def make(results: Path, out: Path, configs: Path, experiments: list[str] | None = None) -> list[Path]:
-    """Write the tables and figures; returns the paths written."""
+    """Write the tables and figures, one set per (experiment, mode, budget); returns the paths written."""
     records = load_records(results)
     if records.empty:
         raise SystemExit(f"error: no run records under {results}")
-    written = []
-    for experiment in experiments or sorted(records["experiment"].unique()):
-        runs = records[records["experiment"] == experiment]
-        if runs.empty:
+    check_duplicates(records)
+    for experiment in experiments or []:
+        if experiment not in set(records["experiment"]):
             raise SystemExit(f"error: no records of experiment {experiment!r} under {results}")
+    written = []
+    for experiment, mode, budget, runs in table_groups(records):
+        if experiments and experiment not in experiments:
+            continue
         block = table_block(experiment, runs, configs)
-        if block.get("tasks"):
-            runs = by_task(runs)
-        spec = TableSpec.from_block(block, runs)
-        summary = summarize(runs, spec)
-        tables = out / "tables"
-        tables.mkdir(parents=True, exist_ok=True)
-        source = os.path.relpath(results.resolve(), ROOT)
-        llm_by_method = {m: ", ".join(sorted(set(g["llm"]))) for m, g in runs.groupby("method")}
-        (tables / f"{experiment}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method))
-        summary.to_csv(tables / f"{experiment}.csv", index=False, float_format="%.4f")
-        figure(runs, spec, out / "figures" / f"{experiment}.png")
-        written += [tables / f"{experiment}.md", tables / f"{experiment}.csv",
-                    out / "figures" / f"{experiment}.png"]
+        if block is None:  # e.g. ad-hoc runs: say so, and go on with the other tables
+            if experiments:
+                raise SystemExit(f"error: no table: block for experiment {experiment!r}")
+            warn(f"no table: block for experiment {experiment!r} ({len(runs)} records): no table")
+            continue
+        written += write_table(runs, block, experiment, mode, budget, results, out)
     return written
+
+
+def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode: str, budget: str | None,
+                results: Path, out: Path) -> list[Path]:
+    if block.get("tasks"):
+        runs = by_task(runs)
+    spec = TableSpec.from_block(block, runs)
+    unlisted = {m: int(k) for m, k in runs["method"].value_counts().items() if m not in spec.methods}
+    name = table_name(experiment, mode, budget)
+    if unlisted:
+        warn(f"{name}: records of methods with no table row: {', '.join(sorted(unlisted))}")
+    summary = summarize(runs, spec)
+    tables = out / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    source = os.path.relpath(results.resolve(), ROOT)
+    llm_by_method = {m: ", ".join(sorted(set(g["llm"]))) for m, g in runs.groupby("method")}
+    (tables / f"{name}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method,
+                                                mode, budget, unlisted))
+    summary.to_csv(tables / f"{name}.csv", index=False, float_format="%.4f")
+    if mode != "paper":
+        spec.title = f"{mode.upper()}: {spec.title}"  # the figure says it too
+    figure(runs, spec, out / "figures" / f"{name}.png")
+    return [tables / f"{name}.md", tables / f"{name}.csv", out / "figures" / f"{name}.png"]
 
 
 def main(argv: list[str] | None = None) -> None:

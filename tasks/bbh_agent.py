@@ -192,7 +192,11 @@ class BBHTask:
         answers = evaluate_all(lambda ex: self._answer(ex.question, program), examples,
                                self.workers, desc=f"{self.subtask} {desc}",
                                show_progress=self.progress)
-        return sum(score_bbh(ex.answer, a) for ex, a in zip(examples, answers)) / len(examples)
+        verdicts = [score_bbh(ex.answer, a) for ex, a in zip(examples, answers)]
+        if desc == "test":  # each answer with its target, beside the record (harness.samples)
+            self.test_samples = [{"question": ex.question, "answer": str(a), "target": ex.answer,
+                                  "correct": bool(v)} for ex, a, v in zip(examples, answers, verdicts)]
+        return sum(verdicts) / len(examples)
 
     def evaluate(self, params: dict[str, Any]) -> Feedback:
         """Score = validation accuracy of `params`; then one training question gives the feedback."""

@@ -324,6 +324,7 @@ class MathTask:
 
     def test(self, solve: Callable[[MathQuery], Sequence[Attempt]]) -> dict[str, float]:
         problems, proto, metrics = self.test_problems(), self.protocol, {}
+        self.test_samples = []  # each attempt with its verdict, beside the record (harness.samples)
         prompts = tuple(self.format.prompt(p.problem) for p in problems)
         for mode in proto.modes:
             query = MathQuery(prompts, self.format.mode_prefix(mode), proto.n_samples,
@@ -339,10 +340,14 @@ class MathTask:
         greedy, passed, k = [], [], self.protocol.pass_k
         for problem, attempt in zip(problems, attempts):
             greedy.append(judge(self.grader, self.format.answer_of(attempt.greedy.text), problem.answer))
+            right = None
             if k:
                 right = sum(judge(self.grader, self.format.answer_of(s.text), problem.answer)
                             for s in attempt.samples)
                 passed.append(pass_at_k(len(attempt.samples), right, k))
+            getattr(self, "test_samples", []).append({
+                "mode": mode, "target": problem.answer, "greedy": attempt.greedy.text, "greedy_correct": greedy[-1],
+                "samples": [s.text for s in attempt.samples], "samples_correct": right})
         out = {f"greedy1_{mode}": 100.0 * float(np.mean(greedy)),
                f"gen_tokens_{mode}": float(np.mean([a.greedy.n_tokens for a in attempts])),
                f"steps_{mode}": float(np.mean([self.format.count_steps(a.greedy.text) for a in attempts]))}

@@ -64,3 +64,32 @@ def test_killed_multirun_keeps_finished_records_and_resumes(tmp_path):
         assert read_record(results / name).created == created, "a finished record is not redone"
     assert sorted(frame["seed"]) == [42, 42, 43, 43]
     assert not list(results.glob(".*")), "no temp files"
+
+
+def test_a_failed_job_writes_a_failure_record_and_the_sweep_goes_on(tmp_path):
+    results = tmp_path / "results"
+    result = optimize("-m", "optimizer=scats", "task.limit=-5,1", "seed=42,43", f"results_dir={results}",
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}", timeout=300)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 2 of 4 jobs failed") and "task.limit" in last, result.stderr
+    assert sorted(load_records(results)["seed"]) == [42, 43], "the jobs after the failures still ran"
+    failures = sorted(results.glob("*.failed.json"))
+    assert len(failures) == 2
+    failure = json.loads(failures[0].read_text())
+    assert failure["status"] == "failed" and "task.limit" in failure["reason"] and failure["step"] == 0
+    assert failure["config"]["task"]["limit"] == -5
+
+
+@pytest.mark.parametrize("override, says", [
+    ("optimizer=pso optimizer.n_particles=abc", "optimizer.n_particles: expected int, got 'abc'"),
+    ("task.limit=ten", "task.limit: expected int, got 'ten'"),
+    ("task=maze7 task.data_dir=/nonexistent", "task.data_dir: /nonexistent has no manifest.json"),
+    ("llm=openai optimizer=optoprime llm.max_concurrency=0", "max_concurrency >= 1"),
+    ("results_dir=/proc/forbidden", "results_dir: cannot write to /proc/forbidden"),
+])
+def test_a_wrong_type_or_place_is_one_error_line_before_the_run(override, says, tmp_path):
+    result = optimize(*override.split(), f"hydra.run.dir={tmp_path}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and says in lines[0], result.stderr
+    assert not (tmp_path / "progress.jsonl").exists(), "refused before the run"

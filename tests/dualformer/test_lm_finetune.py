@@ -159,7 +159,7 @@ def test_pipeline_runs_through_harness_train_and_records(run_dir):
                  *TASK_OVERRIDES]
     cfg = compose_run("train", overrides, run_dir)
     record = run(cfg)
-    back = read_record(run_dir / "math__causal_lm_tiny__seed42.json")
+    back = read_record(run_dir / record.filename)
     assert back.metrics == record.metrics and back.method == "causal_lm_tiny" and back.task == "math"
     for mode in ("slow", "fast"):
         assert 0 <= back.metrics[f"test/greedy1_{mode}"] <= 100

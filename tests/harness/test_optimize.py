@@ -74,7 +74,8 @@ def test_loop_stops_when_the_optimizer_is_finished(tmp_path):
 def test_run_records_the_resolved_config_and_skips_a_finished_run(run_dir):
     overrides = ["optimizer=scats", "logger=none", "progress=false", f"results_dir={run_dir / 'res'}"]
     record = run(compose_run("optimize", overrides, run_dir))
-    path = run_dir / "res" / "traffic__scats__seed42.json"
+    path = run_dir / "res" / record.filename
+    assert path.name.startswith("traffic__scats__seed42__")
     assert read_record(path) == record
     assert record.experiment == "adhoc" and record.method == "scats" and record.mode == "paper"
     assert len(record.curve) == 1  # SCATS is one evaluation, then finished

@@ -19,7 +19,7 @@ def make_record(method="gp", seed=1, score=2.5, **extra) -> RunRecord:
 def test_round_trip_keeps_non_finite_numbers_and_provenance(tmp_path):
     record = make_record()
     path = write_record(record, tmp_path)
-    assert path.name == "toy__gp__seed1.json"
+    assert path.name == f"toy__gp__seed1__{record.config_hash}.json" and len(record.config_hash) == 10
     json.loads(path.read_text())  # strict JSON: inf is written as a string, not a bare token
     back = read_record(path)
     assert back == record
@@ -34,7 +34,7 @@ def test_write_is_atomic_when_serialisation_fails(tmp_path):
     with pytest.raises(TypeError):
         write_record(broken, tmp_path)
     assert read_record(tmp_path / broken.filename).metrics["train/best_score"] == 1.0
-    assert sorted(os.listdir(tmp_path)) == ["toy__gp__seed1.json"], "no temp file is left behind"
+    assert sorted(os.listdir(tmp_path)) == [broken.filename], "no temp file is left behind"
 
 
 def test_load_records_is_one_row_per_run_and_ignores_temp_files(tmp_path):

@@ -20,7 +20,7 @@ def test_train_loop_fits_tests_and_records(run_dir):
     assert record.metrics == {"test/acc": 1.0}
     assert record.method == "last_bit" and record.task == "parity"
     assert [p["step"] for p in record.curve] == [0, 1] and record.curve[-1]["train/acc"] == 1.0
-    assert (run_dir / "parity__last_bit__seed42.json").exists()
+    assert (run_dir / f"parity__last_bit__seed42__{record.config_hash}.json").exists()
     assert (run_dir / "progress.jsonl").read_text().count("\n") == 2
 
 

@@ -62,3 +62,58 @@ def test_a_block_with_tasks_gets_one_row_per_task_and_method(tmp_path):
     assert rows == ["| 15x15: Solution-Only | 1 | no LLM | 40.0 |", "| 15x15: Dualformer | 1 | no LLM | 90.0 |",
                     "| 30x30: Solution-Only | 1 | no LLM | 10.0 |",
                     "| 30x30: Dualformer | 1 | no LLM | 70.0 (paper 80) |"]
+
+
+def write_runs(root, experiment="golden_demo", mode="paper", method="fast", seeds=(1, 2), metrics=None, config=None):
+    from harness.records import Cost, RunRecord, write_record
+
+    for seed in seeds:
+        write_record(RunRecord(experiment=experiment, task="toy", method=method, seed=seed, mode=mode,
+                               metrics=metrics or {"train/first_score": 3.0 + seed, "train/best_score": 1.0 + seed},
+                               curve=[{"step": 0, "score": 3.0, "best": 3.0}], cost=Cost(),
+                               config={"seed": seed, "mode": mode, **(config or {})}), root)
+
+
+def test_smoke_quick_and_paper_records_make_separate_labelled_tables(tmp_path):
+    records = tmp_path / "records"
+    write_runs(records / "paper")
+    write_runs(records / "smoke", mode="smoke", seeds=(1, 2, 3))
+    write_runs(records / "quick", mode="quick")
+    written = {p.name for p in make_tables.make(records, tmp_path, DATA / "configs" / "experiment")}
+    assert {"golden_demo.md", "golden_demo.smoke.md", "golden_demo.quick.md"} <= written
+    paper = (tmp_path / "tables" / "golden_demo.md").read_text()
+    assert "| Fast method | 2 |" in paper, "smoke records are not pooled into the paper row"
+    smoke = (tmp_path / "tables" / "golden_demo.smoke.md").read_text()
+    assert smoke.startswith("# SMOKE TEST") and "| Fast method | 3 |" in smoke
+    assert (tmp_path / "tables" / "golden_demo.quick.md").read_text().startswith("# QUICK LOOK")
+
+
+def test_a_duplicate_record_is_refused(tmp_path):
+    write_runs(tmp_path / "records" / "a", seeds=(1,))
+    write_runs(tmp_path / "records" / "b", seeds=(1,))  # the same config and seed, copied
+    with pytest.raises(SystemExit, match="repeat one"):
+        make_tables.make(tmp_path / "records", tmp_path, DATA / "configs" / "experiment")
+
+
+def test_records_without_a_table_do_not_stop_the_others_and_unlisted_methods_are_named(tmp_path, capsys):
+    write_runs(tmp_path / "records")
+    write_runs(tmp_path / "records", method="mystery")
+    write_runs(tmp_path / "records", experiment="adhoc")
+    written = make_tables.make(tmp_path / "records", tmp_path, DATA / "configs" / "experiment")
+    assert {p.name for p in written} == {"golden_demo.md", "golden_demo.csv", "golden_demo.png"}
+    err = capsys.readouterr().err
+    assert "adhoc" in err and "mystery" in err
+    assert "Records with no row in this table: `mystery` (2)." in (tmp_path / "tables" / "golden_demo.md").read_text()
+
+
+def test_success_rates_carry_a_wilson_interval_over_the_test_tasks(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "mazes.yaml").write_text("table:\n  title: mazes\n  methods: {dualformer: Dualformer}\n"
+                                        "  columns: {test/fast/1_solved_64: 1-Solved, test/fast/swc: SWC}\n")
+    write_runs(tmp_path / "records", experiment="mazes", method="dualformer", seeds=(1,),
+               metrics={"test/fast/1_solved_64": 50.0, "test/fast/swc": 0.5},
+               config={"task": {"n_test": 50, "limit": None}})
+    make_tables.make(tmp_path / "records", tmp_path, configs)
+    row = [l for l in (tmp_path / "tables" / "mazes.md").read_text().splitlines() if l.startswith("| Dualformer")]
+    assert row == ["| Dualformer | 1 | no LLM | 50.0 [36.6, 63.4] | 0.5 |"], "50 mazes: ±14 points is noise"

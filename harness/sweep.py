@@ -1,0 +1,113 @@
+"""A multirun survives its failed jobs: each writes a failure record, the sweep goes on, and the
+process ends non-zero with a one-line summary.
+
+    with failures_recorded(cfg, "optimizer") as outcome:   # inside the @hydra.main function
+        outcome.record = run(cfg)
+    with sweep_summary():                                   # around the whole Hydra call
+        hydra_main()
+
+Jobs may run in other processes (joblib launcher), so each appends one JSON line to a file the
+parent names in HARNESS_SWEEP_LOG; the parent reads it when Hydra returns.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.records import FAILURE_SUFFIX, RunRecord, git_sha, jsonable, write_atomic
+
+log = logging.getLogger(__name__)
+SWEEP_LOG = "HARNESS_SWEEP_LOG"
+
+
+@dataclass
+class Outcome:
+    record: RunRecord | None = None  # None when the job failed
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@contextmanager
+def failures_recorded(cfg: Any, method_group: str) -> Iterator[Outcome]:
+    """In a multirun, turn this job's exception into a failure record; a single run still raises."""
+    outcome = Outcome()
+    if not in_multirun():
+        yield outcome
+        return
+    try:
+        yield outcome
+    except Exception as exc:  # noqa: BLE001 (any failure of one job; Ctrl-C still ends the sweep)
+        path, name, reason = write_failure(cfg, method_group, exc)
+        log.error("job %s failed: %s (failure record %s)", name, reason, path)
+        _note({"status": "failed", "name": name, "reason": reason, "path": str(path)})
+    else:
+        _note({"status": "ok"})
+
+
+def write_failure(cfg: Any, method_group: str, exc: BaseException) -> tuple[Path, str, str]:
+    """Write `<record name>.failed.json` (reason, step reached, config) where the record would go."""
+    from harness.runs import RunInfo, user_error_message
+
+    reason = user_error_message(exc) or f"{type(exc).__name__}: {exc}".splitlines()[0]
+    try:
+        info = RunInfo.from_config(cfg, method_group)
+        directory, name, config = info.record_dir, info.name, info.config
+        journal = info.output_dir / "progress.jsonl"
+        steps = journal.read_text().count("\n") if journal.exists() else 0
+    except Exception:  # noqa: BLE001 (the config itself is what failed: keep what can be said)
+        from hydra.core.hydra_config import HydraConfig
+
+        directory = Path(HydraConfig.get().runtime.output_dir)
+        name, config, steps = f"job{HydraConfig.get().job.num}", None, 0
+    failure = {"status": "failed", "reason": reason, "step": steps, "name": name,
+               "config": config, "git_sha": git_sha(),
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "traceback": "".join(traceback.format_exception(exc))}
+    path = write_atomic(Path(directory) / f"{name}{FAILURE_SUFFIX}",
+                        json.dumps(jsonable(failure), indent=1, default=repr))
+    return path, name, reason
+
+
+def _note(entry: dict[str, Any]) -> None:
+    target = os.environ.get(SWEEP_LOG)
+    if target:
+        with open(target, "a") as handle:  # one short line per job: appends do not interleave
+            handle.write(json.dumps(entry) + "\n")
+
+
+@contextmanager
+def sweep_summary() -> Iterator[None]:
+    """Around Hydra: after a multirun with failed jobs, print one summary line and exit 1."""
+    if os.environ.get(SWEEP_LOG):  # a nested call (a test, a job) reports to the outer one
+        yield
+        return
+    fd, target = tempfile.mkstemp(prefix="harness-sweep-", suffix=".jsonl")
+    os.close(fd)
+    os.environ[SWEEP_LOG] = target
+    try:
+        yield
+        entries = [json.loads(line) for line in Path(target).read_text().splitlines() if line]
+    finally:
+        os.environ.pop(SWEEP_LOG, None)
+        Path(target).unlink(missing_ok=True)
+    failed = [e for e in entries if e["status"] == "failed"]
+    if failed:
+        first = failed[0]
+        print(f"error: {len(failed)} of {len(entries)} jobs failed (first: {first['name']}: {first['reason']}); "
+              f"failure records: {', '.join(e['path'] for e in failed[:3])}"
+              f"{' ...' if len(failed) > 3 else ''}", file=sys.stderr)
+        raise SystemExit(1)

@@ -1,0 +1,67 @@
+"""Bring run records to the current identity scheme (schema 2) without changing a number.
+
+    python scripts/migrate_records.py                 # every record under results/
+    python scripts/migrate_records.py --results runs/quick --dry-run
+
+A schema-1 record (`<task>__<method>__seed<k>.json`) gets its `config_hash` (computed from the
+config it stores, harness.identity), `schema: 2`, an empty-but-labelled `provenance`, and the name
+`<task>__<method>__seed<k>__<hash>.json`. Everything else is copied byte for byte in meaning:
+metrics, curve, cost, config, git sha, dates. Re-runnable: a record already migrated is left
+alone, so the command can follow every merge that brings in older records.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a clone without installing
+
+from harness.identity import config_hash  # noqa: E402
+from harness.records import FAILURE_SUFFIX, SCHEMA, record_filename, write_atomic  # noqa: E402
+
+
+def migrate(path: Path, dry_run: bool = False) -> Path | None:
+    """Migrate one record file; returns its new path, or None when it was already current."""
+    data = json.loads(path.read_text())
+    digest = config_hash(data["config"])
+    target = path.with_name(record_filename(data["task"], data["method"], data["seed"], digest))
+    if data.get("schema") == SCHEMA and data.get("config_hash") == digest and target == path:
+        return None
+    if target.exists() and target != path:
+        raise SystemExit(f"error: {path} would become {target.name}, which exists: the same config "
+                         "and seed twice; keep one of them")
+    data["schema"], data["config_hash"] = SCHEMA, digest
+    data.setdefault("provenance", {"migrated_from": path.name,
+                                   "note": "recorded before provenance was kept: see git_sha and packages"})
+    if not dry_run:
+        write_atomic(target, json.dumps(data, indent=1, allow_nan=False))
+        if target != path:
+            path.unlink()
+    return target
+
+
+def record_paths(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.json")
+                  if not p.name.startswith(".") and not p.name.endswith(FAILURE_SUFFIX)
+                  and p.parent.name not in ("tables", "figures"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of run records")
+    parser.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    args = parser.parse_args(argv)
+    changed = 0
+    for path in record_paths(args.results):
+        target = migrate(path, args.dry_run)
+        if target is not None:
+            changed += 1
+            print(f"{path.relative_to(args.results)} -> {target.name}")
+    print(f"{changed} record(s) {'would be ' if args.dry_run else ''}migrated", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

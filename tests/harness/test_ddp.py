@@ -1,0 +1,26 @@
+"""Two CPU ranks (gloo, torchrun) end to end: one W&B run, one record, the whole curve (issue 13,
+defect 5). Small: a tiny model, 4 steps, 3 test mazes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from harness.records import load_records
+from support import ROOT
+
+
+def test_two_ranks_make_one_wandb_run_one_record_and_a_full_curve(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "harness.train", "task=maze7", "model=dualformer", "mode=smoke", "logger=wandb",
+               "progress=false", "model.train.batch_size=4",
+               f"results_dir={tmp_path / 'res'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    assert result.returncode == 0, result.stderr[-3000:]
+    frame = load_records(tmp_path / "res")
+    assert len(frame) == 1, "rank 0 alone writes the record"
+    assert [p["step"] for p in frame["curve"][0]] == [1, 2, 3, 4]
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1, "one W&B run"
+    assert (tmp_path / "run" / "progress.jsonl").read_text().count("\n") == 4, "one journal, not two"

@@ -23,6 +23,7 @@ from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, run_cli, save_record)
+from harness.samples import samples_path
 from harness.sweep import failures_recorded
 from harness.typecheck import check_argument_types
 
@@ -78,11 +79,12 @@ def run(cfg: DictConfig) -> RunRecord:
             model.fit(task, logger)
             metrics = {f"test/{k}": v for k, v in task.test(model.solve).items()}
         logger.summary(metrics)
+        record = save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
+                             earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None))
+        logger.inner.attach([info.record_path, samples_path(info.record_path)])
     finally:
         logger.finish()
-
-    return save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
-                       earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None))
+    return record
 
 
 @hydra.main(config_path=str(CONFIGS), config_name="train", version_base="1.3")  # absolute: entry points too

@@ -117,3 +117,15 @@ def test_success_rates_carry_a_wilson_interval_over_the_test_tasks(tmp_path):
     make_tables.make(tmp_path / "records", tmp_path, configs)
     row = [l for l in (tmp_path / "tables" / "mazes.md").read_text().splitlines() if l.startswith("| Dualformer")]
     assert row == ["| Dualformer | 1 | no LLM | 50.0 [36.6, 63.4] | 0.5 |"], "50 mazes: ±14 points is noise"
+
+
+def test_tables_can_be_pushed_to_their_experiments_wandb_group(tmp_path):
+    from wandb_files import offline_runs
+
+    write_runs(tmp_path / "records")
+    make_tables.main(["--results", str(tmp_path / "records"), "--out", str(tmp_path),
+                      "--configs", str(DATA / "configs" / "experiment"), "--wandb"])
+    [run] = offline_runs(tmp_path)
+    assert run.group == "golden_demo" and run.job_type == "tables"
+    assert ("paper_table", "table-golden_demo") in run.artifacts
+    assert {kind for kind, _ in run.artifacts} >= {"run_table"}, "the table itself, as a wandb.Table"

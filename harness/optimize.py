@@ -22,6 +22,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from harness import progress
 from harness.api import Optimizer, Params, Task, is_better
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
@@ -118,7 +119,8 @@ def run(cfg: DictConfig) -> RunRecord:
         started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
         try:
             trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
-                                  show_progress=cfg.progress, desc=info.name, log_every=cfg.get("log_every", 0))
+                                  show_progress=progress.bars_wanted(cfg), desc=info.name,
+                                  log_every=cfg.get("log_every", 0))
             metrics = summarize(trajectory)
             metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
             logger.summary(metrics)

@@ -75,7 +75,7 @@ def run(cfg: DictConfig) -> RunRecord:
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:
-        with progress.shown(cfg.progress):
+        with progress.shown(progress.bars_wanted(cfg)):
             model.fit(task, logger)
             metrics = {f"test/{k}": v for k, v in task.test(model.solve).items()}
         logger.summary(metrics)

@@ -15,7 +15,7 @@ from harness.plainjson import jsonable  # one JSON convention for records and ha
 
 # Top-level keys that do not change what a run computes.
 PRESENTATION_KEYS = frozenset({
-    "hydra", "logger", "progress", "results_dir", "skip_done",
+    "hydra", "logger", "progress", "log_every", "results_dir", "skip_done",
     "table",                                # how make_tables shows the experiment
     "smoke",                                # an old records' un-applied smoke block (now a config group)
     "runner",                               # which entry point the experiment is for

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 
 class NullLogger:
@@ -24,8 +24,19 @@ class NullLogger:
     def summary(self, metrics: Mapping[str, float]) -> None:
         pass
 
+    def table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        pass
+
+    def attach(self, paths: Sequence[Path], kind: str = "run_record") -> None:
+        pass
+
     def finish(self) -> None:
         pass
+
+
+# What the W&B config carries about the run itself (under `run`), so W&B groups and filters runs
+# by method, experiment, ... without parsing their names.
+IDENTITY_TAGS = ("experiment", "method", "task", "mode")
 
 
 class WandbLogger:
@@ -39,16 +50,25 @@ class WandbLogger:
     def __init__(self, name: str, directory: str | Path, config: Mapping[str, Any],
                  project: str = "trace-dualformer", mode: str = "offline",
                  group: str | None = None, tags: list[str] | None = None,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, job_type: str | None = None,
+                 identity: Mapping[str, Any] | None = None, higher_is_better: bool | None = None,
+                 console: str = "wrap") -> None:
         import wandb
 
         Path(directory).mkdir(parents=True, exist_ok=True)
+        identity = dict(identity or {})
+        tags = list(dict.fromkeys([*(tags or []), *(str(identity[k]) for k in IDENTITY_TAGS if identity.get(k))]))
         self._run = wandb.init(
-            project=project, name=name, group=group, tags=list(tags or []), dir=str(directory),
+            project=project, name=name, group=group, tags=tags, dir=str(directory), job_type=job_type,
             id=run_id, resume="allow" if run_id else None,
-            config=dict(config), mode=os.environ.get("WANDB_MODE", mode), reinit="finish_previous",
-            settings=wandb.Settings(console="off", silent=True, x_disable_stats=True),
+            config={**config, "run": identity} if identity else dict(config),
+            mode=os.environ.get("WANDB_MODE", mode), reinit="finish_previous",
+            settings=wandb.Settings(console=console, silent=True, x_disable_stats=True),
         )
+        if higher_is_better is not None:  # the run's summary shows the best score, not the last one
+            goal = "max" if higher_is_better else "min"
+            for key in ("train/best", "train/score"):
+                self._run.define_metric(key, summary=goal)
 
     @property
     def run_id(self) -> str | None:
@@ -64,6 +84,24 @@ class WandbLogger:
     def summary(self, metrics: Mapping[str, float]) -> None:
         for key, value in metrics.items():
             self._run.summary[key] = value
+
+    def table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """A wandb.Table, e.g. the prompts an LLM optimizer sent and the replies it got."""
+        import wandb
+
+        self._run.log({key: wandb.Table(columns=list(columns), data=[list(row) for row in rows])})
+
+    def attach(self, paths: Sequence[Path], kind: str = "run_record") -> None:
+        """The files of the finished run (its record, per-example outputs) as one W&B artifact."""
+        import wandb
+
+        present = [Path(p) for p in paths if Path(p).is_file()]
+        if not present or self.run_id is None:
+            return
+        artifact = wandb.Artifact(name=f"{kind}-{self.run_id}", type=kind)
+        for path in present:
+            artifact.add_file(str(path), name=path.name)
+        self._run.log_artifact(artifact)
 
     def finish(self) -> None:
         self._run.finish()

@@ -12,6 +12,7 @@ as one record (atomically) to `results_dir` (paper experiments) or the Hydra run
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from harness import progress
 from harness.api import ConfigError, Optimizer, Params, Task, is_better
 from harness.entry import run_cli
 from harness.llm_run import check_replay, replay_info, run_usage
@@ -28,11 +30,14 @@ from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record,
                           save_record)
+from harness.samples import samples_path
 from harness.sweep import failures_recorded
 from harness.typecheck import check_argument_types
 from trace_core.graph import graph_context
 from trace_core.llm.base import spending_ledger
 from trace_core.sandbox import MODES, sandbox_mode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,7 +50,7 @@ class Trajectory:
 
 
 def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
-             show_progress: bool = True, desc: str = "") -> Trajectory:
+             show_progress: bool = True, desc: str = "", log_every: int = 0) -> Trajectory:
     """The loop: at most `task.limit` evaluations, fewer if the optimizer says it is finished."""
     from tqdm.auto import tqdm
 
@@ -55,9 +60,14 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
         for step in range(task.limit):
             if optimizer.finished or getattr(task, "finished", False):
                 break  # nothing left to try, or (e.g. test-time solution optimization) to solve
+            asked = time.perf_counter()
             params = optimizer.ask()
+            evaluated = time.perf_counter()
             feedback = task.evaluate(params)
+            told = time.perf_counter()
             optimizer.tell(params, feedback)
+            seconds = {"method_seconds": evaluated - asked + time.perf_counter() - told,
+                       "eval_seconds": told - evaluated}
             if is_better(feedback.score, trajectory.best_score, task.higher_is_better):
                 trajectory.best_score, trajectory.best_params = feedback.score, dict(params)
 
@@ -71,10 +81,19 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
             journal.write(json.dumps(jsonable({**point, "text": feedback.text})) + "\n")
             journal.flush()
             logger.log({"train/score": feedback.score, "train/best": trajectory.best_score,
-                        **{f"train/{k}": v for k, v in numbers.items()}}, step=step)
+                        **{f"train/{k}": v for k, v in numbers.items()},
+                        **{f"params/{k}": v for k, v in params.items() if _is_number(v)},
+                        **{f"time/{k}": v for k, v in seconds.items()}}, step=step)
+            if log_every and (step + 1) % log_every == 0:  # plain text for SLURM logs and `tail -f`
+                log.info("%s: step %d/%d score %.4g best %.4g (%.1f s this step)", desc, step + 1,
+                         task.limit, feedback.score, trajectory.best_score, sum(seconds.values()))
             bar.set_postfix(score=f"{feedback.score:.4g}", best=f"{trajectory.best_score:.4g}")
             bar.update()
     return trajectory
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def summarize(trajectory: Trajectory) -> dict[str, float]:
@@ -103,21 +122,25 @@ def run(cfg: DictConfig) -> RunRecord:
         optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
         if (done := previous_record(cfg, info)) is not None:
             return done
-        logger = make_logger(cfg, info)
+        logger = make_logger(cfg, info, higher_is_better=task.higher_is_better)
         info.output_dir.mkdir(parents=True, exist_ok=True)
 
         started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
         try:
             trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
-                                  show_progress=cfg.progress, desc=info.name)
+                                  show_progress=progress.bars_wanted(cfg), desc=info.name,
+                                  log_every=cfg.get("log_every", 0))
             metrics = summarize(trajectory)
             metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
             logger.summary(metrics)
+            if hasattr(optimizer, "exchanges"):  # an LLM optimizer: what it asked and what came back
+                logger.table("llm/exchanges", *optimizer.exchanges())
+            record = save_record(info, metrics, trajectory.curve, started, code_version,
+                                 llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models, logger=logger,
+                                 samples=getattr(task, "test_samples", None))
+            logger.attach([info.record_path, samples_path(info.record_path)])
         finally:
             logger.finish()
-    record = save_record(info, metrics, trajectory.curve, started, code_version,
-                         llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models, logger=logger,
-                         samples=getattr(task, "test_samples", None))
     check_replay(record, replayed_record, info.output_dir)
     return record
 

@@ -29,3 +29,18 @@ def shown(show: bool) -> Iterator[None]:
         yield
     finally:
         _shown.pop()
+
+
+def bars_wanted(cfg: Any) -> bool:
+    """`cfg.progress`, except in a multirun whose launcher runs jobs side by side or remotely
+    (joblib, SLURM): there bars of several jobs would interleave, and the sweep's progress line
+    and each job's plain-text log lines say how far it is."""
+    if not cfg.get("progress", True):
+        return False
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return True
+    launcher = str(HydraConfig.get().launcher.get("_target_", ""))
+    return launcher.endswith("BasicLauncher")

@@ -168,17 +168,24 @@ def resolved_config(cfg: Any) -> dict[str, Any]:
                                   resolve=True)
 
 
-def make_logger(cfg: Any, info: RunInfo, resumable: bool = False) -> Any:
+def make_logger(cfg: Any, info: RunInfo, resumable: bool = False, higher_is_better: bool | None = None) -> Any:
     """The run's experiment logger. A resumable run (training, which continues from its checkpoint)
-    takes the config hash as its W&B id, so a rerun continues the same W&B run; others get a new one."""
+    takes the config hash as its W&B id, so a rerun continues the same W&B run; others get a new one.
+    Its config says which run it is (method, experiment, mode, task, seed, hash) and its job type
+    which loop made it."""
+    from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
     from harness.loggers import NullLogger
 
     if not is_main_process():
         return NullLogger()  # one W&B run per run, not one per DDP process
+    identity = {"experiment": info.experiment, "method": info.method, "task": info.task, "mode": info.mode,
+                "seed": info.seed, "config_hash": info.config_hash}
     return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=info.config,
-                                   group=info.experiment, run_id=info.config_hash if resumable else None)
+                                   group=info.experiment, run_id=info.config_hash if resumable else None,
+                                   identity=identity, job_type=HydraConfig.get().job.name,
+                                   higher_is_better=higher_is_better)
 
 
 def user_error_message(exc: BaseException) -> str | None:

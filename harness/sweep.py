@@ -16,12 +16,15 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+
+from hydra.experimental.callback import Callback
 
 from harness.records import FAILURE_SUFFIX, RunRecord, git_sha, jsonable, write_atomic
 
@@ -87,6 +90,53 @@ def _note(entry: dict[str, Any]) -> None:
     if target:
         with open(target, "a") as handle:  # one short line per job: appends do not interleave
             handle.write(json.dumps(entry) + "\n")
+        if entry["status"] != "start":
+            log.info(progress_line([json.loads(line) for line in Path(target).read_text().splitlines() if line]))
+
+
+def progress_line(entries: list[dict[str, Any]]) -> str:
+    """`sweep: 3/20 jobs done (1 failed), 2m10s elapsed, about 12m30s left` from the sweep log."""
+    start = next((e for e in entries if e["status"] == "start"), None)
+    done = [e for e in entries if e["status"] != "start"]
+    failed = sum(e["status"] == "failed" for e in done)
+    line = f"sweep: {len(done)}/{start['total'] if start else '?'} jobs done"
+    line += f" ({failed} failed)" if failed else ""
+    if start:
+        elapsed = time.time() - start["time"]
+        line += f", {_clock(elapsed)} elapsed"
+        left = start["total"] - len(done)
+        if done and left > 0:  # jobs run in parallel under joblib: the rate says it all
+            line += f", about {_clock(elapsed / len(done) * left)} left"
+    return line
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def count_jobs(config: Any) -> int:
+    """How many jobs Hydra's basic sweeper makes of this multirun (the experiment's grid and the
+    command line's lists, the command line winning for a key both give)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    overrides = [*(f"{k}={v}" for k, v in params.items()), *config.hydra.overrides.task]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+
+
+class SweepProgress(Callback):
+    """A Hydra callback (configs' hydra.callbacks): the sweep's size and start, for `progress_line`."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        try:
+            total = count_jobs(config)
+        except Exception:  # noqa: BLE001 (another sweeper's syntax: no total, the counts still show)
+            return
+        _note({"status": "start", "total": total, "time": time.time()})
 
 
 @contextmanager
@@ -101,6 +151,7 @@ def sweep_summary() -> Iterator[None]:
     try:
         yield
         entries = [json.loads(line) for line in Path(target).read_text().splitlines() if line]
+        entries = [e for e in entries if e["status"] != "start"]  # SweepProgress's note of the sweep's size
     finally:
         os.environ.pop(SWEEP_LOG, None)
         Path(target).unlink(missing_ok=True)

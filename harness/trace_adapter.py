@@ -73,3 +73,11 @@ class TraceAdapter:
         log = self.optimizer.logs[-1]
         return {"llm/prompt_tokens": log.prompt_tokens, "llm/completion_tokens": log.completion_tokens,
                 "trace/applied": len(log.applied), "trace/refused": len(log.refused), **skipped}
+
+    def exchanges(self) -> tuple[list[str], list[list[Any]]]:
+        """(columns, rows): every step's prompt and reply and what came of it, for a W&B table."""
+        columns = ["step", "prompt", "reply", "applied", "refused", "note", "prompt_tokens", "completion_tokens"]
+        rows = [[i, log.messages[-1]["content"] if log.messages else "", log.reply,
+                 ", ".join(sorted(log.applied)), "; ".join(f"{k}: {v}" for k, v in sorted(log.refused.items())),
+                 log.note, log.prompt_tokens, log.completion_tokens] for i, log in enumerate(self.optimizer.logs)]
+        return columns, rows

@@ -24,6 +24,7 @@ from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, save_record)
+from harness.samples import samples_path
 from harness.sweep import failures_recorded
 from harness.ranks import sharded_solve
 from harness.typecheck import check_argument_types
@@ -76,17 +77,18 @@ def run(cfg: DictConfig) -> RunRecord:
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:
-        with progress.shown(cfg.progress):
+        with progress.shown(progress.bars_wanted(cfg)):
             model.fit(task, logger)
             solve, shares = sharded_solve(task, model.solve)  # DDP: each rank samples its share
             metrics = {f"test/{k}": v for k, v in task.test(solve).items()}
         logger.summary(metrics)
+        record = save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
+                             earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),
+                             extra_provenance={"test_examples_per_rank": shares})
+        logger.inner.attach([info.record_path, samples_path(info.record_path)])
     finally:
         logger.finish()
-
-    return save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
-                       earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),
-                       extra_provenance={"test_examples_per_rank": shares})
+    return record
 
 
 @hydra.main(config_path=str(CONFIGS), config_name="train", version_base="1.3")  # absolute: entry points too

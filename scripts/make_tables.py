@@ -3,6 +3,7 @@
     python scripts/make_tables.py                                   # every experiment in results/
     python scripts/make_tables.py --experiment fig5b_traffic
     python scripts/make_tables.py --results runs/multirun/2026-11-21/10-00-00 --out /tmp/smoke
+    python scripts/make_tables.py --experiment fig5b_traffic --wandb    # and push them to its W&B group
 
 For each experiment, mode and budget found in the records it writes `<out>/tables/<name>.md` and
 `.csv` (mean ± s.e. over seeds, n, a Wilson 95% interval for success rates, the paper's value) and
@@ -357,9 +358,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="where tables/ and figures/ go (default: --results)")
     parser.add_argument("--configs", type=Path, default=ROOT / "configs" / "experiment")
     parser.add_argument("--experiment", action="append", help="only these experiments (repeatable)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also push each table and figure to W&B, in its experiment's group (offline "
+                             "unless WANDB_MODE=online; files under <out>/wandb/)")
     args = parser.parse_args(argv)
-    for path in make(args.results, args.out or args.results, args.configs, args.experiment):
+    out = args.out or args.results
+    written = make(args.results, out, args.configs, args.experiment)
+    for path in written:
         print(path)
+    if args.wandb:
+        from harness.wandb_tables import push_tables
+
+        for name in push_tables(written, out):
+            print(f"W&B: table {name}")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,9 @@ def test_a_failed_job_writes_a_failure_record_and_the_sweep_goes_on(tmp_path):
     failure = json.loads(failures[0].read_text())
     assert failure["status"] == "failed" and "task.limit" in failure["reason"] and failure["step"] == 0
     assert failure["config"]["task"]["limit"] == -5
+    # A progress line after every job, with the sweep's size (plain text: readable in SLURM logs).
+    assert "sweep: 1/4 jobs done" in result.stdout and "sweep: 4/4 jobs done (2 failed)" in result.stdout
+    assert "left" in result.stdout.split("sweep: 1/4 jobs done")[1].splitlines()[0]
 
 
 @pytest.mark.parametrize("override, says", [

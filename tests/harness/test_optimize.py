@@ -60,7 +60,10 @@ def test_loop_tracks_best_logs_every_step_and_journals(tmp_path):
     assert [p["best"] for p in trajectory.curve] == [9, 4, 1, 0, 0, 0]
     assert trajectory.best_params == {"x": 3} and trajectory.best_score == 0
     assert [s for s, _ in logger.points] == list(range(6))
-    assert logger.points[2][1] == {"train/score": 1.0, "train/best": 1.0, "train/x2": 4}
+    logged = logger.points[2][1]
+    assert {k: v for k, v in logged.items() if not k.startswith("time/")} == \
+        {"train/score": 1.0, "train/best": 1.0, "train/x2": 4, "params/x": 2}, "scores, info and the point tried"
+    assert {"time/method_seconds", "time/eval_seconds"} <= set(logged)
     journal = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [j["params"]["x"] for j in journal] == list(range(6))
 
@@ -86,3 +89,11 @@ def test_run_records_the_resolved_config_and_skips_a_finished_run(run_dir):
     # A second run with skip_done finds the record and does not recompute it.
     again = run(compose_run("optimize", overrides, run_dir))
     assert again.created == record.created
+
+
+def test_a_plain_text_line_every_n_evaluations(tmp_path, caplog):
+    caplog.set_level("INFO", logger="harness.optimize")
+    optimize(Parabola(limit=6), Walker(stop_after=100), NullLogger(), tmp_path / "p.jsonl", show_progress=False,
+             desc="toy", log_every=2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "harness.optimize"]
+    assert len(lines) == 3 and lines[0].startswith("toy: step 2/6 score 4 best 4"), lines

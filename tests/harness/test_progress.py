@@ -29,3 +29,24 @@ def test_a_silenced_training_run_prints_no_bar(tmp_path, capsys):
     assert "train:" not in capsys.readouterr().err
     train.run(compose_run("train", base + ["progress=true"], tmp_path / "loud"))
     assert "train:" in capsys.readouterr().err
+
+
+def test_bars_are_off_where_jobs_run_side_by_side(tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf, open_dict
+
+    from harness.progress import bars_wanted
+    from support import compose_run
+
+    def wanted(*overrides: str, multirun: bool) -> bool:
+        cfg = compose_run("optimize", ["logger=none", *overrides], tmp_path)
+        OmegaConf.set_readonly(cfg.hydra, False)
+        with open_dict(cfg):
+            cfg.hydra.mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        HydraConfig.instance().set_config(cfg)
+        return bars_wanted(cfg)
+
+    assert wanted(multirun=False) and wanted(multirun=True), "one job at a time: bars as asked"
+    assert not wanted("hydra/launcher=joblib", multirun=True), "joblib: bars of jobs would interleave"
+    assert not wanted("progress=false", multirun=False)

@@ -144,3 +144,15 @@ def test_curve_metrics_medians_held_points_and_the_protocol_line(tmp_path):
     records = make_tables.hold_last_points(make_tables.load_records(tmp_path / "records"),
                                            {"figure": {"hold_last": True}})
     assert all(len(c) == 3 for c in records["curve"]), "a run that stopped keeps its last point"
+
+
+def test_tables_can_be_pushed_to_their_experiments_wandb_group(tmp_path):
+    from wandb_files import offline_runs
+
+    write_runs(tmp_path / "records")
+    make_tables.main(["--results", str(tmp_path / "records"), "--out", str(tmp_path),
+                      "--configs", str(DATA / "configs" / "experiment"), "--wandb"])
+    [run] = offline_runs(tmp_path)
+    assert run.group == "golden_demo" and run.job_type == "tables"
+    assert ("paper_table", "table-golden_demo") in run.artifacts
+    assert {kind for kind, _ in run.artifacts} >= {"run_table"}, "the table itself, as a wandb.Table"

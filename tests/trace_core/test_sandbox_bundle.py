@@ -90,3 +90,25 @@ def test_the_callers_frames_are_out_of_reach():
             "         if isinstance(v, str) and v.startswith('(B)')]\n"
             "return found[0] if found else '(A)'")
     assert rewritten(body) != expected
+
+
+@pytest.mark.parametrize("mode", ["process", "none"])
+def test_a_trainable_node_the_code_reads_from_outside_is_caught_in_either_mode(mode):
+    from trace_core import MissingInputsError
+
+    with graph_context(), sandbox_mode(mode):
+        weight = node(3, trainable=True, name="weight")
+
+        @bundle(trainable=True)
+        def scaled(x):
+            return x * weight.data  # the worker reads a copy: the parent must still see the dependency
+
+        with pytest.raises(MissingInputsError, match="weight0"):
+            scaled(node(2))
+
+        if mode == "none":  # in a worker an outside node is only a proxy: pass it in instead
+            @bundle(trainable=True, allow_external_dependencies=True)
+            def allowed(x):
+                return x * weight.data
+
+            assert allowed(node(2)).data == 6

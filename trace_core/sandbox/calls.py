@@ -8,7 +8,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from trace_core.code import TRAINABLE_FILENAME, format_failure, function_parameters, signature_problem
-from trace_core.graph import recording_reads
+from trace_core.reads import Reads, recording_reads
 from trace_core.sandbox import default_executor, default_mode
 from trace_core.sandbox.executor import FunctionSpec, SandboxError, SandboxTimeout, WorkerCrashed
 
@@ -32,6 +32,10 @@ def call(bundled: "BundledFunction", inputs: dict[str, "Node"], args: tuple, kwa
                       f"{(exc.text or '').strip()}", inputs, exc)
     except ValueError as exc:
         bundled._fail(f"(CodeError) {exc}", inputs, exc)
+    outside = Reads()
+    outside.used.extend(outside_nodes(bundled, source))  # the worker would read copies: check here
+    if bundled._missing_inputs(outside, inputs):
+        return bundled._result(None, inputs, outside)  # raises MissingInputsError, or fails as feedback
     with recording_reads() as reads:
         try:
             rebound: dict[str, Any] = {}
@@ -53,6 +57,22 @@ def call(bundled: "BundledFunction", inputs: dict[str, "Node"], args: tuple, kwa
                 raise
             bundled._fail(f"({type(exc).__name__}) {exc}", inputs, exc)
     return bundled._result(value, inputs, reads)
+
+
+def outside_nodes(bundled: "BundledFunction", source: str) -> list["Node"]:
+    """Nodes the code names from its closure or globals. In-process, reading one is noticed as it
+    happens; the worker reads copies, so the parent notes them here, and the bundle's check that
+    every trainable dependency arrived as an input (MissingInputsError) holds in both modes."""
+    from trace_core.graph import Node
+
+    if bundled.allow_external_dependencies:
+        return []
+    try:
+        names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    except SyntaxError:
+        return []
+    scope = {**inspect.unwrap(bundled._fn).__globals__, **bundled._namespace, **current_cells(bundled)}
+    return [scope[name] for name in sorted(names) if isinstance(scope.get(name), Node)]
 
 
 def function_spec(bundled: "BundledFunction", source: str) -> FunctionSpec:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from harness.api import ConfigError, Feedback, Params
@@ -36,12 +38,22 @@ def _check(task: Any, llm: Any, method: str) -> None:
 
 def _import(module: str) -> Any:
     os.environ.setdefault(_COST_MAP_ENV, "True")
+    # textgrad makes ./logs/ in whatever folder the command runs from, on import: keep it in the run's.
+    os.environ.setdefault("TEXTGRAD_LOG_DIR", str(_run_folder() / "textgrad_logs"))
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
         raise ConfigError(f"the reference methods need {module}: pip install -e '.[reference]'") from None
+
+
+def _run_folder() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(tempfile.gettempdir())
 
 
 def _single_parameter(task: Any) -> tuple[str, float]:

@@ -55,3 +55,16 @@ def test_reference_methods_refuse_a_task_they_cannot_trace(run_dir):
     cfg = compose_run("optimize", ["task=traffic", "optimizer=reference_optoprime", "llm=scripted"], run_dir)
     with pytest.raises(ConfigError, match="workflow"):
         instantiate(cfg.optimizer)(task=instantiate(cfg.task))
+
+
+def test_importing_textgrad_leaves_no_logs_folder_where_the_command_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    code = "from baselines.reference import _import; _import('textgrad')"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TEXTGRAD_LOG_DIR"}
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=300,
+                   env={**env, "PYTHONPATH": str(ROOT)})
+    assert not (tmp_path / "logs").exists()

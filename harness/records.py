@@ -124,8 +124,8 @@ def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas 
 
     rows = []
     for path in sorted(Path(root).rglob("*.json")):
-        if path.name.startswith(".") or path.name.endswith(FAILURE_SUFFIX):
-            continue  # an interrupted write's temp file; a failed job's note (harness.sweep)
+        if path.name.startswith(".") or path.name.endswith(FAILURE_SUFFIX) or "__seed" not in path.name:
+            continue  # an interrupted write's temp file; a failed job's note (harness.sweep); not a record
         record = read_record(path)
         row = {"experiment": record.experiment, "task": record.task, "method": record.method,
                "seed": record.seed, "mode": record.mode, "path": str(path), "curve": record.curve,

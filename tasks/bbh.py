@@ -1,6 +1,6 @@
 """The question sets of Trace's Tables 1 and 2: BIG-Bench Hard, MMLU, GPQA, GSM8K. Loading, the
 papers' splits, scoring, the student model, concurrent evaluation, and which protocol each Table 2
-dataset uses (`textgrad_task`, the target of configs/task/bbh_textgrad.yaml).
+dataset uses (`tasks.textgrad_tasks.textgrad_task`, the target of configs/task/bbh_textgrad.yaml).
 
     from tasks.bbh import load_bbh, paper_splits, score_bbh
     examples = load_bbh("navigate", "../shared/data/bbh")       # or a hub id: "maveriq/bigbenchhard"
@@ -315,52 +315,3 @@ def evaluate_all(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: s
         for _ in as_completed(futures):
             bar.update()
         return [future.result() for future in futures]
-
-
-# -- Trace's Table 2 (the TextGrad comparison): which protocol each dataset uses ---------------------
-
-TABLE2 = {  # dataset -> (protocol, default source)
-    "mmlu_machine_learning": ("solution", "cais/mmlu"),
-    "mmlu_college_physics": ("solution", "cais/mmlu"),
-    "gpqa_diamond": ("solution", "Idavidrein/gpqa"),
-    "object_counting": ("prompt", None),
-    "word_sorting": ("prompt", None),
-    "gsm8k": ("prompt", "openai/gsm8k"),
-}
-
-
-def textgrad_task(dataset: str, student: Any, source: str | None = None, limit: int | None = None,
-                  seed: int = 0, max_iterations: int = 3, batch_size: int = 3, max_test: int | None = None,
-                  mode: str = "paper", smoke_source: str = "tests/data/bbh", progress: bool = True,
-                  judge: Any = None, bbh_source: str = BBH_DATA) -> Any:
-    """A row of Table 2, on textgrad's own task definitions: MMLU and GPQA are solution
-    optimization scored on the first `Answer: X`; BBH and GSM8K prompt optimization, all starting
-    from textgrad's numeric task description; word sorting is graded by an LLM judge (`judge`,
-    textgrad's evaluation engine), object counting and GSM8K by the integer they end with."""
-    from tasks.textgrad_tasks import NUMBER_INSTRUCTION, PromptTask, SolutionTask, llm_judge
-
-    if dataset not in TABLE2:
-        raise ConfigError(f"task.dataset: {dataset!r} is not one of {', '.join(TABLE2)}")
-    protocol, default = TABLE2[dataset]
-    default = default or bbh_source  # BBH: where the rest of the harness reads it (task=bbh's source)
-    if mode == "smoke":  # the invented fixtures: BBH files at the top, the others in subfolders
-        source = smoke_source if TABLE2[dataset][1] is None else f"{smoke_source}/{dataset.split('_')[0]}"
-    source = source or default
-    if protocol == "solution":
-        examples = load_gpqa("gpqa_diamond", source) if dataset.startswith("gpqa") else \
-            load_mmlu(dataset.removeprefix("mmlu_"), source)
-        letter = "The last line must be `Answer: X`, where X is one of A, B, C, D."
-        return SolutionTask(dataset, examples, score_letter_first, student, letter, limit, max_iterations,
-                            progress)
-    if dataset == "gsm8k":
-        splits, scorer = load_gsm8k(source), score_integer
-    else:
-        splits = textgrad_splits(load_bbh(dataset, source))
-        if dataset == "object_counting":
-            scorer = score_integer
-        else:
-            if judge is None:
-                raise ConfigError(f"task.dataset={dataset} is graded by an LLM judge: give task.judge")
-            scorer = llm_judge(judge)
-    return PromptTask(dataset, splits, scorer, student, NUMBER_INSTRUCTION, limit or 12, batch_size, 4, seed,
-                      max_test, progress)

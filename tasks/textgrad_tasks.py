@@ -1,6 +1,6 @@
 """The traced workflows of Trace's Table 2 (the TextGrad comparison): prompt optimization (the
 student's system prompt is the parameter) and solution optimization (a solution is the parameter,
-a critic's review the feedback). Built by tasks.bbh.textgrad_task for `task=bbh_textgrad`.
+a critic's review the feedback). Built by `textgrad_task` (below) for `task=bbh_textgrad`.
 
     python -m harness.optimize -m experiment=table2_textgrad llm.model=<model>
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from harness.api import ConfigError, Feedback
-from tasks.bbh import Example, concurrency, evaluate_all
+from tasks.bbh import (BBH_DATA, Example, concurrency, evaluate_all, load_bbh, load_gpqa, load_gsm8k, load_mmlu,
+                       score_integer, score_letter_first, textgrad_splits)
 from tasks.bbh_agent import STUDENT_SYSTEM
 from trace_core import bundle, node
 
@@ -230,3 +231,50 @@ class SolutionTask:
         return {"acc": acc, f"acc_{self.name}": acc, "zero_shot_acc": zero, "majority_acc": majority,
                 f"majority_acc_{self.name}": majority, "n_test": len(self.examples),
                 "questions_optimized": self._optimized, "student_calls": self.student.usage.calls}
+
+
+# -- Trace's Table 2 (the TextGrad comparison): which protocol each dataset uses ---------------------
+
+TABLE2 = {  # dataset -> (protocol, default source)
+    "mmlu_machine_learning": ("solution", "cais/mmlu"),
+    "mmlu_college_physics": ("solution", "cais/mmlu"),
+    "gpqa_diamond": ("solution", "Idavidrein/gpqa"),
+    "object_counting": ("prompt", None),
+    "word_sorting": ("prompt", None),
+    "gsm8k": ("prompt", "openai/gsm8k"),
+}
+
+
+def textgrad_task(dataset: str, student: Any, source: str | None = None, limit: int | None = None,
+                  seed: int = 0, max_iterations: int = 3, batch_size: int = 3, max_test: int | None = None,
+                  mode: str = "paper", smoke_source: str = "tests/data/bbh", progress: bool = True,
+                  judge: Any = None, bbh_source: str = BBH_DATA) -> Any:
+    """A row of Table 2, on textgrad's own task definitions: MMLU and GPQA are solution
+    optimization scored on the first `Answer: X`; BBH and GSM8K prompt optimization, all starting
+    from textgrad's numeric task description; word sorting is graded by an LLM judge (`judge`,
+    textgrad's evaluation engine), object counting and GSM8K by the integer they end with."""
+    if dataset not in TABLE2:
+        raise ConfigError(f"task.dataset: {dataset!r} is not one of {', '.join(TABLE2)}")
+    protocol, default = TABLE2[dataset]
+    default = default or bbh_source  # BBH: where the rest of the harness reads it (task=bbh's source)
+    if mode == "smoke":  # the invented fixtures: BBH files at the top, the others in subfolders
+        source = smoke_source if TABLE2[dataset][1] is None else f"{smoke_source}/{dataset.split('_')[0]}"
+    source = source or default
+    if protocol == "solution":
+        examples = load_gpqa("gpqa_diamond", source) if dataset.startswith("gpqa") else \
+            load_mmlu(dataset.removeprefix("mmlu_"), source)
+        letter = "The last line must be `Answer: X`, where X is one of A, B, C, D."
+        return SolutionTask(dataset, examples, score_letter_first, student, letter, limit, max_iterations,
+                            progress)
+    if dataset == "gsm8k":
+        splits, scorer = load_gsm8k(source), score_integer
+    else:
+        splits = textgrad_splits(load_bbh(dataset, source))
+        if dataset == "object_counting":
+            scorer = score_integer
+        else:
+            if judge is None:
+                raise ConfigError(f"task.dataset={dataset} is graded by an LLM judge: give task.judge")
+            scorer = llm_judge(judge)
+    return PromptTask(dataset, splits, scorer, student, NUMBER_INSTRUCTION, limit or 12, batch_size, 4, seed,
+                      max_test, progress)

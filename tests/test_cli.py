@@ -105,6 +105,7 @@ def test_a_replay_miss_fails_its_job_only(tmp_path):
                       f"llm.cache_path={tmp_path / 'empty.sqlite'}", "llm.model=never-recorded",
                       f"results_dir={results}", f"hydra.sweep.dir={tmp_path / 'sweep'}", timeout=300)
     assert result.returncode == 1 and "1 of 2 jobs failed" in result.stderr.strip().splitlines()[-1], result.stderr
-    assert list(load_records(results)["method"]) == ["adam"], "the job after the failed one ran"
+    # A replay records in its own run folder (harness.llm_run), never into results/.
+    assert list(load_records(tmp_path / "sweep")["method"]) == ["adam"], "the job after the failed one ran"
     [failure] = results.glob("*.failed.json")
     assert failure.name.startswith("numeric__optoprime__seed0__")

@@ -14,7 +14,7 @@ from fake_openai import serving
 from harness.api import ConfigError
 from harness.optimize import run
 from support import DATA, ROOT, compose_run
-from tasks import bbh
+from tasks import bbh, textgrad_tasks
 from trace_core import graph_context
 from trace_core.llm import CachedLLM, LLMError, OpenAIChat, ScriptedLLM
 
@@ -279,7 +279,7 @@ def bbh_items(kind: str) -> list[str]:
 
 def test_prompt_task_batches_three_questions_and_tests_the_last_prompt():
     with graph_context():
-        task = bbh.textgrad_task("object_counting", ScriptedLLM(responder=counting_student), mode="smoke",
+        task = textgrad_tasks.textgrad_task("object_counting", ScriptedLLM(responder=counting_student), mode="smoke",
                                  progress=False, seed=3)
         assert task.limit == 12 and task.splits.sizes() == (50, 100, 10)
         feedback = task.evaluate(task.init_params())
@@ -297,7 +297,7 @@ def test_solution_task_improves_wrong_answers_at_most_three_times_then_finishes(
         return "Answer: A"  # right for one question of four
 
     with graph_context():
-        task = bbh.textgrad_task("mmlu_machine_learning", ScriptedLLM(responder=student), mode="smoke",
+        task = textgrad_tasks.textgrad_task("mmlu_machine_learning", ScriptedLLM(responder=student), mode="smoke",
                                  progress=False)
         assert task.limit == 12
         name, seen = task.response.py_name, []
@@ -332,7 +332,7 @@ def test_word_sorting_starts_from_the_numeric_description_and_an_llm_judge_grade
     judge = ScriptedLLM(responder=lambda m: "<ACCURACY> 1 </ACCURACY>" if "apple" in m[-1]["content"]
                         else "<ACCURACY> 0 </ACCURACY>")
     with graph_context():
-        task = bbh.textgrad_task("word_sorting", ScriptedLLM(replies=["Answer: apple banana"]), mode="smoke",
+        task = textgrad_tasks.textgrad_task("word_sorting", ScriptedLLM(replies=["Answer: apple banana"]), mode="smoke",
                                  progress=False, judge=judge)
         assert task.system_prompt.data == NUMBER_INSTRUCTION, "textgrad's BBH start prompt, for word sorting too"
         feedback = task.evaluate(task.init_params())
@@ -340,7 +340,7 @@ def test_word_sorting_starts_from_the_numeric_description_and_an_llm_judge_grade
         assert "Question:" in asked and "Correct answer:" in asked and "<ACCURACY>" in asked
         assert feedback.score == 1.0 and [p.op.name for p in feedback.output.parents] == ["grade"] * 3
     with pytest.raises(ConfigError, match="LLM judge"):
-        bbh.textgrad_task("word_sorting", ScriptedLLM(replies=["x"]), mode="smoke", progress=False)
+        textgrad_tasks.textgrad_task("word_sorting", ScriptedLLM(replies=["x"]), mode="smoke", progress=False)
 
 
 def test_table2_reads_bbh_where_the_rest_of_the_harness_does(run_dir, monkeypatch):
@@ -351,7 +351,7 @@ def test_table2_reads_bbh_where_the_rest_of_the_harness_does(run_dir, monkeypatc
     tg = compose_run("optimize", ["experiment=table2_textgrad", "optimizer=textgrad"], run_dir)
     assert tg.optimizer.optimizer.all_edges is True, "gradients go to every parent, as TGD does"
     with graph_context():
-        task = bbh.textgrad_task("object_counting", ScriptedLLM(replies=["x"]), progress=False,
+        task = textgrad_tasks.textgrad_task("object_counting", ScriptedLLM(replies=["x"]), progress=False,
                                  bbh_source=str(FIXTURES))
         assert task.splits.sizes() == (50, 100, 10)
 

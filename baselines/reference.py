@@ -35,7 +35,11 @@ def _check(task: Any, llm: Any, method: str) -> None:
 
 
 def _import(module: str) -> Any:
+    import tempfile
+
     os.environ.setdefault(_COST_MAP_ENV, "True")
+    # textgrad opens a log file under ./logs/ when imported: keep it out of the user's checkout
+    os.environ.setdefault("TEXTGRAD_LOG_DIR", os.path.join(tempfile.gettempdir(), "textgrad_logs"))
     import importlib
 
     try:

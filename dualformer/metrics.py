@@ -7,7 +7,9 @@ match to the reference plan; this module only counts. Definitions (specs/dualfor
 - k-Solved-n / k-Optimal-n: % of tasks with at least k correct / optimal responses among n;
 - SWC: mean over tasks of c_i * l*_i / max(l_i, l*_i), l_i the shortest correct plan's length;
 - diversity: distinct correct plans per task (and distinct optimal ones), averaged over tasks;
-- trace length: mean number of trace tokens (before the plan) over all responses.
+- trace length: mean number of trace tokens (before the plan) over all responses; a response
+  with no readable plan counts what the task gave it (dualformer.planning: its full length, or 0
+  as upstream), and `unreadable_fraction` says how many there were.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ class Response:
     plan: tuple            # the plan as the task reads it (e.g. a tuple of cells)
     correct: bool
     plan_length: int       # plan steps, comparable with the optimal length
-    trace_tokens: int      # tokens before the plan
+    trace_tokens: int      # tokens before the plan (the task decides what an unreadable one counts)
+    readable: bool = True  # False: no plan could be read from the response
 
 
 @dataclass
@@ -44,4 +47,5 @@ def plan_metrics(tasks: list[TaskResponses], ks: tuple[int, ...] = (1, 3)) -> di
     out["diversity_optimal"] = sum(len({r.plan for r in o}) for o in optimal) / len(tasks)
     everything = [r for t in tasks for r in t.responses]
     out["trace_tokens"] = sum(r.trace_tokens for r in everything) / len(everything)
+    out["unreadable_fraction"] = sum(not r.readable for r in everything) / len(everything)
     return out

@@ -11,9 +11,9 @@ model with p0 = 1, Solution-Only with p4 = 1 (configs/dropout/).
 """
 from __future__ import annotations
 
-import itertools
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -26,23 +26,59 @@ from tasks import sokoban as sokoban_tasks
 from tasks.planning import Example
 
 Answer = tuple[tuple[int, ...] | None, int]  # (plan cells or None when unreadable, trace tokens)
+UNREADABLE = ("full_trace", "zero")
+
+
+def _take(examples: Iterable[Example], n: int, per_layout: int | None, keep_fraction: float,
+          split: str) -> list[Example]:
+    """The first `n` examples of a dataset split that pass the layout cap and the id-ordered keep.
+
+    Keeping ids below a threshold is upstream's "first k ids after sorting" without the sort: a
+    task's id is a hash, so the kept tasks are a uniform sample spread over the layouts.
+    """
+    counts: Counter[str] = Counter()
+    taken = []
+    for example in examples:
+        if keep_fraction < 1 and int(example.id[:12], 16) >= keep_fraction * 16**12:
+            continue
+        if per_layout is not None and counts[example.task.layout_id] >= per_layout:
+            continue
+        counts[example.task.layout_id] += 1
+        taken.append(example)
+        if len(taken) == n:
+            return taken
+    raise ConfigError(f"the dataset's {split} split has only {len(taken)} tasks that pass "
+                      f"tasks_per_layout={per_layout}, keep_fraction={keep_fraction}; {n} asked")
 
 
 class PlanningTask:
     def __init__(self, seed: int, family: str = "maze", size: int = 10, n_train: int = 2000,
                  n_test: int = 50, data_dir: str | None = None, deterministic: bool = False,
-                 limit: int | None = None) -> None:
-        """limit: score at most this many of the test tasks (smoke runs); None scores all."""
+                 limit: int | None = None, test_tasks_per_layout: int | None = 1,
+                 train_keep_fraction: float = 0.1, unreadable: str = "full_trace") -> None:
+        """limit: score at most this many of the test tasks (smoke runs); None scores all.
+
+        test_tasks_per_layout: at most this many test tasks share a wall layout (1: n_test
+        distinct mazes; None: every valid task of a layout, in a row, as the generator draws them).
+        train_keep_fraction: each valid training task of a layout is kept with this probability,
+        so a training set spans layouts as upstream's (its first 100k of 1M tasks by hash id).
+        Both are maze settings: every Sokoban level is its own layout.
+        unreadable: how a response without a readable plan counts in the trace-length mean,
+        "full_trace" (all its tokens, ours) or "zero" (upstream's notebooks); records say which.
+        """
         if family not in ("maze", "sokoban"):
             raise ConfigError(f"task.family must be maze or sokoban, got {family!r}")
         if n_train < 1 or n_test < 1:
             raise ConfigError(f"task.n_train and task.n_test must be >= 1, got {n_train}, {n_test}")
+        if unreadable not in UNREADABLE:
+            raise ConfigError(f"task.unreadable must be one of {UNREADABLE}, got {unreadable!r}")
         self.family, self.size = family, size if family == "maze" else sokoban_tasks.SIZE
-        self.limit = limit
+        self.limit, self.unreadable = limit, unreadable
+        self.test_tasks_per_layout, self.train_keep_fraction = test_tasks_per_layout, train_keep_fraction
         self.vocab = maze_vocabulary(size) if family == "maze" else sokoban_vocabulary()
         if data_dir:
-            self.train = list(itertools.islice(load_examples(data_dir, "train"), n_train))
-            self.test_set = list(itertools.islice(load_examples(data_dir, "test"), n_test))
+            self.train = _take(load_examples(data_dir, "train"), n_train, None, train_keep_fraction, "train")
+            self.test_set = _take(load_examples(data_dir, "test"), n_test, test_tasks_per_layout, 1.0, "test")
         else:
             rng = np.random.default_rng(seed)
             self.train = list(self._generate(n_train, rng, "train", deterministic))
@@ -50,7 +86,10 @@ class PlanningTask:
 
     def _generate(self, n: int, rng: np.random.Generator, split: str, deterministic: bool):
         if self.family == "maze":
-            return maze_tasks.generate(self.size, n, rng, split=split, deterministic=deterministic)
+            per_layout = self.test_tasks_per_layout if split == "test" else None
+            keep = self.train_keep_fraction if split == "train" else 1.0
+            return maze_tasks.generate(self.size, n, rng, split=split, deterministic=deterministic,
+                                       tasks_per_layout=per_layout, keep_fraction=keep)
         return sokoban_tasks.generate(n, rng, split=split)
 
     def is_correct(self, example: Example, plan: tuple[int, ...]) -> bool:
@@ -66,7 +105,8 @@ class PlanningTask:
             optimal = len(example.plan)
             for mode, answers in solve(example).items():
                 responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),
-                                      plan_length=len(plan or ()), trace_tokens=trace)
+                                      plan_length=len(plan or ()), readable=plan is not None,
+                                      trace_tokens=0 if plan is None and self.unreadable == "zero" else trace)
                              for plan, trace in answers]
                 judged.setdefault(mode, []).append(TaskResponses(optimal, responses))
         return {f"{mode}/{k}": v for mode, tasks in judged.items() for k, v in plan_metrics(tasks).items()}

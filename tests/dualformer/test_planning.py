@@ -1,6 +1,8 @@
 """The maze glue for harness.train: reading a decoded answer back and judging it with the task."""
 from __future__ import annotations
 
+from collections import Counter
+
 from dualformer.data import TraceDropout, tokenize
 from dualformer.planning import PlanningModel, PlanningTask
 
@@ -33,3 +35,25 @@ def test_test_scores_a_perfect_solver_at_100_percent():
     metrics = task.test(oracle)
     assert metrics["slow/1_optimal_3"] == 100 and metrics["slow/3_optimal_3"] == 100
     assert metrics["slow/swc"] == 1 and metrics["slow/diversity_optimal"] == 1
+
+
+def test_test_set_has_one_task_per_layout_and_training_spans_many_layouts():
+    task = PlanningTask(seed=4, size=7, n_train=200, n_test=30)
+    assert len({e.task.layout_id for e in task.test_set}) == 30
+    train_layouts = {e.task.layout_id for e in task.train}
+    assert len(train_layouts) > 200 / 4  # upstream-like: ~2 tasks per layout, not a layout's 15-25
+    assert not train_layouts & {e.task.layout_id for e in task.test_set}
+    several = PlanningTask(seed=4, size=7, n_train=20, n_test=30, test_tasks_per_layout=3)
+    per_layout = Counter(e.task.layout_id for e in several.test_set)
+    assert max(per_layout.values()) == 3 and len(per_layout) >= 10
+
+
+def test_unreadable_responses_count_full_length_or_zero_as_configured():
+    """One readable optimal answer (trace 10) and one unreadable one of 30 tokens per task."""
+    def scores(convention):
+        task = PlanningTask(seed=3, size=8, n_train=5, n_test=2, unreadable=convention)
+        return task.test(lambda example: {"slow": [(tuple(example.plan), 10), (None, 30)]})
+    ours, upstream = scores("full_trace"), scores("zero")
+    assert ours["slow/trace_tokens"] == 20 and upstream["slow/trace_tokens"] == 5
+    assert ours["slow/unreadable_fraction"] == upstream["slow/unreadable_fraction"] == 0.5
+    assert ours["slow/1_optimal_2"] == upstream["slow/1_optimal_2"] == 100

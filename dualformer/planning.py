@@ -51,6 +51,31 @@ def _take(examples: Iterable[Example], n: int, per_layout: int | None, keep_frac
                       f"tasks_per_layout={per_layout}, keep_fraction={keep_fraction}; {n} asked")
 
 
+def train_config(fields: dict[str, Any]) -> Any:
+    """A dualformer.train.TrainConfig from config fields that state the GLOBAL batch.
+
+    `global_batch_size` is what a recipe means (upstream's 8 per GPU on 8 GPUs is 64); each
+    process takes global / world size, so one GPU and eight GPUs train on the same batches. When
+    TrainConfig itself knows `global_batch_size` (dualformer/train.py splits it), it is passed on.
+    """
+    from dataclasses import fields as dataclass_fields
+
+    from dualformer.train import TrainConfig, distributed
+
+    fields = dict(fields)
+    if "global_batch_size" in fields and "global_batch_size" not in {f.name for f in dataclass_fields(TrainConfig)}:
+        if "batch_size" in fields:
+            raise ConfigError("model.train: give global_batch_size or batch_size (per process), not both")
+        total, world = int(fields.pop("global_batch_size")), distributed()[1]
+        if total % world:
+            raise ConfigError(f"model.train.global_batch_size={total} does not split over {world} processes")
+        fields["batch_size"] = total // world
+    try:
+        return TrainConfig(**fields)
+    except TypeError as error:
+        raise ConfigError(f"model.train: {error}") from None
+
+
 class PlanningTask:
     def __init__(self, seed: int, family: str = "maze", size: int = 10, n_train: int = 2000,
                  n_test: int = 50, data_dir: str | None = None, deterministic: bool = False,
@@ -129,7 +154,7 @@ class PlanningModel:
         import torch
 
         from dualformer.model import Transformer, preset
-        from dualformer.train import TrainConfig, Trainer
+        from dualformer.train import Trainer
 
         unknown = set(self.modes) - set(MODE_PREFIX)
         if unknown:
@@ -138,8 +163,9 @@ class PlanningModel:
         self.sequences = [tokenize(e) for e in task.train]
         torch.manual_seed(self.seed)
         self.model = Transformer(preset(self.preset, len(task.vocab) + 1))
-        config = TrainConfig(**{"seed": self.seed, **self.train})
-        Trainer(self.model, config, self._batch, len(self.sequences)).run(logger)
+        config = train_config({"seed": self.seed, **self.train})
+        self.trainer = Trainer(self.model, config, self._batch, len(self.sequences))
+        self.trainer.run(logger)
 
     def _batch(self, indices: list[int], epoch: int):
         """Dropout drawn per example per epoch from (seed, epoch, index): a resumed run repeats it."""

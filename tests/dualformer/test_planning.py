@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from dualformer.data import TraceDropout, tokenize
 from dualformer.planning import PlanningModel, PlanningTask
+from harness.api import ConfigError
 
 
 def test_reference_answers_read_back_and_are_judged_optimal():
@@ -57,3 +60,17 @@ def test_unreadable_responses_count_full_length_or_zero_as_configured():
     assert ours["slow/trace_tokens"] == 20 and upstream["slow/trace_tokens"] == 5
     assert ours["slow/unreadable_fraction"] == upstream["slow/unreadable_fraction"] == 0.5
     assert ours["slow/1_optimal_2"] == upstream["slow/1_optimal_2"] == 100
+
+
+def test_configs_state_the_global_batch_and_each_process_takes_its_share(monkeypatch):
+    from dualformer.planning import train_config
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert train_config({"global_batch_size": 64, "steps": 3}).batch_size == 16
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert train_config({"global_batch_size": 64}).batch_size == 64
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ConfigError):
+        train_config({"global_batch_size": 64})
+    with pytest.raises(ConfigError):
+        train_config({"global_batch_size": 8, "batch_size": 8})

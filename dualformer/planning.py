@@ -80,7 +80,8 @@ class PlanningTask:
     def __init__(self, seed: int, family: str = "maze", size: int = 10, n_train: int = 2000,
                  n_test: int = 50, data_dir: str | None = None, deterministic: bool = False,
                  limit: int | None = None, test_tasks_per_layout: int | None = 1,
-                 train_keep_fraction: float = 0.1, unreadable: str = "full_trace") -> None:
+                 train_keep_fraction: float = 0.1, unreadable: str = "full_trace",
+                 astar_ties: str = "uniform") -> None:
         """limit: score at most this many of the test tasks (smoke runs); None scores all.
 
         test_tasks_per_layout: at most this many test tasks share a wall layout (1: n_test
@@ -90,6 +91,7 @@ class PlanningTask:
         Both are maze settings: every Sokoban level is its own layout.
         unreadable: how a response without a readable plan counts in the trace-length mean,
         "full_trace" (all its tokens, ours) or "zero" (upstream's notebooks); records say which.
+        astar_ties: tie-breaking of the generating A* ("uniform", ours; "upstream": its coin flips).
         """
         if family not in ("maze", "sokoban"):
             raise ConfigError(f"task.family must be maze or sokoban, got {family!r}")
@@ -98,7 +100,7 @@ class PlanningTask:
         if unreadable not in UNREADABLE:
             raise ConfigError(f"task.unreadable must be one of {UNREADABLE}, got {unreadable!r}")
         self.family, self.size = family, size if family == "maze" else sokoban_tasks.SIZE
-        self.limit, self.unreadable = limit, unreadable
+        self.limit, self.unreadable, self.ties = limit, unreadable, astar_ties
         self.test_tasks_per_layout, self.train_keep_fraction = test_tasks_per_layout, train_keep_fraction
         self.vocab = maze_vocabulary(size) if family == "maze" else sokoban_vocabulary()
         if data_dir:
@@ -114,8 +116,8 @@ class PlanningTask:
             per_layout = self.test_tasks_per_layout if split == "test" else None
             keep = self.train_keep_fraction if split == "train" else 1.0
             return maze_tasks.generate(self.size, n, rng, split=split, deterministic=deterministic,
-                                       tasks_per_layout=per_layout, keep_fraction=keep)
-        return sokoban_tasks.generate(n, rng, split=split)
+                                       tasks_per_layout=per_layout, keep_fraction=keep, ties=self.ties)
+        return sokoban_tasks.generate(n, rng, split=split, ties=self.ties)
 
     def is_correct(self, example: Example, plan: tuple[int, ...]) -> bool:
         if self.family == "maze":

@@ -118,16 +118,19 @@ class Grid:
         gx, gy = goal % self.size, goal // self.size
         return (np.abs(self._x - gx) + np.abs(self._y - gy)).tolist()
 
-    def solve(self, start: int, goal: int, rng: random.Random | None = None) -> SearchResult:
-        """A* from start to goal; start and goal in different components: no search, no events."""
+    def solve(self, start: int, goal: int, rng: random.Random | None = None,
+              ties: str = "uniform") -> SearchResult:
+        """A* from start to goal; start and goal in different components: no search, no events.
+
+        ties: how a nondeterministic search breaks ties in f (tasks.astar: "uniform" or "upstream")."""
         if self.component[start] != self.component[goal] or self.component[start] < 0:
             return SearchResult(None, ())
         return astar(start, goal.__eq__, self.neighbours.__getitem__,
-                     self.heuristic(goal).__getitem__, rng)
+                     self.heuristic(goal).__getitem__, rng, ties=ties if rng is not None else "uniform")
 
     def tasks(self, rng: np.random.Generator, search_rng: random.Random | None, split: str,
               attempts: int = ATTEMPTS_PER_LAYOUT, min_plan: int | None = None,
-              keep_fraction: float = 1.0, max_tasks: int | None = None) -> list[Example]:
+              keep_fraction: float = 1.0, max_tasks: int | None = None, ties: str = "uniform") -> list[Example]:
         """Draw `attempts` start/goal pairs and keep each distinct one whose plan has >= min_plan cells.
 
         keep_fraction: keep each distinct pair with this probability, decided before its search
@@ -150,7 +153,7 @@ class Grid:
             seen.add((start, goal))
             if not keep:
                 continue
-            result = self.solve(start, goal, search_rng)
+            result = self.solve(start, goal, search_rng, ties)
             if result.plan is not None and len(result.plan) >= min_plan:
                 kept.append(Example(Maze(self.size, self.walls, start, goal), result, split))
                 if max_tasks is not None and len(kept) == max_tasks:
@@ -178,7 +181,7 @@ def solve(maze: Maze, rng: random.Random | None = None) -> SearchResult:
 def generate(size: int, n: int, rng: np.random.Generator, split: str | None = None,
              test_fraction: float = 0.1, attempts: int = ATTEMPTS_PER_LAYOUT,
              deterministic: bool = False, tasks_per_layout: int | None = None,
-             keep_fraction: float = 1.0) -> Iterator[Example]:
+             keep_fraction: float = 1.0, ties: str = "uniform") -> Iterator[Example]:
     """Yield `n` solved mazes; with `split`, only layouts that `split_of` puts in that split.
 
     Layouts of the other split are skipped before any search, so asking for one split costs
@@ -186,7 +189,8 @@ def generate(size: int, n: int, rng: np.random.Generator, split: str | None = No
     tasks in a row (upstream keeps every one, 15-25 at 30x30); `tasks_per_layout` caps that with a
     uniform sample (1: every task on its own layout, for test sets), and `keep_fraction` keeps each
     valid task with that probability, which is how upstream's training sets look: the first 100k
-    of 1M tasks ordered by a hash id, about 10% of each layout's tasks.
+    of 1M tasks ordered by a hash id, about 10% of each layout's tasks. `ties`: tasks.astar's
+    tie-breaking of the nondeterministic search ("upstream" for traces as upstream's).
     """
     if size < 2:
         raise ConfigError(f"maze size must be >= 2, got {size}")
@@ -204,7 +208,7 @@ def generate(size: int, n: int, rng: np.random.Generator, split: str | None = No
             continue
         grid = Grid(size, walls)
         for example in grid.tasks(rng, search_rng, layout_split, attempts,
-                                  keep_fraction=keep_fraction, max_tasks=tasks_per_layout):
+                                  keep_fraction=keep_fraction, max_tasks=tasks_per_layout, ties=ties):
             yield example
             produced += 1
             if produced == n:

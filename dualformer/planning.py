@@ -151,6 +151,7 @@ class PlanningModel:
     max_len: int = 2000
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)  # dualformer.train.TrainConfig fields
+    architecture: dict[str, Any] = field(default_factory=dict)  # other ModelConfig fields (init, ...)
 
     def fit(self, task: PlanningTask, logger: Any) -> None:
         import torch
@@ -164,9 +165,13 @@ class PlanningModel:
         self.task, self.pad = task, len(task.vocab)  # one extra id for padding, never a target
         self.sequences = [tokenize(e) for e in task.train]
         torch.manual_seed(self.seed)
-        self.model = Transformer(preset(self.preset, len(task.vocab) + 1))
-        config = train_config({"seed": self.seed, **self.train})
-        self.trainer = Trainer(self.model, config, self._batch, len(self.sequences))
+        try:
+            config = preset(self.preset, len(task.vocab) + 1, **self.architecture)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"model.preset / model.architecture: {error}") from None
+        self.model = Transformer(config)
+        self.trainer = Trainer(self.model, train_config({"seed": self.seed, **self.train}), self._batch,
+                               len(self.sequences))
         self.trainer.run(logger)
 
     def _batch(self, indices: list[int], epoch: int):

@@ -101,6 +101,11 @@ class KVCache:
     cross_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     length: int = 0  # decoder positions already cached
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only these batch rows (a boolean mask or indices): finished samples leave."""
+        self.self_kv = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in self.self_kv]
+        self.cross_kv = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in self.cross_kv]
+
 
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig, rotary: Rotary | None) -> None:

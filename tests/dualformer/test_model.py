@@ -135,3 +135,21 @@ def test_encoder_padding_masked_by_default_attended_as_upstream_when_asked():
             assert torch.allclose(padded, everything) and not torch.allclose(padded[:, :3], alone, atol=1e-4)
         else:
             assert torch.allclose(padded[:, :3], alone, atol=1e-5)
+
+
+def test_dropping_finished_rows_gives_each_prompt_what_it_gets_alone():
+    """Greedy decoding of 4 padded prompts at once, finished rows dropped from the batch and the
+    cache, equals decoding each prompt alone; `eos` is a token some rows emit early."""
+    model = tiny(3).eval()
+    prompts = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0], [12, 5, 0, 0], [6, 6, 6, 6]])
+    mask = prompts != 0
+    probe = sample(model, prompts, mask, BOS, eos=-1, n=1, temperature=0, max_len=10)
+    eos = probe.tokens[0][0][3]  # row 0 stops after 3 tokens; the others wherever they emit it
+    together = sample(model, prompts, mask, BOS, eos, prefix=[CREATE], n=2, temperature=0, max_len=10)
+    lengths = set()
+    for i in range(4):
+        alone = sample(model, prompts[i:i + 1, :int(mask[i].sum())], mask[i:i + 1, :int(mask[i].sum())], BOS, eos,
+                       prefix=[CREATE], n=2, temperature=0, max_len=10, drop_finished=False)
+        assert together.tokens[i] == alone.tokens[0] and together.finished[i] == alone.finished[0]
+        lengths.add(len(alone.tokens[0][0]))
+    assert len(lengths) > 1, "rows finished at different steps, so some were dropped mid-way"

@@ -134,7 +134,7 @@ class BootstrapModel(PlanningModel):
             prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in chunk]
             ids, mask = (t.to(device) for t in self._pad(prompts))
             out = sample(self.model, ids, mask, bos, eos, n=settings.samples, temperature=self.temperature,
-                         max_len=self.max_len, generator=generator)
+                         max_len=self.response_limit(), generator=generator)
             for example, prompt, responses, finished in zip(chunk, prompts, out.tokens, out.finished):
                 best = self._shortest_optimal(example, responses, finished)
                 reference = tokenize(example)

@@ -119,6 +119,13 @@ class PlanningTask:
                                        tasks_per_layout=per_layout, keep_fraction=keep, ties=self.ties)
         return sokoban_tasks.generate(n, rng, split=split, ties=self.ties)
 
+    def _judge(self, example: Example, answers: list[Answer]) -> TaskResponses:
+        responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),
+                              plan_length=len(plan or ()), readable=plan is not None,
+                              trace_tokens=0 if plan is None and self.unreadable == "zero" else trace)
+                     for plan, trace in answers]
+        return TaskResponses(len(example.plan), responses)
+
     def is_correct(self, example: Example, plan: tuple[int, ...]) -> bool:
         if self.family == "maze":
             return not maze_tasks.plan_problems(example.task, plan)
@@ -128,14 +135,16 @@ class PlanningTask:
         """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length."""
 
         judged: dict[str, list[TaskResponses]] = {}
-        for example in bar(self.test_set[:self.limit], desc="test"):
-            optimal = len(example.plan)
-            for mode, answers in solve(example).items():
-                responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),
-                                      plan_length=len(plan or ()), readable=plan is not None,
-                                      trace_tokens=0 if plan is None and self.unreadable == "zero" else trace)
-                             for plan, trace in answers]
-                judged.setdefault(mode, []).append(TaskResponses(optimal, responses))
+        examples = self.test_set[:self.limit]
+        model = getattr(solve, "__self__", None)  # a PlanningModel answers several prompts per call
+        batched, size = getattr(model, "solve_batch", None), int(getattr(model, "prompt_batch", 1))
+        with bar(total=len(examples), desc="test") as progress:
+            for start in range(0, len(examples), size if batched else 1):
+                chunk = examples[start:start + (size if batched else 1)]
+                for example, answered in zip(chunk, batched(chunk) if batched else [solve(chunk[0])]):
+                    for mode, answers in answered.items():
+                        judged.setdefault(mode, []).append(self._judge(example, answers))
+                progress.update(len(chunk))
         return {f"{mode}/{k}": v for mode, tasks in judged.items() for k, v in plan_metrics(tasks).items()}
 
 
@@ -148,7 +157,8 @@ class PlanningModel:
     modes: list[str] = field(default_factory=lambda: ["auto"])
     samples: int = 64
     temperature: float = 1.0
-    max_len: int = 2000
+    max_len: int | None = None  # None: response_limit() from the training set
+    prompt_batch: int = 8       # test prompts decoded together (each with `samples` rows)
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)  # dualformer.train.TrainConfig fields
     architecture: dict[str, Any] = field(default_factory=dict)  # other ModelConfig fields (init, ...)
@@ -194,18 +204,32 @@ class PlanningModel:
         ids = torch.tensor([r + [self.pad] * (width - len(r)) for r in rows])
         return ids, ids != self.pad
 
+    def response_limit(self) -> int:
+        """max_len, or when it is None 1.5x the longest full training response (bos..eos): a model
+        that never writes eos stops near what the task can need, not after 10,000 tokens."""
+        if self.max_len is not None:
+            return self.max_len
+        sequences = getattr(self, "sequences", None) or [tokenize(e) for e in self.task.train]
+        return int(1.5 * max(len(s.decoder_tokens()) for s in sequences)) + 1
+
     def solve(self, example: Example) -> dict[str, list[Answer]]:
+        return self.solve_batch([example])[0]
+
+    def solve_batch(self, examples: list[Example]) -> list[dict[str, list[Answer]]]:
+        """`samples` answers per mode for several prompts, decoded together (padded prompts)."""
         from dualformer.sample import sample
 
         vocab = self.task.vocab
         device = next(self.model.parameters()).device
-        prompt, mask = (t.to(device) for t in self._pad([vocab.encode(tokenize(example).encoder_tokens())]))
+        prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in examples]
+        prompt, mask = (t.to(device) for t in self._pad(prompts))
         bos, eos = vocab.encode(["bos", "eos"])
-        answers = {}
+        answers: list[dict[str, list[Answer]]] = [{} for _ in examples]
         for mode in self.modes:
             out = sample(self.model, prompt, mask, bos, eos, prefix=vocab.encode(MODE_PREFIX[mode][1:]),
-                         n=self.samples, temperature=self.temperature, max_len=self.max_len)
-            answers[mode] = [self._read(tokens) for tokens in out.tokens[0]]
+                         n=self.samples, temperature=self.temperature, max_len=self.response_limit())
+            for mine, tokens in zip(answers, out.tokens):
+                mine[mode] = [self._read(t) for t in tokens]
         return answers
 
     def _read(self, tokens: list[int]) -> Answer:

@@ -74,3 +74,34 @@ def test_configs_state_the_global_batch_and_each_process_takes_its_share(monkeyp
         train_config({"global_batch_size": 64})
     with pytest.raises(ConfigError):
         train_config({"global_batch_size": 8, "batch_size": 8})
+
+
+def _untrained(task, **kwargs):
+    import torch
+
+    from dualformer.model import Transformer, preset
+
+    model = PlanningModel(dropout=TraceDropout(), samples=2, temperature=0, max_len=30, **kwargs)
+    model.task, model.pad = task, len(task.vocab)
+    torch.manual_seed(0)
+    model.model = Transformer(preset("tiny", len(task.vocab) + 1))
+    return model
+
+
+def test_several_test_prompts_per_call_answer_as_one_at_a_time():
+    task = PlanningTask(seed=3, size=6, n_train=5, n_test=5)
+    model = _untrained(task, modes=["fast", "slow"], prompt_batch=3)
+    assert model.solve_batch(task.test_set) == [model.solve(e) for e in task.test_set]
+    calls = []
+    real = model.solve_batch
+    model.solve_batch = lambda examples: calls.append(len(examples)) or real(examples)
+    task.test(model.solve)
+    assert calls == [3, 2], "PlanningTask.test hands the model its prompts in batches"
+
+
+def test_max_len_defaults_to_the_longest_training_response_with_headroom():
+    task = PlanningTask(seed=3, size=6, n_train=20, n_test=2)
+    model = _untrained(task)
+    model.max_len = None
+    longest = max(len(tokenize(e).decoder_tokens()) for e in task.train)
+    assert model.response_limit() == int(1.5 * longest) + 1

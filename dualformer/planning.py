@@ -162,6 +162,8 @@ class PlanningModel:
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)  # dualformer.train.TrainConfig fields
     architecture: dict[str, Any] = field(default_factory=dict)  # other ModelConfig fields (init, ...)
+    batching: str = "random"    # "bucketed": batches of similar lengths (dualformer.batching)
+    pad_multiple: int = 32      # bucketed batches pad to a multiple of this (few shapes to compile)
 
     def fit(self, task: PlanningTask, logger: Any) -> None:
         import torch
@@ -180,27 +182,48 @@ class PlanningModel:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model.preset / model.architecture: {error}") from None
         self.model = Transformer(config)
-        self.trainer = Trainer(self.model, train_config({"seed": self.seed, **self.train}), self._batch,
-                               len(self.sequences))
+        if self.batching not in ("random", "bucketed"):
+            raise ConfigError(f"model.batching must be random or bucketed, got {self.batching!r}")
+        config = train_config({"seed": self.seed, **self.train, "compile": self._compile_setting()})
+        order = None
+        if self.batching == "bucketed":
+            from dualformer.batching import BucketedOrder
+            from dualformer.train import distributed
+
+            order = BucketedOrder(self._epoch_lengths, config.batch_size * distributed()[1], self.seed)
+        self.trainer = Trainer(self.model, config, self._batch, len(self.sequences), order=order)
         self.trainer.run(logger)
+
+    def _compile_setting(self) -> bool | None:
+        """torch.compile only over bucketed (padded to a multiple) shapes: with random batches
+        every width is new and recompiling costs more than it saves. None: the trainer's default."""
+        if "compile" in self.train:
+            return self.train["compile"]
+        return None if self.batching == "bucketed" else False
+
+    def _decoder(self, i: int, epoch: int) -> list[str]:
+        """Example i's decoder tokens in `epoch`: dropout drawn from (seed, epoch, index)."""
+        rng = np.random.default_rng([self.seed, epoch, i])
+        return self.dropout(self.sequences[i], rng, key=self.task.train[i].id)[1]
+
+    def _epoch_lengths(self, epoch: int) -> np.ndarray:
+        return np.array([len(self._decoder(i, epoch)) for i in range(len(self.sequences))])
 
     def _batch(self, indices: list[int], epoch: int):
         """Dropout drawn per example per epoch from (seed, epoch, index): a resumed run repeats it."""
         from dualformer.train import Batch
 
-        prompts, targets = [], []
-        for i in indices:
-            seq = self.sequences[i]
-            rng = np.random.default_rng([self.seed, epoch, i])
-            _, decoder = self.dropout(seq, rng, key=self.task.train[i].id)
-            prompts.append(self.task.vocab.encode(seq.encoder_tokens()))
-            targets.append(self.task.vocab.encode(decoder))
-        return Batch(*self._pad(prompts), *self._pad(targets))
+        prompts = [self.task.vocab.encode(self.sequences[i].encoder_tokens()) for i in indices]
+        targets = [self.task.vocab.encode(self._decoder(i, epoch)) for i in indices]
+        multiple = self.pad_multiple if self.batching == "bucketed" else 1
+        return Batch(*self._pad(prompts), *self._pad(targets, multiple))
 
-    def _pad(self, rows: list[list[int]]):
+    def _pad(self, rows: list[list[int]], multiple: int = 1):
         import torch
 
-        width = max(map(len, rows))
+        from dualformer.batching import pad_width
+
+        width = pad_width(max(map(len, rows)), multiple)
         ids = torch.tensor([r + [self.pad] * (width - len(r)) for r in rows])
         return ids, ids != self.pad
 

@@ -69,8 +69,11 @@ def distributed() -> tuple[int, int]:
 
 class Trainer:
     def __init__(self, model: Transformer, config: TrainConfig,
-                 make_batch: Callable[[list[int], int], Batch], n_examples: int) -> None:
-        self.config, self.make_batch, self.n_examples = config, make_batch, n_examples
+                 make_batch: Callable[[list[int], int], Batch], n_examples: int,
+                 order: Callable[[int], np.ndarray] | None = None) -> None:
+        """order: epoch -> permutation of the examples (e.g. dualformer.batching's length buckets);
+        None: a seeded random permutation."""
+        self.config, self.make_batch, self.n_examples, self.order = config, make_batch, n_examples, order
         self.rank, self.world = distributed()
         cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
@@ -91,6 +94,8 @@ class Trainer:
 
     # -- data order ---------------------------------------------------------------------------
     def _order(self, epoch: int) -> np.ndarray:
+        if self.order is not None:
+            return self.order(epoch)
         return np.random.default_rng([self.config.seed, epoch]).permutation(self.n_examples)
 
     def _next_indices(self) -> list[int]:

@@ -105,3 +105,26 @@ def test_max_len_defaults_to_the_longest_training_response_with_headroom():
     model.max_len = None
     longest = max(len(tokenize(e).decoder_tokens()) for e in task.train)
     assert model.response_limit() == int(1.5 * longest) + 1
+
+
+def test_bucketed_batches_hold_similar_lengths_and_pad_to_a_multiple():
+    from dualformer.batching import real_fraction
+
+    task = PlanningTask(seed=3, size=7, n_train=256, n_test=2)
+    dropout = TraceDropout(p=(0.5, 0.125, 0.125, 0.125, 0.125))
+    widths = {}
+    for batching in ("random", "bucketed"):
+        model = PlanningModel(dropout=dropout, preset="tiny", batching=batching, pad_multiple=16,
+                              train=dict(steps=1, global_batch_size=32, warmup=1))
+        model.fit(task, None)
+        order = model.trainer._order(0)
+        fractions = []
+        for start in range(0, 256, 32):
+            batch = model._batch(order[start:start + 32].tolist(), 0)
+            fractions.append(real_fraction(batch.token_mask.sum(1).tolist(), batch.tokens.shape[1]))
+            widths.setdefault(batching, set()).add(batch.tokens.shape[1])
+        assert sorted(order.tolist()) == list(range(256))
+        widths[batching + "_fraction"] = sum(fractions) / len(fractions)
+    assert widths["bucketed_fraction"] > widths["random_fraction"] + 0.2
+    assert all(w % 16 == 0 for w in widths["bucketed"])
+    assert model.trainer.config.compile is None and PlanningModel(dropout=dropout)._compile_setting() is False

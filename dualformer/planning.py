@@ -19,6 +19,7 @@ import numpy as np
 
 from dualformer.data import MODE_PREFIX, TraceDropout, load_examples, maze_vocabulary, sokoban_vocabulary, tokenize
 from dualformer.metrics import Response, TaskResponses, plan_metrics
+from dualformer.monitor import TrainingMonitor
 from harness.api import ConfigError
 from harness.progress import bar
 from tasks import maze as maze_tasks
@@ -77,11 +78,11 @@ def train_config(fields: dict[str, Any]) -> Any:
 
 
 class PlanningTask:
-    def __init__(self, seed: int, family: str = "maze", size: int = 10, n_train: int = 2000,
+    def __init__(self, seed: int, family: str = "maze", size: int | None = None, n_train: int = 2000,
                  n_test: int = 50, data_dir: str | None = None, deterministic: bool = False,
                  limit: int | None = None, test_tasks_per_layout: int | None = 1,
                  train_keep_fraction: float = 0.1, unreadable: str = "full_trace",
-                 astar_ties: str = "uniform") -> None:
+                 astar_ties: str = "uniform", n_eval: int = 0, sokoban: dict[str, Any] | None = None) -> None:
         """limit: score at most this many of the test tasks (smoke runs); None scores all.
 
         test_tasks_per_layout: at most this many test tasks share a wall layout (1: n_test
@@ -92,6 +93,10 @@ class PlanningTask:
         unreadable: how a response without a readable plan counts in the trace-length mean,
         "full_trace" (all its tokens, ours) or "zero" (upstream's notebooks); records say which.
         astar_ties: tie-breaking of the generating A* ("uniform", ours; "upstream": its coin flips).
+        n_eval: held-out tasks for evaluation during training (dualformer.monitor), drawn after the
+        test set from the test split's layouts and never scored as the test set.
+        sokoban: level settings besides `size` (n_walls, n_boxes, max_trace_tokens; defaults:
+        tasks.sokoban's paper setting, 7x7, 2 walls, 2 boxes, traces under 10,000 tokens).
         """
         if family not in ("maze", "sokoban"):
             raise ConfigError(f"task.family must be maze or sokoban, got {family!r}")
@@ -99,17 +104,25 @@ class PlanningTask:
             raise ConfigError(f"task.n_train and task.n_test must be >= 1, got {n_train}, {n_test}")
         if unreadable not in UNREADABLE:
             raise ConfigError(f"task.unreadable must be one of {UNREADABLE}, got {unreadable!r}")
-        self.family, self.size = family, size if family == "maze" else sokoban_tasks.SIZE
+        self.family = family
+        self.size = size or (10 if family == "maze" else sokoban_tasks.SIZE)
+        self.sokoban = dict(sokoban or {})
+        if set(self.sokoban) - {"n_walls", "n_boxes", "max_trace_tokens"}:
+            raise ConfigError(f"task.sokoban takes n_walls, n_boxes, max_trace_tokens; got {sorted(self.sokoban)}")
         self.limit, self.unreadable, self.ties = limit, unreadable, astar_ties
         self.test_tasks_per_layout, self.train_keep_fraction = test_tasks_per_layout, train_keep_fraction
-        self.vocab = maze_vocabulary(size) if family == "maze" else sokoban_vocabulary()
+        self.vocab = maze_vocabulary(self.size) if family == "maze" else sokoban_vocabulary(self.size)
         if data_dir:
             self.train = _take(load_examples(data_dir, "train"), n_train, None, train_keep_fraction, "train")
-            self.test_set = _take(load_examples(data_dir, "test"), n_test, test_tasks_per_layout, 1.0, "test")
+            held = _take(load_examples(data_dir, "test"), n_test + n_eval, test_tasks_per_layout, 1.0, "test")
+            self.test_set, self.eval_set = held[:n_test], held[n_test:]
         else:
             rng = np.random.default_rng(seed)
             self.train = list(self._generate(n_train, rng, "train", deterministic))
             self.test_set = list(self._generate(n_test, rng, "test", deterministic))
+            self.eval_set = list(self._generate(n_eval, rng, "test", deterministic)) if n_eval else []
+        taken = {e.task.layout_id for e in self.test_set}
+        self.eval_set = [e for e in self.eval_set if e.task.layout_id not in taken]
 
     def _generate(self, n: int, rng: np.random.Generator, split: str, deterministic: bool):
         if self.family == "maze":
@@ -117,7 +130,7 @@ class PlanningTask:
             keep = self.train_keep_fraction if split == "train" else 1.0
             return maze_tasks.generate(self.size, n, rng, split=split, deterministic=deterministic,
                                        tasks_per_layout=per_layout, keep_fraction=keep, ties=self.ties)
-        return sokoban_tasks.generate(n, rng, split=split, ties=self.ties)
+        return sokoban_tasks.generate(n, rng, split=split, ties=self.ties, size=self.size, **self.sokoban)
 
     def _judge(self, example: Example, answers: list[Answer]) -> TaskResponses:
         responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),
@@ -134,8 +147,12 @@ class PlanningTask:
     def test(self, solve: Callable[[Example], dict[str, list[Answer]]]) -> dict[str, float]:
         """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length."""
 
+        return self.score(self.test_set[:self.limit], solve)
+
+    def score(self, examples: list[Example], solve: Callable[[Example], dict[str, list[Answer]]]
+              ) -> dict[str, float]:
+        """The metrics of `test` over any list of this task's examples (the held-out set too)."""
         judged: dict[str, list[TaskResponses]] = {}
-        examples = self.test_set[:self.limit]
         model = getattr(solve, "__self__", None)  # a PlanningModel answers several prompts per call
         batched, size = getattr(model, "solve_batch", None), int(getattr(model, "prompt_batch", 1))
         with bar(total=len(examples), desc="test") as progress:
@@ -164,6 +181,8 @@ class PlanningModel:
     architecture: dict[str, Any] = field(default_factory=dict)  # other ModelConfig fields (init, ...)
     batching: str = "random"    # "bucketed": batches of similar lengths (dualformer.batching)
     pad_multiple: int = 32      # bucketed batches pad to a multiple of this (few shapes to compile)
+    eval_every: int = 0         # > 0: answer task.eval_set every this many steps (dualformer.monitor)
+    eval_samples: int = 4       # responses per held-out task and mode in those evaluations
 
     def fit(self, task: PlanningTask, logger: Any) -> None:
         import torch
@@ -191,8 +210,10 @@ class PlanningModel:
             from dualformer.train import distributed
 
             order = BucketedOrder(self._epoch_lengths, config.batch_size * distributed()[1], self.seed)
-        self.trainer = Trainer(self.model, config, self._batch, len(self.sequences), order=order)
-        self.trainer.run(logger)
+        monitor = TrainingMonitor(self, task, logger, self.eval_every, self.eval_samples, config.log_every)
+        self.trainer = Trainer(self.model, config, monitor.counting(self._batch), len(self.sequences),
+                               order=order)
+        self.trainer.run(logger, on_step=monitor)
 
     def _compile_setting(self) -> bool | None:
         """torch.compile only over bucketed (padded to a multiple) shapes: with random batches

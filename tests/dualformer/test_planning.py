@@ -128,3 +128,42 @@ def test_bucketed_batches_hold_similar_lengths_and_pad_to_a_multiple():
     assert widths["bucketed_fraction"] > widths["random_fraction"] + 0.2
     assert all(w % 16 == 0 for w in widths["bucketed"])
     assert model.trainer.config.compile is None and PlanningModel(dropout=dropout)._compile_setting() is False
+
+
+class Journal:
+    def __init__(self) -> None:
+        self.points = []
+
+    def log(self, metrics, step):
+        self.points.append((step, dict(metrics)))
+
+
+def test_evaluation_during_training_logs_one_optimal_and_trace_length_and_tokens_per_second():
+    task = PlanningTask(seed=3, size=6, n_train=20, n_test=3, n_eval=2)
+    assert len(task.eval_set) == 2
+    assert not {e.task.layout_id for e in task.eval_set} & {e.task.layout_id for e in task.test_set + task.train}
+    model = PlanningModel(dropout=TraceDropout(), preset="tiny", modes=["slow"], max_len=20, eval_every=2,
+                          eval_samples=2, train=dict(steps=4, global_batch_size=4, warmup=1, log_every=2))
+    journal = Journal()
+    model.fit(task, journal)
+    evals = [(step, m) for step, m in journal.points if "eval/slow/1_optimal_2" in m]
+    assert [step for step, _ in evals] == [2, 4]
+    assert all("eval/slow/trace_tokens" in m for _, m in evals)
+    speeds = [m["train/tokens_per_s"] for _, m in journal.points if "train/tokens_per_s" in m]
+    assert len(speeds) == 2 and min(speeds) > 0
+
+
+def test_sokoban_levels_of_a_smaller_setting_for_cpu_runs():
+    task = PlanningTask(seed=2, family="sokoban", size=6, n_train=4, n_test=3,
+                        sokoban={"n_walls": 2, "n_boxes": 1, "max_trace_tokens": 800})
+    levels = [e.task for e in task.train + task.test_set]
+    assert {(level.size, len(level.boxes)) for level in levels} == {(6, 1)}
+    assert all(tokenize(e).trace_length < 800 for e in task.train + task.test_set)
+    assert len({e.task.layout_id for e in task.test_set}) == 3
+    model = PlanningModel(dropout=TraceDropout())
+    model.task, model.pad = task, len(task.vocab)
+    for example in task.test_set:
+        plan, _ = model._read(task.vocab.encode(tokenize(example).decoder_tokens()[1:-1]))
+        assert task.is_correct(example, plan)
+    with pytest.raises(ConfigError):
+        PlanningTask(seed=2, family="sokoban", n_train=1, n_test=1, sokoban={"boxes": 1})

@@ -40,7 +40,7 @@ class BootstrapSettings:
     steps: int = 10_000        # fine-tuning steps per round
     lr: float = 7.5e-5
     warmup: int = 100
-    global_batch_size: int = 16  # over all processes (each takes global / world size)
+    batch_size: int = 16       # the global batch (each process takes batch_size / world)
     reload_optimizer: bool = False  # start from the previous round's AdamW moments, not fresh ones
     upstream: bool = False     # as upstream runs a round: 2,000 warm-up steps, the optimizer state
     #                            reloaded, 1 sequence per GPU (its step-1..3 sweep files)
@@ -54,7 +54,7 @@ class BootstrapSettings:
         from dualformer.train import distributed
 
         return replace(self, warmup=UPSTREAM_WARMUP, reload_optimizer=True,
-                       global_batch_size=UPSTREAM_BATCH_PER_GPU * distributed()[1])
+                       batch_size=UPSTREAM_BATCH_PER_GPU * distributed()[1])
 
 
 # upstream's OptimConfig default warm-up, and batch_size 1 in sokoban-7722-m-trace-plan-100k-step-*.json
@@ -106,7 +106,7 @@ class BootstrapModel(PlanningModel):
             if logger is not None:
                 logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
         self._bootstrap_data = sequences
-        config = train_config(dict(steps=settings.steps, global_batch_size=settings.global_batch_size,
+        config = train_config(dict(steps=settings.steps, batch_size=settings.batch_size,
                                    lr=settings.lr, warmup=settings.warmup, seed=self.seed + round_,
                                    log_every=int(self.train.get("log_every", 10)),
                                    checkpoint_every=int(self.train.get("checkpoint_every", 500)),

@@ -53,24 +53,13 @@ def _take(examples: Iterable[Example], n: int, per_layout: int | None, keep_frac
 
 
 def train_config(fields: dict[str, Any]) -> Any:
-    """A dualformer.train.TrainConfig from config fields that state the GLOBAL batch.
+    """A dualformer.train.TrainConfig from the model's `train` block; a bad field is a ConfigError.
 
-    `global_batch_size` is what a recipe means (upstream's 8 per GPU on 8 GPUs is 64); each
-    process takes global / world size, so one GPU and eight GPUs train on the same batches. When
-    TrainConfig itself knows `global_batch_size` (dualformer/train.py splits it), it is passed on.
+    `batch_size` is the GLOBAL batch (upstream's 8 per GPU on 8 GPUs is 64): dualformer/train.py
+    gives each of the world's processes batch_size / world of it (issue 13's Trainer).
     """
-    from dataclasses import fields as dataclass_fields
+    from dualformer.train import TrainConfig
 
-    from dualformer.train import TrainConfig, distributed
-
-    fields = dict(fields)
-    if "global_batch_size" in fields and "global_batch_size" not in {f.name for f in dataclass_fields(TrainConfig)}:
-        if "batch_size" in fields:
-            raise ConfigError("model.train: give global_batch_size or batch_size (per process), not both")
-        total, world = int(fields.pop("global_batch_size")), distributed()[1]
-        if total % world:
-            raise ConfigError(f"model.train.global_batch_size={total} does not split over {world} processes")
-        fields["batch_size"] = total // world
     try:
         return TrainConfig(**fields)
     except TypeError as error:
@@ -207,9 +196,7 @@ class PlanningModel:
         order = None
         if self.batching == "bucketed":
             from dualformer.batching import BucketedOrder
-            from dualformer.train import distributed
-
-            order = BucketedOrder(self._epoch_lengths, config.batch_size * distributed()[1], self.seed)
+            order = BucketedOrder(self._epoch_lengths, config.batch_size, self.seed)  # the global batch
         monitor = TrainingMonitor(self, task, logger, self.eval_every, self.eval_samples, config.log_every)
         self.trainer = Trainer(self.model, config, monitor.counting(self._batch), len(self.sequences),
                                order=order)

@@ -174,7 +174,7 @@ def bench_planning(size: int, batch: int, steps: int, warm_steps: int, prompts: 
     result: dict[str, float] = {"planning_maze_size": size, "planning_batch": batch}
     torch.manual_seed(0)
     model = PlanningModel(dropout=dropout, preset="tiny", prompt_batch=prompts,
-                          train=dict(steps=warm_steps, global_batch_size=batch, lr=3e-3, warmup=10))
+                          train=dict(steps=warm_steps, batch_size=batch, lr=3e-3, warmup=10))
     model.fit(task, None)  # a model that writes eos, for the sampling figures below
     trainer, seen = model.trainer, []
     def recording(indices: list[int], epoch: int):

@@ -122,6 +122,6 @@ def test_paper_sokoban_recipe_is_upstreams_sokoban_sweep(model, lr, batch, run_d
     """config/sweep/sokoban-7722-m-{plan-only,trace-plan}-100k.json; batches stated globally."""
     cfg = compose_run("train", ["experiment=table5_1_fast", "task=sokoban", f"model={model}"], run_dir)
     train = cfg.model.train
-    assert (cfg.model.preset, train.steps, train.lr, train.global_batch_size) == ("m-s", 80000, lr, batch)
+    assert (cfg.model.preset, train.steps, train.lr, train.batch_size) == ("m-s", 80000, lr, batch)
     maze = compose_run("train", ["experiment=table5_1_fast", "task=maze30", f"model={model}"], run_dir)
-    assert (maze.model.preset, maze.model.train.steps, maze.model.train.global_batch_size) == ("s", 400000, 64)
+    assert (maze.model.preset, maze.model.train.steps, maze.model.train.batch_size) == ("s", 400000, 64)

@@ -12,7 +12,7 @@ from dualformer.data import TraceDropout, tokenize  # noqa: E402
 from dualformer.planning import PlanningTask  # noqa: E402
 from harness.api import ConfigError  # noqa: E402
 
-SMALL = dict(samples=3, n_prompts=4, prompt_batch=2, steps=3, lr=1e-3, warmup=1, global_batch_size=2)
+SMALL = dict(samples=3, n_prompts=4, prompt_batch=2, steps=3, lr=1e-3, warmup=1, batch_size=2)
 
 
 class Journal:
@@ -120,6 +120,6 @@ def test_upstream_bootstrap_switch_sets_warmup_reload_and_one_sequence_per_proce
 
     monkeypatch.setenv("WORLD_SIZE", "8")
     upstream = BootstrapSettings(upstream=True).resolved()
-    assert (upstream.warmup, upstream.reload_optimizer, upstream.global_batch_size) == (2000, True, 8)
+    assert (upstream.warmup, upstream.reload_optimizer, upstream.batch_size) == (2000, True, 8)
     ours = BootstrapSettings().resolved()
-    assert (ours.warmup, ours.reload_optimizer, ours.global_batch_size) == (100, False, 16)
+    assert (ours.warmup, ours.reload_optimizer, ours.batch_size) == (100, False, 16)

@@ -113,10 +113,10 @@ def test_upstream_initialisation_is_pytorchs_default_ours_is_fan_in():
     fan_in = 64  # tiny: d_model 64
     w = upstream.decoder[0].self_attn.q.weight.detach()
     assert float(w.abs().max()) <= fan_in ** -0.5 and abs(float(w.std()) - (3 * fan_in) ** -0.5) < 0.005
-    assert abs(float(upstream.enc_embed.weight.std()) - 1.0) < 0.1
-    assert abs(float(ours.enc_embed.weight.std()) - fan_in ** -0.5) < 0.02
-    assert abs(float(ours.decoder[0].self_attn.q.weight.std()) - fan_in ** -0.5) < 0.005
-    assert float(ours.decoder[0].self_attn.q.weight.abs().max()) > fan_in ** -0.5  # normal, not uniform
+    assert abs(float(upstream.enc_embed.weight.detach().std()) - 1.0) < 0.1
+    assert abs(float(ours.enc_embed.weight.detach().std()) - fan_in ** -0.5) < 0.02
+    assert abs(float(ours.decoder[0].self_attn.q.weight.detach().std()) - fan_in ** -0.5) < 0.005
+    assert float(ours.decoder[0].self_attn.q.weight.detach().abs().max()) > fan_in ** -0.5  # normal, not uniform
 
 
 def test_encoder_padding_masked_by_default_attended_as_upstream_when_asked():

@@ -62,20 +62,6 @@ def test_unreadable_responses_count_full_length_or_zero_as_configured():
     assert ours["slow/1_optimal_2"] == upstream["slow/1_optimal_2"] == 100
 
 
-def test_configs_state_the_global_batch_and_each_process_takes_its_share(monkeypatch):
-    from dualformer.planning import train_config
-
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    assert train_config({"global_batch_size": 64, "steps": 3}).batch_size == 16
-    monkeypatch.setenv("WORLD_SIZE", "1")
-    assert train_config({"global_batch_size": 64}).batch_size == 64
-    monkeypatch.setenv("WORLD_SIZE", "3")
-    with pytest.raises(ConfigError):
-        train_config({"global_batch_size": 64})
-    with pytest.raises(ConfigError):
-        train_config({"global_batch_size": 8, "batch_size": 8})
-
-
 def _untrained(task, **kwargs):
     import torch
 
@@ -115,7 +101,7 @@ def test_bucketed_batches_hold_similar_lengths_and_pad_to_a_multiple():
     widths = {}
     for batching in ("random", "bucketed"):
         model = PlanningModel(dropout=dropout, preset="tiny", batching=batching, pad_multiple=16,
-                              train=dict(steps=1, global_batch_size=32, warmup=1))
+                              train=dict(steps=1, batch_size=32, warmup=1))
         model.fit(task, None)
         order = model.trainer._order(0)
         fractions = []
@@ -143,7 +129,7 @@ def test_evaluation_during_training_logs_one_optimal_and_trace_length_and_tokens
     assert len(task.eval_set) == 2
     assert not {e.task.layout_id for e in task.eval_set} & {e.task.layout_id for e in task.test_set + task.train}
     model = PlanningModel(dropout=TraceDropout(), preset="tiny", modes=["slow"], max_len=20, eval_every=2,
-                          eval_samples=2, train=dict(steps=4, global_batch_size=4, warmup=1, log_every=2))
+                          eval_samples=2, train=dict(steps=4, batch_size=4, warmup=1, log_every=2))
     journal = Journal()
     model.fit(task, journal)
     evals = [(step, m) for step, m in journal.points if "eval/slow/1_optimal_2" in m]

@@ -8,6 +8,12 @@ from a dataset written by scripts/gen_data.py) and judges answers with the task'
 maze path check, a Sokoban replay). `PlanningModel` trains the transformer with a trace-dropout
 setting and answers each test task with `samples` responses per mode: Searchformer is the same
 model with p0 = 1, Solution-Only with p4 = 1 (configs/dropout/).
+
+Test sets draw one task per maze wall layout (task.test_tasks_per_layout) and training sets keep
+~10% of each layout's tasks (task.train_keep_fraction), as upstream's id-ordered subsets do.
+Training batches can be length-bucketed (model.batching, dualformer.batching; torch.compile is
+then allowed), test prompts are decoded `prompt_batch` at a time with finished rows dropped, and
+model.eval_every answers a held-out set during training (dualformer.monitor).
 """
 from __future__ import annotations
 

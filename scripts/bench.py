@@ -203,13 +203,15 @@ def _sampling_before_after(model, task) -> dict[str, float]:
 
     real_sample, out = sampling.sample, {}
     model.modes = ["auto"]
-    for name, prompt_batch, drop, max_len in (("before", 1, False, 1000), ("after", model.prompt_batch, True, None)):
+    settings = (("before", 1, False, 1000), ("after", model.prompt_batch, True, None))
+    for name, prompt_batch, drop, max_len in settings:
         model.prompt_batch, model.max_len = prompt_batch, max_len
         sampling.sample = lambda *a, **k: real_sample(*a, **{**k, "drop_finished": drop})
         try:
             started = time.perf_counter()
             task.test(model.solve)
-            out[f"eval_responses_per_s_{name}"] = len(task.test_set) * model.samples / (time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            out[f"eval_responses_per_s_{name}"] = len(task.test_set) * model.samples / seconds
         finally:
             sampling.sample = real_sample
     out["eval_speedup"] = out["eval_responses_per_s_after"] / out["eval_responses_per_s_before"]

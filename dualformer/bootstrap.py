@@ -7,7 +7,9 @@ Round 0 is the Searchformer (Complete-Trace) model itself. Round r starts from r
    training prompts;
 2. per prompt keep, among the responses whose plan the task judges correct *and* optimal, the one
    with the fewest trace tokens; when none qualifies keep the original A* sequence;
-3. fine-tune on those sequences for `steps` at `lr` (warm-up, cosine to 10%, a fresh optimizer).
+3. fine-tune on those sequences for `steps` at `lr` (warm-up, cosine to 10%, a fresh optimizer;
+   `upstream: true` runs a round as upstream does: 2,000 warm-up steps, the previous round's
+   optimizer state reloaded, one sequence per GPU).
 (specs/dualformer.md §1.4: upstream fine-tunes 10k steps at lr 7.5e-5 per round, 3 rounds.)
 
 Every round checkpoints under the base model's checkpoint folder (`bootstrap<r>/`), with the
@@ -25,7 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from dualformer.data import tokenize
-from dualformer.planning import PlanningModel, PlanningTask
+from dualformer.planning import PlanningModel, PlanningTask, train_config
 from harness.api import ConfigError
 from harness.progress import bar
 
@@ -38,7 +40,25 @@ class BootstrapSettings:
     steps: int = 10_000        # fine-tuning steps per round
     lr: float = 7.5e-5
     warmup: int = 100
-    batch_size: int = 16
+    batch_size: int = 16       # the global batch (each process takes batch_size / world)
+    reload_optimizer: bool = False  # start from the previous round's AdamW moments, not fresh ones
+    upstream: bool = False     # as upstream runs a round: 2,000 warm-up steps, the optimizer state
+    #                            reloaded, 1 sequence per GPU (its step-1..3 sweep files)
+
+    def resolved(self) -> "BootstrapSettings":
+        """These settings with `upstream` applied (its warm-up, reload and per-process batch)."""
+        if not self.upstream:
+            return self
+        from dataclasses import replace
+
+        from dualformer.train import distributed
+
+        return replace(self, warmup=UPSTREAM_WARMUP, reload_optimizer=True,
+                       batch_size=UPSTREAM_BATCH_PER_GPU * distributed()[1])
+
+
+# upstream's OptimConfig default warm-up, and batch_size 1 in sokoban-7722-m-trace-plan-100k-step-*.json
+UPSTREAM_WARMUP, UPSTREAM_BATCH_PER_GPU = 2000, 1
 
 
 class _StepOffset:
@@ -62,7 +82,7 @@ class BootstrapModel(PlanningModel):
         if self.rounds < 0:
             raise ConfigError(f"model.rounds must be >= 0, got {self.rounds}")
         try:
-            settings = BootstrapSettings(**(self.bootstrap or {}))
+            settings = BootstrapSettings(**(self.bootstrap or {})).resolved()
         except TypeError as error:
             raise ConfigError(f"model.bootstrap: {error}") from None
         super().fit(task, logger)  # round 0, resumed from its checkpoint when already trained
@@ -76,7 +96,7 @@ class BootstrapModel(PlanningModel):
         return Path(base) / f"bootstrap{round_}" if base else None
 
     def _improve(self, round_: int, settings: BootstrapSettings, logger: Any) -> None:
-        from dualformer.train import TrainConfig, Trainer
+        from dualformer.train import Trainer
 
         folder = self._round_dir(round_)
         sequences = self._load_sequences(folder)
@@ -86,12 +106,16 @@ class BootstrapModel(PlanningModel):
             if logger is not None:
                 logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
         self._bootstrap_data = sequences
-        config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
-                             warmup=settings.warmup, seed=self.seed + round_,
-                             log_every=int(self.train.get("log_every", 10)),
-                             checkpoint_every=int(self.train.get("checkpoint_every", 500)),
-                             checkpoint_dir=str(folder) if folder else None)
-        Trainer(self.model, config, self._bootstrap_batch, len(sequences)).run(logger)
+        config = train_config(dict(steps=settings.steps, batch_size=settings.batch_size,
+                                   lr=settings.lr, warmup=settings.warmup, seed=self.seed + round_,
+                                   log_every=int(self.train.get("log_every", 10)),
+                                   checkpoint_every=int(self.train.get("checkpoint_every", 500)),
+                                   checkpoint_dir=str(folder) if folder else None))
+        trainer = Trainer(self.model, config, self._bootstrap_batch, len(sequences))
+        if settings.reload_optimizer:  # a checkpoint of this round itself, when there, wins in run()
+            trainer.optimizer.load_state_dict(self.trainer.optimizer.state_dict())
+        trainer.run(logger)
+        self.trainer = trainer
 
     def collect(self, settings: BootstrapSettings, round_: int) -> tuple[list[tuple[list[int], list[int]]], dict]:
         """(prompt ids, decoder ids) per training prompt, and what the sampling found."""
@@ -110,7 +134,7 @@ class BootstrapModel(PlanningModel):
             prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in chunk]
             ids, mask = (t.to(device) for t in self._pad(prompts))
             out = sample(self.model, ids, mask, bos, eos, n=settings.samples, temperature=self.temperature,
-                         max_len=self.max_len, generator=generator)
+                         max_len=self.response_limit(), generator=generator)
             for example, prompt, responses, finished in zip(chunk, prompts, out.tokens, out.finished):
                 best = self._shortest_optimal(example, responses, finished)
                 reference = tokenize(example)

@@ -33,6 +33,12 @@ class ModelConfig:
     rope_base: float = 10_000.0
     paper_rope_positions: int = 65_536  # the upstream tables' size, for the paper-style count
     norm_eps: float = 1e-5
+    init: str = "fan_in"  # ours (see Transformer._init); "upstream": PyTorch's defaults, as upstream
+    mask_encoder_padding: bool = True  # False: the encoder attends to padding, as upstream (its checkpoints)
+
+    def __post_init__(self) -> None:
+        if self.init not in ("fan_in", "upstream"):
+            raise ValueError(f"model init must be fan_in or upstream, got {self.init!r}")
 
     @property
     def hidden(self) -> int:
@@ -54,10 +60,11 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
-def preset(name: str, vocab_size: int) -> ModelConfig:
+def preset(name: str, vocab_size: int, **options: object) -> ModelConfig:
+    """A named size; `options` are other ModelConfig fields (init, mask_encoder_padding)."""
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return ModelConfig(vocab_size=vocab_size, **PRESETS[name])
+    return ModelConfig(vocab_size=vocab_size, **PRESETS[name], **options)
 
 
 class Rotary(nn.Module):
@@ -93,6 +100,11 @@ class KVCache:
     self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     cross_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     length: int = 0  # decoder positions already cached
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only these batch rows (a boolean mask or indices): finished samples leave."""
+        self.self_kv = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in self.self_kv]
+        self.cross_kv = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in self.cross_kv]
 
 
 class Attention(nn.Module):
@@ -140,7 +152,7 @@ class EncoderBlock(nn.Module):
         self.norm2 = nn.RMSNorm(config.d_model, eps=config.norm_eps)
         self.ffn = SwiGLU(config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         h = self.norm1(x)
         x = x + self.attn(h, self.attn.project_kv(h), mask=mask)
         return x + self.ffn(self.norm2(x))
@@ -197,7 +209,8 @@ class Transformer(nn.Module):
         self.enc_out = nn.Linear(config.d_model, config.d_model, bias=False)
         self.dec_norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.apply(self._init)
+        if config.init == "fan_in":  # "upstream" keeps PyTorch's defaults, which upstream never changes:
+            self.apply(self._init)    # Linear U(+-1/sqrt(fan_in)), Embedding N(0, 1)
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -213,8 +226,10 @@ class Transformer(nn.Module):
         the attention mask (batch, 1, 1, length) the decoder's cross-attention uses."""
         mask = prompt_mask[:, None, None, :]
         x = self.enc_embed(prompt)
+        # upstream's encoder runs without a mask (padding attended); its cross-attention masks it
+        self_mask = mask if self.config.mask_encoder_padding else None
         for block in self.encoder:
-            x = block(x, mask)
+            x = block(x, self_mask)
         return self.enc_out(self.enc_norm(x)), mask
 
     def decode(self, tokens: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor,

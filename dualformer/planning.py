@@ -8,17 +8,24 @@ from a dataset written by scripts/gen_data.py) and judges answers with the task'
 maze path check, a Sokoban replay). `PlanningModel` trains the transformer with a trace-dropout
 setting and answers each test task with `samples` responses per mode: Searchformer is the same
 model with p0 = 1, Solution-Only with p4 = 1 (configs/dropout/).
+
+Test sets draw one task per maze wall layout (task.test_tasks_per_layout) and training sets keep
+~10% of each layout's tasks (task.train_keep_fraction), as upstream's id-ordered subsets do.
+Training batches can be length-bucketed (model.batching, dualformer.batching; torch.compile is
+then allowed), test prompts are decoded `prompt_batch` at a time with finished rows dropped, and
+model.eval_every answers a held-out set during training (dualformer.monitor).
 """
 from __future__ import annotations
 
-import itertools
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from dualformer.data import MODE_PREFIX, TraceDropout, check_dataset, load_examples, maze_vocabulary, sokoban_vocabulary, tokenize
 from dualformer.metrics import Response, TaskResponses, plan_metrics
+from dualformer.monitor import TrainingMonitor
 from harness.api import ConfigError
 from harness.progress import bar
 from tasks import maze as maze_tasks
@@ -26,33 +33,107 @@ from tasks import sokoban as sokoban_tasks
 from tasks.planning import Example
 
 Answer = tuple[tuple[int, ...] | None, int]  # (plan cells or None when unreadable, trace tokens)
+UNREADABLE = ("full_trace", "zero")
+
+
+def _take(examples: Iterable[Example], n: int, per_layout: int | None, keep_fraction: float,
+          split: str) -> list[Example]:
+    """The first `n` examples of a dataset split that pass the layout cap and the id-ordered keep.
+
+    Keeping ids below a threshold is upstream's "first k ids after sorting" without the sort: a
+    task's id is a hash, so the kept tasks are a uniform sample spread over the layouts.
+    """
+    counts: Counter[str] = Counter()
+    taken = []
+    for example in examples:
+        if keep_fraction < 1 and int(example.id[:12], 16) >= keep_fraction * 16**12:
+            continue
+        if per_layout is not None and counts[example.task.layout_id] >= per_layout:
+            continue
+        counts[example.task.layout_id] += 1
+        taken.append(example)
+        if len(taken) == n:
+            return taken
+    raise ConfigError(f"the dataset's {split} split has only {len(taken)} tasks that pass "
+                      f"tasks_per_layout={per_layout}, keep_fraction={keep_fraction}; {n} asked")
+
+
+def train_config(fields: dict[str, Any]) -> Any:
+    """A dualformer.train.TrainConfig from the model's `train` block; a bad field is a ConfigError.
+
+    `batch_size` is the GLOBAL batch (upstream's 8 per GPU on 8 GPUs is 64): dualformer/train.py
+    gives each of the world's processes batch_size / world of it (issue 13's Trainer).
+    """
+    from dualformer.train import TrainConfig
+
+    try:
+        return TrainConfig(**fields)
+    except TypeError as error:
+        raise ConfigError(f"model.train: {error}") from None
 
 
 class PlanningTask:
-    def __init__(self, seed: int, family: str = "maze", size: int = 10, n_train: int = 2000,
+    def __init__(self, seed: int, family: str = "maze", size: int | None = None, n_train: int = 2000,
                  n_test: int = 50, data_dir: str | None = None, deterministic: bool = False,
-                 limit: int | None = None) -> None:
-        """limit: score at most this many of the test tasks (smoke runs); None scores all."""
+                 limit: int | None = None, test_tasks_per_layout: int | None = 1,
+                 train_keep_fraction: float = 0.1, unreadable: str = "full_trace",
+                 astar_ties: str = "uniform", n_eval: int = 0, sokoban: dict[str, Any] | None = None) -> None:
+        """limit: score at most this many of the test tasks (smoke runs); None scores all.
+
+        test_tasks_per_layout: at most this many test tasks share a wall layout (1: n_test
+        distinct mazes; None: every valid task of a layout, in a row, as the generator draws them).
+        train_keep_fraction: each valid training task of a layout is kept with this probability,
+        so a training set spans layouts as upstream's (its first 100k of 1M tasks by hash id).
+        Both are maze settings: every Sokoban level is its own layout.
+        unreadable: how a response without a readable plan counts in the trace-length mean,
+        "full_trace" (all its tokens, ours) or "zero" (upstream's notebooks); records say which.
+        astar_ties: tie-breaking of the generating A* ("uniform", ours; "upstream": its coin flips).
+        n_eval: held-out tasks for evaluation during training (dualformer.monitor), drawn after the
+        test set from the test split's layouts and never scored as the test set.
+        sokoban: level settings besides `size` (n_walls, n_boxes, max_trace_tokens; defaults:
+        tasks.sokoban's paper setting, 7x7, 2 walls, 2 boxes, traces under 10,000 tokens).
+        """
         if family not in ("maze", "sokoban"):
             raise ConfigError(f"task.family must be maze or sokoban, got {family!r}")
         if n_train < 1 or n_test < 1:
             raise ConfigError(f"task.n_train and task.n_test must be >= 1, got {n_train}, {n_test}")
-        self.family, self.size = family, size if family == "maze" else sokoban_tasks.SIZE
-        self.limit = limit
-        self.vocab = maze_vocabulary(size) if family == "maze" else sokoban_vocabulary()
+        if unreadable not in UNREADABLE:
+            raise ConfigError(f"task.unreadable must be one of {UNREADABLE}, got {unreadable!r}")
+        self.family = family
+        self.size = size or (10 if family == "maze" else sokoban_tasks.SIZE)
+        self.sokoban = dict(sokoban or {})
+        if set(self.sokoban) - {"n_walls", "n_boxes", "max_trace_tokens"}:
+            raise ConfigError(f"task.sokoban takes n_walls, n_boxes, max_trace_tokens; got {sorted(self.sokoban)}")
+        self.limit, self.unreadable, self.ties = limit, unreadable, astar_ties
+        self.test_tasks_per_layout, self.train_keep_fraction = test_tasks_per_layout, train_keep_fraction
+        self.vocab = maze_vocabulary(self.size) if family == "maze" else sokoban_vocabulary(self.size)
         if data_dir:
             check_dataset(data_dir, family, self.size, n_train, n_test)
-            self.train = list(itertools.islice(load_examples(data_dir, "train"), n_train))
-            self.test_set = list(itertools.islice(load_examples(data_dir, "test"), n_test))
+            self.train = _take(load_examples(data_dir, "train"), n_train, None, train_keep_fraction, "train")
+            held = _take(load_examples(data_dir, "test"), n_test + n_eval, test_tasks_per_layout, 1.0, "test")
+            self.test_set, self.eval_set = held[:n_test], held[n_test:]
         else:
             rng = np.random.default_rng(seed)
             self.train = list(self._generate(n_train, rng, "train", deterministic))
             self.test_set = list(self._generate(n_test, rng, "test", deterministic))
+            self.eval_set = list(self._generate(n_eval, rng, "test", deterministic)) if n_eval else []
+        taken = {e.task.layout_id for e in self.test_set}
+        self.eval_set = [e for e in self.eval_set if e.task.layout_id not in taken]
 
     def _generate(self, n: int, rng: np.random.Generator, split: str, deterministic: bool):
         if self.family == "maze":
-            return maze_tasks.generate(self.size, n, rng, split=split, deterministic=deterministic)
-        return sokoban_tasks.generate(n, rng, split=split)
+            per_layout = self.test_tasks_per_layout if split == "test" else None
+            keep = self.train_keep_fraction if split == "train" else 1.0
+            return maze_tasks.generate(self.size, n, rng, split=split, deterministic=deterministic,
+                                       tasks_per_layout=per_layout, keep_fraction=keep, ties=self.ties)
+        return sokoban_tasks.generate(n, rng, split=split, ties=self.ties, size=self.size, **self.sokoban)
+
+    def _judge(self, example: Example, answers: list[Answer]) -> TaskResponses:
+        responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),
+                              plan_length=len(plan or ()), readable=plan is not None,
+                              trace_tokens=0 if plan is None and self.unreadable == "zero" else trace)
+                     for plan, trace in answers]
+        return TaskResponses(len(example.plan), responses)
 
     def is_correct(self, example: Example, plan: tuple[int, ...]) -> bool:
         if self.family == "maze":
@@ -64,19 +145,28 @@ class PlanningTask:
         return self.test_set[:self.limit]
 
     def test(self, solve: Callable[[Example], dict[str, list[Answer]]]) -> dict[str, float]:
-        """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length."""
+        """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length.
+        Every response, with its verdict, is kept in `test_samples` (beside the record: harness.samples)."""
+        self.test_samples = []
+        return self.score(self.test_examples(), solve, record_samples=True)
 
+    def score(self, examples: list[Example], solve: Callable[[Example], dict[str, list[Answer]]],
+              record_samples: bool = False) -> dict[str, float]:
+        """The metrics of `test` over any list of this task's examples (the held-out set too)."""
         judged: dict[str, list[TaskResponses]] = {}
-        self.test_samples = []  # every response with its verdict, beside the record (harness.samples)
-        for example in bar(self.test_examples(), desc="test"):
-            optimal = len(example.plan)
-            for mode, answers in solve(example).items():
-                responses = [Response(plan=plan or (), correct=bool(plan) and self.is_correct(example, plan),
-                                      plan_length=len(plan or ()), trace_tokens=trace)
-                             for plan, trace in answers]
-                judged.setdefault(mode, []).append(TaskResponses(optimal, responses))
-                self.test_samples.append({"id": example.id, "mode": mode, "optimal_length": optimal,
-                                          "responses": [asdict(r) for r in responses]})
+        model = getattr(solve, "__self__", None)  # a PlanningModel answers several prompts per call
+        batched, size = getattr(model, "solve_batch", None), int(getattr(model, "prompt_batch", 1))
+        with bar(total=len(examples), desc="test") as progress:
+            for start in range(0, len(examples), size if batched else 1):
+                chunk = examples[start:start + (size if batched else 1)]
+                for example, answered in zip(chunk, batched(chunk) if batched else [solve(chunk[0])]):
+                    for mode, answers in answered.items():
+                        judged.setdefault(mode, []).append(self._judge(example, answers))
+                        if record_samples:
+                            self.test_samples.append({"id": example.id, "mode": mode,
+                                                      "optimal_length": len(example.plan),
+                                                      "responses": [asdict(r) for r in judged[mode][-1].responses]})
+                progress.update(len(chunk))
         return {f"{mode}/{k}": v for mode, tasks in judged.items() for k, v in plan_metrics(tasks).items()}
 
 
@@ -89,15 +179,21 @@ class PlanningModel:
     modes: list[str] = field(default_factory=lambda: ["auto"])
     samples: int = 64
     temperature: float = 1.0
-    max_len: int = 2000
+    max_len: int | None = None  # None: response_limit() from the training set
+    prompt_batch: int = 8       # test prompts decoded together (each with `samples` rows)
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)  # dualformer.train.TrainConfig fields
+    architecture: dict[str, Any] = field(default_factory=dict)  # other ModelConfig fields (init, ...)
+    batching: str = "random"    # "bucketed": batches of similar lengths (dualformer.batching)
+    pad_multiple: int = 32      # bucketed batches pad to a multiple of this (few shapes to compile)
+    eval_every: int = 0         # > 0: answer task.eval_set every this many steps (dualformer.monitor)
+    eval_samples: int = 4       # responses per held-out task and mode in those evaluations
 
     def fit(self, task: PlanningTask, logger: Any) -> None:
         import torch
 
         from dualformer.model import Transformer, preset
-        from dualformer.train import TrainConfig, Trainer, fingerprint
+        from dualformer.train import Trainer, fingerprint
 
         unknown = set(self.modes) - set(MODE_PREFIX)
         if unknown:
@@ -105,44 +201,84 @@ class PlanningModel:
         self.task, self.pad = task, len(task.vocab)  # one extra id for padding, never a target
         self.sequences = [tokenize(e) for e in task.train]
         torch.manual_seed(self.seed)
-        self.model = Transformer(preset(self.preset, len(task.vocab) + 1))
-        config = TrainConfig(**{"seed": self.seed, **self.train})
+        try:
+            config = preset(self.preset, len(task.vocab) + 1, **self.architecture)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"model.preset / model.architecture: {error}") from None
+        self.model = Transformer(config)
+        if self.batching not in ("random", "bucketed"):
+            raise ConfigError(f"model.batching must be random or bucketed, got {self.batching!r}")
+        config = train_config({"seed": self.seed, **self.train, "compile": self._compile_setting()})
+        order = None
+        if self.batching == "bucketed":
+            from dualformer.batching import BucketedOrder
+            order = BucketedOrder(self._epoch_lengths, config.batch_size, self.seed)  # the global batch
+        monitor = TrainingMonitor(self, task, logger, self.eval_every, self.eval_samples, config.log_every)
         # The checkpoint's identity: these examples under this dropout (harness: issue 13).
         identity = {"data": fingerprint(e.id for e in task.train), "dropout": repr(self.dropout)}
-        Trainer(self.model, config, self._batch, len(self.sequences), identity=identity).run(logger)
+        self.trainer = Trainer(self.model, config, monitor.counting(self._batch), len(self.sequences),
+                               identity=identity, order=order)
+        self.trainer.run(logger, on_step=monitor)
+
+    def _compile_setting(self) -> bool | None:
+        """torch.compile only over bucketed (padded to a multiple) shapes: with random batches
+        every width is new and recompiling costs more than it saves. None: the trainer's default."""
+        if "compile" in self.train:
+            return self.train["compile"]
+        return None if self.batching == "bucketed" else False
+
+    def _decoder(self, i: int, epoch: int) -> list[str]:
+        """Example i's decoder tokens in `epoch`: dropout drawn from (seed, epoch, index)."""
+        rng = np.random.default_rng([self.seed, epoch, i])
+        return self.dropout(self.sequences[i], rng, key=self.task.train[i].id)[1]
+
+    def _epoch_lengths(self, epoch: int) -> np.ndarray:
+        return np.array([len(self._decoder(i, epoch)) for i in range(len(self.sequences))])
 
     def _batch(self, indices: list[int], epoch: int):
         """Dropout drawn per example per epoch from (seed, epoch, index): a resumed run repeats it."""
         from dualformer.train import Batch
 
-        prompts, targets = [], []
-        for i in indices:
-            seq = self.sequences[i]
-            rng = np.random.default_rng([self.seed, epoch, i])
-            _, decoder = self.dropout(seq, rng, key=self.task.train[i].id)
-            prompts.append(self.task.vocab.encode(seq.encoder_tokens()))
-            targets.append(self.task.vocab.encode(decoder))
-        return Batch(*self._pad(prompts), *self._pad(targets))
+        prompts = [self.task.vocab.encode(self.sequences[i].encoder_tokens()) for i in indices]
+        targets = [self.task.vocab.encode(self._decoder(i, epoch)) for i in indices]
+        multiple = self.pad_multiple if self.batching == "bucketed" else 1
+        return Batch(*self._pad(prompts), *self._pad(targets, multiple))
 
-    def _pad(self, rows: list[list[int]]):
+    def _pad(self, rows: list[list[int]], multiple: int = 1):
         import torch
 
-        width = max(map(len, rows))
+        from dualformer.batching import pad_width
+
+        width = pad_width(max(map(len, rows)), multiple)
         ids = torch.tensor([r + [self.pad] * (width - len(r)) for r in rows])
         return ids, ids != self.pad
 
+    def response_limit(self) -> int:
+        """max_len, or when it is None 1.5x the longest full training response (bos..eos): a model
+        that never writes eos stops near what the task can need, not after 10,000 tokens."""
+        if self.max_len is not None:
+            return self.max_len
+        sequences = getattr(self, "sequences", None) or [tokenize(e) for e in self.task.train]
+        return int(1.5 * max(len(s.decoder_tokens()) for s in sequences)) + 1
+
     def solve(self, example: Example) -> dict[str, list[Answer]]:
+        return self.solve_batch([example])[0]
+
+    def solve_batch(self, examples: list[Example]) -> list[dict[str, list[Answer]]]:
+        """`samples` answers per mode for several prompts, decoded together (padded prompts)."""
         from dualformer.sample import sample
 
         vocab = self.task.vocab
         device = next(self.model.parameters()).device
-        prompt, mask = (t.to(device) for t in self._pad([vocab.encode(tokenize(example).encoder_tokens())]))
+        prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in examples]
+        prompt, mask = (t.to(device) for t in self._pad(prompts))
         bos, eos = vocab.encode(["bos", "eos"])
-        answers = {}
+        answers: list[dict[str, list[Answer]]] = [{} for _ in examples]
         for mode in self.modes:
             out = sample(self.model, prompt, mask, bos, eos, prefix=vocab.encode(MODE_PREFIX[mode][1:]),
-                         n=self.samples, temperature=self.temperature, max_len=self.max_len)
-            answers[mode] = [self._read(tokens) for tokens in out.tokens[0]]
+                         n=self.samples, temperature=self.temperature, max_len=self.response_limit())
+            for mine, tokens in zip(answers, out.tokens):
+                mine[mode] = [self._read(t) for t in tokens]
         return answers
 
     def _read(self, tokens: list[int]) -> Answer:

@@ -27,33 +27,54 @@ class Samples:
 @torch.no_grad()
 def sample(model: Transformer, prompt: torch.Tensor, prompt_mask: torch.Tensor, bos: int, eos: int,
            prefix: list[int] = (), n: int = 64, temperature: float = 1.0, max_len: int = 10_000,
-           generator: torch.Generator | None = None, use_cache: bool = True) -> Samples:
-    """Draw `n` continuations per prompt; stops at `eos` or after `max_len` decoder tokens."""
+           generator: torch.Generator | None = None, use_cache: bool = True,
+           drop_finished: bool = True) -> Samples:
+    """Draw `n` continuations per prompt; stops at `eos` or after `max_len` decoder tokens.
+
+    drop_finished: a row that wrote `eos` leaves the batch (and the cache), so the remaining steps
+    cost what the unfinished rows need; False keeps every row to the end (the former behaviour,
+    kept for scripts/bench.py's before/after).
+    """
     model.eval()
-    batch = prompt.shape[0]
+    rows = prompt.shape[0] * n
     memory, memory_mask = model.encode(prompt, prompt_mask)
     memory = memory.repeat_interleave(n, dim=0)
     memory_mask = memory_mask.repeat_interleave(n, dim=0)
-    start = torch.tensor([bos, *prefix], device=prompt.device).expand(batch * n, -1)
+    start = torch.tensor([bos, *prefix], device=prompt.device).expand(rows, -1)
     cache = KVCache() if use_cache else None
-    sequences, step_input = start, start
-    done = torch.zeros(batch * n, dtype=torch.bool, device=prompt.device)
-    while sequences.shape[1] - 1 < max_len and not bool(done.all()):
-        logits = model.decode(step_input if use_cache else sequences, memory, memory_mask, cache)[:, -1]
+    out = torch.full((rows, max_len + 1), eos, dtype=torch.long, device=prompt.device)
+    out[:, :start.shape[1]] = start
+    active = torch.arange(rows, device=prompt.device)  # which rows the batch still holds
+    done = torch.zeros(rows, dtype=torch.bool, device=prompt.device)
+    position, step_input = start.shape[1], start
+    while position <= max_len and active.numel():
+        context = step_input if use_cache else out[active, :position]
+        logits = model.decode(context, memory, memory_mask, cache)[:, -1]
         if temperature == 0:
             token = logits.argmax(-1)
         else:
             probs = torch.softmax(logits.float() / temperature, dim=-1)
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        token = torch.where(done, torch.full_like(token, eos), token)
-        done |= token == eos
-        sequences = torch.cat([sequences, token[:, None]], dim=1)
+        token = torch.where(done[active], torch.full_like(token, eos), token)
+        out[active, position] = token
+        done[active] |= token == eos
+        position += 1
+        keep = ~done[active]
+        if drop_finished and not bool(keep.all()):
+            active, token = active[keep], token[keep]
+            memory, memory_mask = memory[keep], memory_mask[keep]
+            if cache is not None:
+                cache.keep(keep)
+        elif not drop_finished and bool(done.all()):
+            break
         step_input = token[:, None]
-    rows = sequences[:, 1:].tolist()
+    return _split(out[:, 1:position].tolist(), done.tolist(), prompt.shape[0], n, eos)
+
+
+def _split(rows: list[list[int]], done: list[bool], prompts: int, n: int, eos: int) -> Samples:
     tokens, finished = [], []
-    for i in range(batch):
+    for i in range(prompts):
         mine = rows[i * n:(i + 1) * n]
-        cut = [r[:r.index(eos)] if eos in r else r for r in mine]
-        tokens.append(cut)
-        finished.append([eos in r for r in mine])
+        tokens.append([r[:r.index(eos)] if eos in r else r for r in mine])
+        finished.append(done[i * n:(i + 1) * n])
     return Samples(tokens, finished)

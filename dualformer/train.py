@@ -20,7 +20,6 @@ sends before it stops or requeues a job) save a checkpoint after the current ste
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import signal
 import threading
@@ -90,8 +89,11 @@ def stop_requests() -> Iterator[list[int]]:
 class Trainer:
     def __init__(self, model: Transformer, config: TrainConfig,
                  make_batch: Callable[[list[int], int], Batch], n_examples: int,
-                 identity: dict[str, Any] | None = None) -> None:
-        self.config, self.make_batch, self.n_examples = config, make_batch, n_examples
+                 identity: dict[str, Any] | None = None,
+                 order: Callable[[int], np.ndarray] | None = None) -> None:
+        """identity: what else defines the checkpoint (data, dropout); order: epoch -> permutation
+        of the examples (e.g. dualformer.batching's length buckets), None: a seeded random one."""
+        self.config, self.make_batch, self.n_examples, self.order = config, make_batch, n_examples, order
         self.rank, self.world = distributed()
         if config.batch_size % self.world:
             raise ConfigError(f"model.train.batch_size is the global batch: {config.batch_size} does not "
@@ -120,6 +122,8 @@ class Trainer:
 
     # -- data order ---------------------------------------------------------------------------
     def _order(self, epoch: int) -> np.ndarray:
+        if self.order is not None:
+            return self.order(epoch)
         return np.random.default_rng([self.config.seed, epoch]).permutation(self.n_examples)
 
     def _next_indices(self) -> list[int]:

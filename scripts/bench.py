@@ -9,7 +9,11 @@
 
 `model`: decoder tokens/s sampling `--tokens` tokens with and without the KV cache (target: at
 least 5x at 1,000 tokens), and training tokens/s (on a GPU: bf16, and MFU against the device's
-peak bf16 throughput given by --peak-tflops).
+peak bf16 throughput given by --peak-tflops). Then on real mazes (`--maze-size`, the `tiny`
+preset, Dualformer dropout): the real-token fraction of training batches and real tokens/s,
+random vs length-bucketed batches, and responses/s of the 64-sample evaluation before (one prompt
+per call, every row to the end, max_len 1000) vs after (several prompts per call, finished rows
+dropped, max_len 1.5x the longest training response), after `--warm-steps` of training.
 
 `data`: time to generate one 30x30 maze task and one solvable Sokoban level (A* with its trace),
 against a straightforward reference implementation in the same run (scripts/bench_data.py).
@@ -79,6 +83,66 @@ def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | 
     return result
 
 
+def bench_planning(size: int, batch: int, steps: int, warm_steps: int, prompts: int) -> dict[str, float]:
+    """Training batches random vs length-bucketed, and the 64-sample evaluation before vs after
+    (one prompt per call, every row to the end, max_len 1000 / several prompts per call, finished
+    rows dropped, max_len from the training set), on one maze set in one run."""
+    import torch
+
+    from dualformer.batching import BucketedOrder
+    from dualformer.data import TraceDropout
+    from dualformer.planning import PlanningModel, PlanningTask
+
+    task = PlanningTask(seed=0, size=size, n_train=max(20 * batch, 500), n_test=prompts)
+    dropout = TraceDropout(p=(0.5, 0.125, 0.125, 0.125, 0.125))
+    result: dict[str, float] = {"planning_maze_size": size, "planning_batch": batch}
+    torch.manual_seed(0)
+    model = PlanningModel(dropout=dropout, preset="tiny", prompt_batch=prompts,
+                          train=dict(steps=warm_steps, batch_size=batch, lr=3e-3, warmup=10))
+    model.fit(task, None)  # a model that writes eos, for the sampling figures below
+    trainer, seen = model.trainer, []
+    def recording(indices: list[int], epoch: int):
+        built = model._batch(indices, epoch)
+        seen.append((int(built.token_mask.sum()), built.tokens.numel()))
+        return built
+    trainer.make_batch = recording
+    for batching in ("random", "bucketed"):
+        model.batching, seen[:] = batching, []
+        trainer.order = BucketedOrder(model._epoch_lengths, batch, seed=0) if batching == "bucketed" else None
+        trainer.config.steps += steps
+        started = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step()
+        seconds = time.perf_counter() - started
+        result[f"train_real_token_fraction_{batching}"] = sum(r for r, _ in seen) / sum(t for _, t in seen)
+        result[f"train_real_tokens_per_s_{batching}"] = sum(r for r, _ in seen) / seconds
+    result["train_real_throughput_ratio"] = (result["train_real_tokens_per_s_bucketed"]
+                                             / result["train_real_tokens_per_s_random"])
+    result.update(_sampling_before_after(model, task))
+    return result
+
+
+def _sampling_before_after(model, task) -> dict[str, float]:
+    from dualformer import sample as sampling
+
+    real_sample, out = sampling.sample, {}
+    model.modes = ["auto"]
+    settings = (("before", 1, False, 1000), ("after", model.prompt_batch, True, None))
+    for name, prompt_batch, drop, max_len in settings:
+        model.prompt_batch, model.max_len = prompt_batch, max_len
+        sampling.sample = lambda *a, **k: real_sample(*a, **{**k, "drop_finished": drop})
+        try:
+            started = time.perf_counter()
+            task.test(model.solve)
+            seconds = time.perf_counter() - started
+            out[f"eval_responses_per_s_{name}"] = len(task.test_set) * model.samples / seconds
+        finally:
+            sampling.sample = real_sample
+    out["eval_speedup"] = out["eval_responses_per_s_after"] / out["eval_responses_per_s_before"]
+    out["eval_max_len_after"] = model.response_limit()
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suite", choices=["trace", "model", "data", "metaworld", "sandbox"])
@@ -88,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="s", help="model preset (model suite)")
     parser.add_argument("--tokens", type=int, default=1000, help="tokens to decode (model suite)")
     parser.add_argument("--batch", type=int, default=4, help="training batch (model suite)")
+    parser.add_argument("--maze-size", type=int, default=7, help="planning part: maze size (model suite)")
+    parser.add_argument("--planning-batch", type=int, default=64, help="planning part: training batch")
+    parser.add_argument("--planning-steps", type=int, default=5, help="planning part: timed training steps")
+    parser.add_argument("--warm-steps", type=int, default=300,
+                        help="planning part: training steps before timing (the sampler needs a model that stops)")
+    parser.add_argument("--eval-prompts", type=int, default=8, help="planning part: test prompts x 64 samples")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="device peak bf16 TFLOP/s for MFU (e.g. 989 for an H100 SXM)")
     parser.add_argument("--n", type=int, default=10_000, help="chain length")
@@ -108,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         result = bench_data(n_tasks=args.n_tasks, seed=args.seed)
     elif args.suite == "model":
         result = bench_model(args.preset, args.tokens, args.batch, args.peak_tflops)
+        result.update(bench_planning(args.maze_size, args.planning_batch, args.planning_steps,
+                                     args.warm_steps, args.eval_prompts))
     else:
         from scripts.bench_trace import bench_trace
 

@@ -21,6 +21,8 @@ runs from start to goal.
   (for an admissible heuristic) while the path among equal-cost ones and the trace vary.
   Upstream flips a coin inside each heap comparison of equal f instead, which is not uniform;
   on the same 30x30 mazes its traces came out about 4% longer (1,945 vs 1,875 tokens on average).
+  `ties="upstream"` does exactly that (the same heapq calls on nodes whose `<` flips a coin, a
+  re-created open node removed from the heap, children shuffled), for data like upstream's.
 
 Randomness comes only from the `random.Random` passed in (one draw per tie-break key and one per
 expansion); `random.Random` rather than numpy because one numpy call per heap push would cost more
@@ -31,7 +33,7 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Callable, Sequence
 
 import numpy as np
@@ -39,6 +41,7 @@ import numpy as np
 CREATE, CLOSE = 0, 1
 KIND_NAMES = ("create", "close")
 Event = tuple[int, int, int, int]  # (CREATE | CLOSE, state, cost from start g, heuristic h)
+TIES = ("uniform", "upstream")
 
 # All orders of up to four children, so a random child order costs one draw instead of a shuffle.
 _ORDERS = {k: list(itertools.permutations(range(k))) for k in range(2, 5)}
@@ -74,9 +77,59 @@ def _plan(parent: dict[int, int], goal: int) -> tuple[int, ...]:
     return tuple(reversed(path))
 
 
+class _CoinNode:
+    """An open node compared as upstream's: by f, and by a fresh coin flip when f is equal."""
+
+    __slots__ = ("f", "state", "g", "coin")
+
+    def __init__(self, f: int, state: int, g: int, coin: Callable[[], float]) -> None:
+        self.f, self.state, self.g, self.coin = f, state, g, coin
+
+    def __lt__(self, other: "_CoinNode") -> bool:
+        return self.coin() < 0.5 if self.f == other.f else self.f < other.f
+
+
+class _OpenSet:
+    """The A* frontier. "uniform" ties: (f, key, state, g) tuples, a stale entry skipped when
+    popped. "upstream" ties: _CoinNode objects in the same heapq (so the same comparisons run as
+    upstream's), and a node re-created cheaper is removed from the heap and the heap rebuilt."""
+
+    def __init__(self, rnd: Callable[[], float] | None, ties: str) -> None:
+        if ties not in TIES:
+            raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+        if ties == "upstream" and rnd is None:
+            raise ValueError("upstream tie-breaking is random: pass rng")
+        self.rnd, self.upstream = rnd, ties == "upstream"
+        self.heap: list = []
+        self.nodes: dict[int, _CoinNode] = {}
+
+    def push(self, f: int, state: int, g: int) -> None:
+        if self.upstream:
+            old = self.nodes.pop(state, None)
+            if old is not None:
+                self.heap.remove(old)
+                heapify(self.heap)
+            node = self.nodes[state] = _CoinNode(f, state, g, self.rnd)
+            heappush(self.heap, node)
+        else:
+            heappush(self.heap, (f, self.rnd() if self.rnd else state, state, g))
+
+    def pop(self) -> tuple[int, int, int] | None:
+        """(f, state, g) of the next node to close, or None when the frontier is empty."""
+        if not self.heap:
+            return None
+        if self.upstream:
+            node = heappop(self.heap)
+            del self.nodes[node.state]
+            return node.f, node.state, node.g
+        f, _, state, g = heappop(self.heap)
+        return f, state, g
+
+
 def astar(start: int, is_goal: Callable[[int], bool], expand: Callable[[int], Sequence[int]],
           heuristic: Callable[[int], int | None], rng: random.Random | None = None,
-          budget: int | None = None, event_size: Callable[[int], int] | None = None) -> SearchResult:
+          budget: int | None = None, event_size: Callable[[int], int] | None = None,
+          ties: str = "uniform") -> SearchResult:
     """Run A* from `start` with unit step costs and record its create / close events.
 
     expand(state) -> the legal successor states; heuristic(state) -> h, or None to never generate
@@ -84,6 +137,8 @@ def astar(start: int, is_goal: Callable[[int], bool], expand: Callable[[int], Se
     route re-creates it (a stale heap entry is then ignored when popped, instead of removed).
     budget: give up (plan None, budget_exceeded True) once the summed `event_size` of the events
     (1 each by default) exceeds it; the caller's unit, e.g. trace tokens for Sokoban.
+    ties (with rng): "uniform" breaks ties in f uniformly at random (ours); "upstream" flips a
+    coin inside every heap comparison of equal f and shuffles the children, as upstream does.
     """
     h0 = heuristic(start)
     if h0 is None:
@@ -92,10 +147,11 @@ def astar(start: int, is_goal: Callable[[int], bool], expand: Callable[[int], Se
     events: list[Event] = [(CREATE, start, 0, h0)]
     best = {start: 0}
     parent = {start: -1}
-    heap = [(h0, rnd() if rnd else start, start, 0)]
+    frontier = _OpenSet(rnd, ties)
+    frontier.push(h0, start, 0)
     used = 0 if budget is None else (event_size(start) if event_size else 1)
-    while heap:
-        f, _, state, g = heappop(heap)
+    while (node := frontier.pop()) is not None:
+        f, state, g = node
         if best[state] != g:  # a cheaper route re-created this state after this entry was pushed
             continue
         events.append((CLOSE, state, g, f - g))
@@ -105,13 +161,7 @@ def astar(start: int, is_goal: Callable[[int], bool], expand: Callable[[int], Se
                 return SearchResult(None, tuple(events), True)
         if is_goal(state):
             return SearchResult(_plan(parent, state), tuple(events))
-        children = expand(state)
-        if rnd is not None and 1 < len(children) <= 4:
-            orders = _ORDERS[len(children)]
-            children = [children[i] for i in orders[int(rnd() * len(orders))]]
-        elif rnd is not None and len(children) > 4:
-            children = list(children)
-            rng.shuffle(children)
+        children = _child_order(expand(state), rng, frontier.upstream)
         g += 1
         for child in children:
             old = best.get(child)
@@ -127,8 +177,20 @@ def astar(start: int, is_goal: Callable[[int], bool], expand: Callable[[int], Se
                 used += event_size(child) if event_size else 1
                 if used > budget:
                     return SearchResult(None, tuple(events), True)
-            heappush(heap, (g + h, rnd() if rnd else child, child, g))
+            frontier.push(g + h, child, g)
     return SearchResult(None, tuple(events))
+
+
+def _child_order(children: Sequence[int], rng: random.Random | None, shuffle: bool) -> Sequence[int]:
+    """The children in a random order (one draw, or upstream's shuffle); as given without rng."""
+    if rng is None or len(children) < 2:
+        return children
+    if shuffle or len(children) > 4:
+        children = list(children)
+        rng.shuffle(children)
+        return children
+    orders = _ORDERS[len(children)]
+    return [children[i] for i in orders[int(rng.random() * len(orders))]]
 
 
 def trace_problems(events: Sequence[Event], plan: Sequence[int] | None,

@@ -118,16 +118,26 @@ class Grid:
         gx, gy = goal % self.size, goal // self.size
         return (np.abs(self._x - gx) + np.abs(self._y - gy)).tolist()
 
-    def solve(self, start: int, goal: int, rng: random.Random | None = None) -> SearchResult:
-        """A* from start to goal; start and goal in different components: no search, no events."""
+    def solve(self, start: int, goal: int, rng: random.Random | None = None,
+              ties: str = "uniform") -> SearchResult:
+        """A* from start to goal; start and goal in different components: no search, no events.
+
+        ties: how a nondeterministic search breaks ties in f (tasks.astar: "uniform" or "upstream")."""
         if self.component[start] != self.component[goal] or self.component[start] < 0:
             return SearchResult(None, ())
         return astar(start, goal.__eq__, self.neighbours.__getitem__,
-                     self.heuristic(goal).__getitem__, rng)
+                     self.heuristic(goal).__getitem__, rng, ties=ties if rng is not None else "uniform")
 
     def tasks(self, rng: np.random.Generator, search_rng: random.Random | None, split: str,
-              attempts: int = ATTEMPTS_PER_LAYOUT, min_plan: int | None = None) -> list[Example]:
-        """Draw `attempts` start/goal pairs and keep each distinct one whose plan has >= min_plan cells."""
+              attempts: int = ATTEMPTS_PER_LAYOUT, min_plan: int | None = None,
+              keep_fraction: float = 1.0, max_tasks: int | None = None, ties: str = "uniform") -> list[Example]:
+        """Draw `attempts` start/goal pairs and keep each distinct one whose plan has >= min_plan cells.
+
+        keep_fraction: keep each distinct pair with this probability, decided before its search
+        (the same law as subsampling the valid tasks afterwards, without searching the dropped).
+        max_tasks: stop after this many valid tasks; the draws are i.i.d., so the first k valid
+        pairs in draw order are a uniform sample of k of the layout's valid tasks.
+        """
         min_plan = self.size if min_plan is None else min_plan
         m = len(self.free)
         if m < 2:
@@ -135,14 +145,19 @@ class Grid:
         first = rng.integers(m, size=attempts)
         second = rng.integers(m - 1, size=attempts)
         second += second >= first  # two distinct cells, uniformly
+        kept_draw = rng.random(attempts) < keep_fraction if keep_fraction < 1 else [True] * attempts
         seen, kept = set(), []
-        for start, goal in zip(self.free[first].tolist(), self.free[second].tolist()):
+        for start, goal, keep in zip(self.free[first].tolist(), self.free[second].tolist(), kept_draw):
             if (start, goal) in seen:
                 continue
             seen.add((start, goal))
-            result = self.solve(start, goal, search_rng)
+            if not keep:
+                continue
+            result = self.solve(start, goal, search_rng, ties)
             if result.plan is not None and len(result.plan) >= min_plan:
                 kept.append(Example(Maze(self.size, self.walls, start, goal), result, split))
+                if max_tasks is not None and len(kept) == max_tasks:
+                    break
         return kept
 
 
@@ -165,16 +180,25 @@ def solve(maze: Maze, rng: random.Random | None = None) -> SearchResult:
 
 def generate(size: int, n: int, rng: np.random.Generator, split: str | None = None,
              test_fraction: float = 0.1, attempts: int = ATTEMPTS_PER_LAYOUT,
-             deterministic: bool = False) -> Iterator[Example]:
+             deterministic: bool = False, tasks_per_layout: int | None = None,
+             keep_fraction: float = 1.0, ties: str = "uniform") -> Iterator[Example]:
     """Yield `n` solved mazes; with `split`, only layouts that `split_of` puts in that split.
 
     Layouts of the other split are skipped before any search, so asking for one split costs
-    little more than sampling the walls of the layouts it passes over.
+    little more than sampling the walls of the layouts it passes over. A layout yields its valid
+    tasks in a row (upstream keeps every one, 15-25 at 30x30); `tasks_per_layout` caps that with a
+    uniform sample (1: every task on its own layout, for test sets), and `keep_fraction` keeps each
+    valid task with that probability, which is how upstream's training sets look: the first 100k
+    of 1M tasks ordered by a hash id, about 10% of each layout's tasks. `ties`: tasks.astar's
+    tie-breaking of the nondeterministic search ("upstream" for traces as upstream's).
     """
     if size < 2:
         raise ConfigError(f"maze size must be >= 2, got {size}")
     if split is not None and split not in ("train", "test"):
         raise ConfigError(f"split must be train or test, got {split!r}")
+    if not 0 < keep_fraction <= 1 or (tasks_per_layout is not None and tasks_per_layout < 1):
+        raise ConfigError(f"need 0 < keep_fraction <= 1 and tasks_per_layout >= 1, "
+                          f"got {keep_fraction}, {tasks_per_layout}")
     search_rng = None if deterministic else python_rng(rng)
     produced = 0
     while produced < n:
@@ -182,7 +206,9 @@ def generate(size: int, n: int, rng: np.random.Generator, split: str | None = No
         layout_split = split_of(layout_id(size, walls), test_fraction)
         if split is not None and layout_split != split:
             continue
-        for example in Grid(size, walls).tasks(rng, search_rng, layout_split, attempts):
+        grid = Grid(size, walls)
+        for example in grid.tasks(rng, search_rng, layout_split, attempts,
+                                  keep_fraction=keep_fraction, max_tasks=tasks_per_layout, ties=ties):
             yield example
             produced += 1
             if produced == n:

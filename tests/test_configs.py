@@ -115,3 +115,13 @@ def test_experiments_declare_a_grid_and_a_table(name, run_dir):
     if table.get("tasks"):  # one row per (task, method): paper values keyed "<task>/<method>"
         rows = {f"{task}/{method}" for task in table.tasks for method in table.methods}
     assert set(table.get("paper") or {}) <= rows
+
+
+@pytest.mark.parametrize("model, lr, batch", [("solution_only", 5.0e-5, 64), ("dualformer", 7.5e-5, 16)])
+def test_paper_sokoban_recipe_is_upstreams_sokoban_sweep(model, lr, batch, run_dir):
+    """config/sweep/sokoban-7722-m-{plan-only,trace-plan}-100k.json; batches stated globally."""
+    cfg = compose_run("train", ["experiment=table5_1_fast", "task=sokoban", f"model={model}"], run_dir)
+    train = cfg.model.train
+    assert (cfg.model.preset, train.steps, train.lr, train.batch_size) == ("m-s", 80000, lr, batch)
+    maze = compose_run("train", ["experiment=table5_1_fast", "task=maze30", f"model={model}"], run_dir)
+    assert (maze.model.preset, maze.model.train.steps, maze.model.train.batch_size) == ("s", 400000, 64)

@@ -97,3 +97,29 @@ def test_bad_bootstrap_settings_are_a_config_error(tmp_path):
         _model(tmp_path, rounds=-1).fit(task, None)
     with pytest.raises(ConfigError, match="model.bootstrap"):
         _model(tmp_path, rounds=1, sample_count=3).fit(task, None)
+
+
+@pytest.mark.parametrize("reload", [False, True])
+def test_upstream_rounds_reload_the_optimizer_state_ours_start_fresh(tmp_path, monkeypatch, reload):
+    from dualformer.train import Trainer
+
+    seen = []
+    real_run = Trainer.run
+    def spy(self, *args, **kwargs):
+        states = self.optimizer.state.values()
+        seen.append(int(next(iter(states))["step"]) if states else 0)
+        return real_run(self, *args, **kwargs)
+    monkeypatch.setattr(Trainer, "run", spy)
+    task = PlanningTask(seed=5, size=6, n_train=6, n_test=2)
+    _model(tmp_path, rounds=1, reload_optimizer=reload).fit(task, None)
+    assert seen == [0, 4 if reload else 0], "round 1 starts from round 0's 4 Adam steps, or fresh"
+
+
+def test_upstream_bootstrap_switch_sets_warmup_reload_and_one_sequence_per_process(monkeypatch):
+    from dualformer.bootstrap import BootstrapSettings
+
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    upstream = BootstrapSettings(upstream=True).resolved()
+    assert (upstream.warmup, upstream.reload_optimizer, upstream.batch_size) == (2000, True, 8)
+    ours = BootstrapSettings().resolved()
+    assert (ours.warmup, ours.reload_optimizer, ours.batch_size) == (100, False, 16)

@@ -31,3 +31,14 @@ def test_metrics_on_hand_checked_tasks():
 def test_no_tasks_is_an_error():
     with pytest.raises(ValueError):
         plan_metrics([])
+
+
+def test_k_solved_and_k_optimal_carry_wilson_95_percent_intervals():
+    """50 of 100 tasks optimal: Wilson's interval is 40.38..59.62 (hand-computed, z = 1.96)."""
+    good = TaskResponses(3, [Response(plan=(1, 2, 3), correct=True, plan_length=3, trace_tokens=0)])
+    bad = TaskResponses(3, [Response(plan=(), correct=False, plan_length=0, trace_tokens=0)])
+    scores = plan_metrics([good] * 50 + [bad] * 50, ks=(1,))
+    assert scores["1_optimal_1"] == 50
+    assert round(scores["1_optimal_1_ci_low"], 2) == 40.38 and round(scores["1_optimal_1_ci_high"], 2) == 59.62
+    perfect = plan_metrics([good] * 10, ks=(1,))
+    assert perfect["1_solved_1_ci_high"] == 100 and 69 < perfect["1_solved_1_ci_low"] < 73

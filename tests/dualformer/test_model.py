@@ -103,3 +103,53 @@ def test_the_first_token_switches_between_trace_and_plan():
     cached = sample(model, prompt.prompt, prompt.prompt_mask, BOS, EOS, n=2, temperature=0, max_len=12)
     uncached = sample(model, prompt.prompt, prompt.prompt_mask, BOS, EOS, n=2, temperature=0, max_len=12, use_cache=False)
     assert cached.tokens == uncached.tokens and all(all(f) for f in cached.finished)
+
+
+def test_upstream_initialisation_is_pytorchs_default_ours_is_fan_in():
+    """Upstream calls no init of its own: Linear U(+-1/sqrt(fan_in)) (std 1/sqrt(3 fan_in)), Embedding N(0, 1)."""
+    torch.manual_seed(0)
+    upstream = Transformer(preset("tiny", vocab_size=15, init="upstream"))
+    ours = tiny()
+    fan_in = 64  # tiny: d_model 64
+    w = upstream.decoder[0].self_attn.q.weight.detach()
+    assert float(w.abs().max()) <= fan_in ** -0.5 and abs(float(w.std()) - (3 * fan_in) ** -0.5) < 0.005
+    assert abs(float(upstream.enc_embed.weight.detach().std()) - 1.0) < 0.1
+    assert abs(float(ours.enc_embed.weight.detach().std()) - fan_in ** -0.5) < 0.02
+    assert abs(float(ours.decoder[0].self_attn.q.weight.detach().std()) - fan_in ** -0.5) < 0.005
+    assert float(ours.decoder[0].self_attn.q.weight.detach().abs().max()) > fan_in ** -0.5  # normal, not uniform
+
+
+def test_encoder_padding_masked_by_default_attended_as_upstream_when_asked():
+    prompt, short = torch.tensor([[5, 6, 7, 0]]), torch.tensor([[5, 6, 7]])
+    mask = torch.tensor([[True, True, True, False]])
+    ones = torch.ones_like(prompt, dtype=torch.bool)
+    for unmasked in (False, True):
+        torch.manual_seed(0)
+        model = Transformer(preset("tiny", vocab_size=15, mask_encoder_padding=not unmasked)).eval()
+        with torch.no_grad():
+            padded, cross_mask = model.encode(prompt, mask)
+            alone, _ = model.encode(short, torch.ones_like(short, dtype=torch.bool))
+            everything, _ = model.encode(prompt, ones)
+        assert cross_mask[0, 0, 0].tolist() == mask[0].tolist(), "cross-attention masks padding in both"
+        if unmasked:  # upstream: the encoder's self-attention sees the pad token like any other
+            assert torch.allclose(padded, everything) and not torch.allclose(padded[:, :3], alone, atol=1e-4)
+        else:
+            assert torch.allclose(padded[:, :3], alone, atol=1e-5)
+
+
+def test_dropping_finished_rows_gives_each_prompt_what_it_gets_alone():
+    """Greedy decoding of 4 padded prompts at once, finished rows dropped from the batch and the
+    cache, equals decoding each prompt alone; `eos` is a token some rows emit early."""
+    model = tiny(3).eval()
+    prompts = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0], [12, 5, 0, 0], [6, 6, 6, 6]])
+    mask = prompts != 0
+    probe = sample(model, prompts, mask, BOS, eos=-1, n=1, temperature=0, max_len=10)
+    eos = probe.tokens[0][0][3]  # row 0 stops after 3 tokens; the others wherever they emit it
+    together = sample(model, prompts, mask, BOS, eos, prefix=[CREATE], n=2, temperature=0, max_len=10)
+    lengths = set()
+    for i in range(4):
+        alone = sample(model, prompts[i:i + 1, :int(mask[i].sum())], mask[i:i + 1, :int(mask[i].sum())], BOS, eos,
+                       prefix=[CREATE], n=2, temperature=0, max_len=10, drop_finished=False)
+        assert together.tokens[i] == alone.tokens[0] and together.finished[i] == alone.finished[0]
+        lengths.add(len(alone.tokens[0][0]))
+    assert len(lengths) > 1, "rows finished at different steps, so some were dropped mid-way"

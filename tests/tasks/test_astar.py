@@ -124,3 +124,52 @@ def test_trace_problems_catches_corrupted_traces():
     assert trace_problems(never_created, None)
     assert any("never created" in p for p in trace_problems(events, (0, 2, 24)))
     assert any("heuristic says" in p for p in trace_problems(events, result.plan, lambda s: 0))
+
+
+class Coin:
+    """A scripted random source: every coin comes up `value`, and shuffles keep the order."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+    def shuffle(self, items) -> None:
+        pass
+
+
+def test_upstream_ties_flip_a_coin_inside_each_heap_comparison():
+    """2x2 open grid, start 0, goal 3; children of 0 are [2, 1] (up, then right), all f = 2.
+
+    Hand-traced with Python's heapq: when every coin says "less", a pushed tie moves above its
+    parent, so the newest of equal f is closed first: 1, then 3. When no coin says "less", the
+    older node stays on top: 2 is closed, then 1 (its child 3 sits below it in the heap), then 3.
+    With uniform tie-breaking and all-zero draws the tie keys are equal and the state decides.
+    """
+    def events(**kwargs):
+        result = astar(0, (3).__eq__, open_grid(2), manhattan(2, 3), **kwargs)
+        return [("create" if k == CREATE else "close", s) for k, s, _, _ in result.events]
+    C, X = "create", "close"
+    assert events(rng=Coin(0.0), ties="upstream") == [(C, 0), (X, 0), (C, 2), (C, 1), (X, 1), (C, 3), (X, 3)]
+    assert events(rng=Coin(0.9), ties="upstream") == [(C, 0), (X, 0), (C, 2), (C, 1), (X, 2), (C, 3),
+                                                      (X, 1), (X, 3)]
+    assert events(rng=Coin(0.0)) == [(C, 0), (X, 0), (C, 2), (C, 1), (X, 1), (C, 3), (X, 2), (X, 3)]
+
+
+def test_upstream_ties_give_longer_traces_than_uniform_ones_and_the_same_plan_lengths():
+    from tasks.maze import Grid, sample_walls
+
+    rng = np.random.default_rng(3)
+    sums = {"uniform": 0, "upstream": 0}
+    for _ in range(40):
+        grid = Grid(15, sample_walls(15, rng))
+        start, goal = (int(c) for c in rng.choice(grid.free, 2, replace=False))
+        lengths = set()
+        for ties in sums:
+            for seed in range(5):
+                result = grid.solve(start, goal, random.Random(seed), ties=ties)
+                sums[ties] += len(result.events)
+                lengths.add(None if result.plan is None else len(result.plan))
+        assert len(lengths) == 1, "both modes find optimal plans"
+    assert sums["upstream"] > 1.01 * sums["uniform"]

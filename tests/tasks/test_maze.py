@@ -199,3 +199,19 @@ def test_bad_arguments_are_config_errors():
         next(generate(1, 1, np.random.default_rng(0)))
     with pytest.raises(ConfigError, match="split"):
         next(generate(10, 1, np.random.default_rng(0), split="valid"))
+
+
+def test_one_task_per_layout_gives_distinct_layouts():
+    examples = list(generate(7, 40, np.random.default_rng(8), split="test", tasks_per_layout=1))
+    assert len(examples) == 40
+    assert len({e.task.layout_id for e in examples}) == 40
+
+
+def test_keep_fraction_spreads_tasks_over_more_layouts():
+    """Upstream trains on a 10% id-ordered subset of 1M tasks: about 2 tasks per layout, not ~15-25."""
+    def layouts(**kwargs):
+        return len({e.task.layout_id for e in generate(10, 300, np.random.default_rng(9), **kwargs)})
+    everything, sparse = layouts(), layouts(keep_fraction=0.1)
+    assert sparse > 4 * everything
+    with pytest.raises(ConfigError):
+        next(generate(10, 1, np.random.default_rng(0), keep_fraction=0.0))

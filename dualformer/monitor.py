@@ -1,0 +1,55 @@
+"""What a planning model's training shows while it runs: tokens/s and a small held-out evaluation.
+
+    monitor = TrainingMonitor(model, task, logger, eval_every=500, samples=4, log_every=10)
+    trainer = Trainer(model.model, config, monitor.counting(model._batch), n)
+    trainer.run(logger, on_step=monitor)       # Trainer calls monitor(step, loss) after each step
+
+Every `log_every` steps: `train/tokens_per_s` (real decoder + prompt tokens per second since the
+last point). Every `eval_every` steps: the model answers the task's held-out `eval_set` (tasks
+of the test split's layouts, disjoint from the test set) with `samples` responses per mode and
+logs `eval/<mode>/1_optimal_<samples>`, `eval/<mode>/1_solved_<samples>` and
+`eval/<mode>/trace_tokens`, so the record's curve and W&B show 1-Optimal and trace length
+against the step, and an undertrained model is a flat curve rather than a guess afterwards.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+
+class TrainingMonitor:
+    def __init__(self, model: Any, task: Any, logger: Any, eval_every: int = 0, samples: int = 4,
+                 log_every: int = 10) -> None:
+        self.model, self.task, self.logger = model, task, logger
+        self.eval_every, self.samples, self.log_every = eval_every, samples, log_every
+        self.tokens, self.since = 0, time.perf_counter()
+
+    def counting(self, make_batch: Callable[[list[int], int], Any]) -> Callable[[list[int], int], Any]:
+        """make_batch, counting the real tokens of every batch it builds."""
+        def counted(indices: list[int], epoch: int) -> Any:
+            batch = make_batch(indices, epoch)
+            self.tokens += int(batch.prompt_mask.sum()) + int(batch.token_mask.sum())
+            return batch
+        return counted
+
+    def __call__(self, step: int, loss: float) -> None:
+        if self.logger is None:
+            return
+        if self.log_every and step % self.log_every == 0:
+            now = time.perf_counter()
+            self.logger.log({"train/tokens_per_s": self.tokens / max(now - self.since, 1e-9)}, step=step)
+            self.tokens, self.since = 0, now
+        if self.eval_every and step % self.eval_every == 0 and self.task.eval_set:
+            started = time.perf_counter()
+            self.logger.log(self.evaluate(), step=step)
+            self.since += time.perf_counter() - started  # evaluation time is not training time
+
+    def evaluate(self) -> dict[str, float]:
+        samples, self.model.samples = self.model.samples, self.samples
+        try:
+            metrics = self.task.score(self.task.eval_set, self.model.solve)
+        finally:
+            self.model.samples = samples
+            self.model.model.train()
+        keep = (f"1_optimal_{self.samples}", f"1_solved_{self.samples}", "trace_tokens")
+        return {f"eval/{k}": v for k, v in metrics.items() if k.split("/", 1)[1] in keep}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import threading
 import time
 from collections.abc import Callable
 from typing import Any

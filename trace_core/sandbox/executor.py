@@ -30,7 +30,7 @@ import threading
 import time
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from trace_core.sandbox import codec
 from trace_core.sandbox.worker import HEADER, code_names

@@ -22,7 +22,7 @@ import os
 import warnings
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class TableSpec:
     curve_key: str | None = None  # a training curve (e.g. train/loss) instead of score / best so far
     scatter: tuple[str, str] | None = None  # (x metric, y metric): one point per row, e.g. accuracy vs trace length
     medians: tuple[str, ...] = ()      # metrics whose cells show the median beside the mean
+    formats: dict[str, str] = field(default_factory=dict)  # metric -> its own format (e.g. ".0f" for tokens)
 
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
@@ -67,7 +68,7 @@ class TableSpec:
                                  for m, points in (figure.get("paper_points") or {}).items()},
                    curve_key=figure.get("curve_key"),
                    scatter=(figure["x"], figure["y"]) if "x" in figure else None,
-                   medians=tuple(block.get("medians") or ()))
+                   medians=tuple(block.get("medians") or ()), formats=dict(block.get("formats") or {}))
 
 
 def table_block(experiment: str, records: pd.DataFrame, configs: Path) -> dict[str, Any] | None:
@@ -168,8 +169,8 @@ def cell(row: pd.Series, fmt: str, median: bool = False) -> str:
 
 def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: str,
              llm_by_method: dict[str, str], mode: str = "paper", budget: str | None = None,
-             unlisted: dict[str, int] | None = None) -> str:
-    headers = ["method", "n", "LLM", *spec.columns.values()]
+             unlisted: dict[str, int] | None = None, show_llm: bool = True) -> str:
+    headers = ["method", "n", *(["LLM"] if show_llm else []), *spec.columns.values()]
     title = spec.title if mode == "paper" else f"{MODE_LABELS.get(mode, mode.upper())}: {spec.title}"
     where = f"Experiment `{experiment}`" + ("" if mode == "paper" else f", mode `{mode}`") + \
         ("" if budget is None else f", budget `{budget}`")
@@ -177,16 +178,17 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
     lines = [f"# {title}", "",
              f"{where}; records in `{source}`. Mean ± s.e. over seeds (n records per row); "
              + ("success rates add a Wilson 95% interval [low, high] over all test tasks of the row; " if rates else "")
-             + "the paper's values in brackets. The LLM column says what answered each method's "
-             "LLM calls; \"not run here\" rows have no records yet.", "",
+             + "the paper's value follows ours as (paper x)."
+             + (" The LLM column says what answered each method's LLM calls; \"not run here\" rows have "
+                "no records yet." if show_llm else ""), "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, label in spec.methods.items():
         rows = summary[summary["method"] == method]
         n = int(rows["n"].max()) if len(rows) else 0
-        cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.fmt, metric in spec.medians)
-                 for metric in spec.columns]
-        lines.append("| " + " | ".join([label, str(n), llm_by_method.get(method, "not run here"),
-                                        *cells]) + " |")
+        cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.formats.get(metric, spec.fmt),
+                      metric in spec.medians) for metric in spec.columns]
+        llm = [llm_by_method.get(method, "not run here")] if show_llm else []
+        lines.append("| " + " | ".join([label, str(n), *llm, *cells]) + " |")
     if unlisted:
         lines += ["", "Records with no row in this table: " +
                   ", ".join(f"`{m}` ({k})" for m, k in sorted(unlisted.items())) + "."]
@@ -343,8 +345,10 @@ def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode
     tables.mkdir(parents=True, exist_ok=True)
     source = os.path.relpath(results.resolve(), ROOT)
     llm_by_method = {m: ", ".join(sorted(set(g["llm"]))) for m, g in runs.groupby("method")}
+    # The LLM column only where a method could ask one: not for trained models (Dualformer, MATH).
+    show_llm = not all("model" in config for config in runs["config"])
     (tables / f"{name}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method,
-                                                mode, budget, unlisted) + protocol_note(runs))
+                                                mode, budget, unlisted, show_llm) + protocol_note(runs))
     summary.to_csv(tables / f"{name}.csv", index=False, float_format="%.4f")
     if mode != "paper":
         spec.title = f"{mode.upper()}: {spec.title}"  # the figure says it too

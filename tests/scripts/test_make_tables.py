@@ -156,3 +156,19 @@ def test_tables_can_be_pushed_to_their_experiments_wandb_group(tmp_path):
     assert run.group == "golden_demo" and run.job_type == "tables"
     assert ("paper_table", "table-golden_demo") in run.artifacts
     assert {kind for kind, _ in run.artifacts} >= {"run_table"}, "the table itself, as a wandb.Table"
+
+
+def test_columns_keep_their_own_format_and_trained_models_get_no_llm_column(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "mazes.yaml").write_text(
+        "table:\n  title: mazes\n  methods: {dualformer: Dualformer}\n  format: '.1f'\n"
+        "  formats: {test/auto/swc: '.3f', test/auto/trace_tokens: '.0f'}\n"
+        "  columns: {test/auto/1_solved_64: 1-Solved, test/auto/swc: SWC, test/auto/trace_tokens: tokens}\n")
+    write_runs(tmp_path / "records", experiment="mazes", method="dualformer", seeds=(1,),
+               metrics={"test/auto/1_solved_64": 50.0, "test/auto/swc": 0.5, "test/auto/trace_tokens": 617.4},
+               config={"task": {"n_test": 50}, "model": {"preset": "s"}})
+    make_tables.make(tmp_path / "records", tmp_path, configs)
+    text = (tmp_path / "tables" / "mazes.md").read_text()
+    assert "| method | n | 1-Solved | SWC | tokens |" in text, "a model that never asks an LLM: no LLM column"
+    assert "| Dualformer | 1 | 50.0 [36.6, 63.4] | 0.500 | 617 |" in text

@@ -34,12 +34,17 @@ def _check(task: Any, llm: Any, method: str) -> None:
         raise ConfigError(f"optimizer={method} asks a language model: add llm=openai (or llm=scripted)")
 
 
-def _import(module: str) -> Any:
+def prepare_environment() -> None:
+    """Set before importing either library: litellm (pulled in by trace-opt) must not fetch a price
+    list, and textgrad opens a log file under ./logs/ when imported (kept out of the checkout)."""
     import tempfile
 
     os.environ.setdefault(_COST_MAP_ENV, "True")
-    # textgrad opens a log file under ./logs/ when imported: keep it out of the user's checkout
     os.environ.setdefault("TEXTGRAD_LOG_DIR", os.path.join(tempfile.gettempdir(), "textgrad_logs"))
+
+
+def _import(module: str) -> Any:
+    prepare_environment()
     import importlib
 
     try:

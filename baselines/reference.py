@@ -36,10 +36,15 @@ def _check(task: Any, llm: Any, method: str) -> None:
         raise ConfigError(f"optimizer={method} asks a language model: add llm=openai (or llm=scripted)")
 
 
-def _import(module: str) -> Any:
+def prepare_environment() -> None:
+    """Set before importing either library: litellm (pulled in by trace-opt) must not fetch a price
+    list, and textgrad opens a log file under ./logs/ when imported: it goes into the run's folder."""
     os.environ.setdefault(_COST_MAP_ENV, "True")
-    # textgrad makes ./logs/ in whatever folder the command runs from, on import: keep it in the run's.
     os.environ.setdefault("TEXTGRAD_LOG_DIR", str(_run_folder() / "textgrad_logs"))
+
+
+def _import(module: str) -> Any:
+    prepare_environment()
     import importlib
 
     try:

@@ -7,6 +7,9 @@ import re
 
 import pytest
 
+from baselines.reference import prepare_environment
+
+prepare_environment()  # before the imports below: no network fetch, no ./logs/ folder
 pytest.importorskip("opto", reason="the reference methods need trace-opt (pip install -e '.[reference]')")
 pytest.importorskip("textgrad", reason="the reference methods need textgrad (pip install -e '.[reference]')")
 

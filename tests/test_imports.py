@@ -20,7 +20,7 @@ def imported_modules(path: Path, known: set[str]) -> set[str]:
     this = module_name(path)
     package = this if path.name == "__init__.py" else this.rpartition(".")[0]
     found: set[str] = set()
-    for node in runtime_nodes(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -37,19 +37,6 @@ def imported_modules(path: Path, known: set[str]) -> set[str]:
             if name and name != this:
                 found.add(name)
     return found
-
-
-def runtime_nodes(tree: ast.AST):
-    """Every node, except those under `if TYPE_CHECKING:` (imports for type hints never run)."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and getattr(child.test, "id", getattr(child.test, "attr", "")) == "TYPE_CHECKING":
-                stack.extend(child.orelse)
-                continue
-            stack.append(child)
 
 
 def import_graph() -> dict[str, set[str]]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextvars
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-if TYPE_CHECKING:
-    from trace_core.graph import Node
+# The nodes here are trace_core.graph.Node objects; this module stays below graph (graph imports it),
+# so it names them `Any` rather than importing graph back.
+Node = Any
 
 
 class Reads:

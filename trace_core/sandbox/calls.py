@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import ast
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trace_core.code import TRAINABLE_FILENAME, format_failure, function_parameters, signature_problem
+from trace_core.graph import MessageNode, Node
 from trace_core.reads import Reads, recording_reads
 from trace_core.sandbox import default_executor, default_mode
 from trace_core.sandbox.executor import FunctionSpec, SandboxError, SandboxTimeout, WorkerCrashed
 
-if TYPE_CHECKING:
-    from trace_core.bundle import BundledFunction
-    from trace_core.graph import MessageNode, Node
+# A trace_core.bundle.BundledFunction: bundle hands its calls over to this module, so this module
+# does not import bundle back (the type is named in words, not imported).
+BundledFunction = Any
 
 
-def sandboxed(bundled: "BundledFunction") -> bool:
+def sandboxed(bundled: BundledFunction) -> bool:
     """Does this bundle's trainable code run in a worker process?"""
     return bundled.parameter is not None and (bundled.sandbox or default_mode()) == "process"
 
 
-def call(bundled: "BundledFunction", inputs: dict[str, "Node"], args: tuple, kwargs: dict[str, Any]
-         ) -> "MessageNode":
+def call(bundled: BundledFunction, inputs: dict[str, Node], args: tuple, kwargs: dict[str, Any]
+         ) -> MessageNode:
     name, source = bundled.op.name, bundled.parameter._data
     try:
         spec = function_spec(bundled, source)
@@ -59,12 +60,10 @@ def call(bundled: "BundledFunction", inputs: dict[str, "Node"], args: tuple, kwa
     return bundled._result(value, inputs, reads)
 
 
-def outside_nodes(bundled: "BundledFunction", source: str) -> list["Node"]:
+def outside_nodes(bundled: BundledFunction, source: str) -> list[Node]:
     """Nodes the code names from its closure or globals. In-process, reading one is noticed as it
     happens; the worker reads copies, so the parent notes them here, and the bundle's check that
     every trainable dependency arrived as an input (MissingInputsError) holds in both modes."""
-    from trace_core.graph import Node
-
     if bundled.allow_external_dependencies:
         return []
     try:
@@ -75,7 +74,7 @@ def outside_nodes(bundled: "BundledFunction", source: str) -> list["Node"]:
     return [scope[name] for name in sorted(names) if isinstance(scope.get(name), Node)]
 
 
-def function_spec(bundled: "BundledFunction", source: str) -> FunctionSpec:
+def function_spec(bundled: BundledFunction, source: str) -> FunctionSpec:
     """What the worker needs for `source`, checked here without running it: it parses, and
     defines the function under its name with the original's parameter names."""
     cached = getattr(bundled, "_sandbox_spec", None)
@@ -100,7 +99,7 @@ def function_spec(bundled: "BundledFunction", source: str) -> FunctionSpec:
     return bundled._sandbox_spec
 
 
-def current_cells(bundled: "BundledFunction") -> dict[str, Any]:
+def current_cells(bundled: BundledFunction) -> dict[str, Any]:
     """The closure's values now (the worker gets copies; rebinds come back, see call)."""
     return {k: cell.cell_contents for k, cell in bundled._cells.items() if _filled(cell)}
 

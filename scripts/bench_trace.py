@@ -39,6 +39,28 @@ STEP_LINKS = 16  # (y + i) * w per link: 3 nodes each, plus the 2 parameters: 50
 CHUNK = 500  # operations per timed chunk of the chain
 
 
+def step_graph(node: Callable[..., Any]) -> tuple[Any, Any, Any, str]:
+    """The same ~50-node graph in either library (`node` is its node constructor): parameters x and
+    w, the output y, and the reply that moves both parameters."""
+    x = node(1.0, trainable=True, name="x")
+    w = node(0.5, trainable=True, name="w")
+    y = x
+    for i in range(STEP_LINKS):
+        y = (y + i) * w
+    return x, w, y, json.dumps({"reasoning": "r", "suggestion": {x.py_name: 2.0, w.py_name: 0.25}})
+
+
+def timed_step(optimizer: Any, x: Any, w: Any, y: Any) -> dict[str, float]:
+    """One full OptoPrime step (report, the call, parsing, the update) on the graph above."""
+    start = time.perf_counter()
+    optimizer.zero_feedback()
+    optimizer.backward(y, "The output should be larger.")
+    optimizer.step()
+    seconds = time.perf_counter() - start
+    assert (x.data, w.data) == (2.0, 0.25), "the reply was parsed and applied"
+    return {"step_s": seconds}
+
+
 def timed_chain(y: Any, n: int) -> tuple[Any, float]:
     """Extend y by n additions; seconds per addition as the median over chunks of CHUNK, so a
     moment of load on a shared machine does not decide the figure."""
@@ -94,20 +116,9 @@ class Ours:
 
     def step(self) -> dict[str, float]:
         with self.lib.graph_context():
-            x = self.lib.node(1.0, trainable=True, name="x")
-            w = self.lib.node(0.5, trainable=True, name="w")
-            y = x
-            for i in range(STEP_LINKS):
-                y = (y + i) * w
-            reply = json.dumps({"reasoning": "r", "suggestion": {x.py_name: 2.0, w.py_name: 0.25}})
+            x, w, y, reply = step_graph(self.lib.node)
             optimizer = self.optoprime([x, w], llm=self.scripted(responder=lambda messages: reply))
-            start = time.perf_counter()
-            optimizer.zero_feedback()
-            optimizer.backward(y, "The output should be larger.")
-            optimizer.step()
-            seconds = time.perf_counter() - start
-        assert (x.data, w.data) == (2.0, 0.25), "the reply was parsed and applied"
-        return {"step_s": seconds}
+            return timed_step(optimizer, x, w, y)
 
 
 class Theirs:
@@ -135,24 +146,12 @@ class Theirs:
         return {"op_s": per_op, "backward_s": seconds}
 
     def step(self) -> dict[str, float]:
-        x = self.trace.node(1.0, trainable=True, name="x")
-        w = self.trace.node(0.5, trainable=True, name="w")
-        y = x
-        for i in range(STEP_LINKS):
-            y = (y + i) * w
-        reply = json.dumps({"reasoning": "r", "suggestion": {x.py_name: 2.0, w.py_name: 0.25}})
+        x, w, y, reply = step_graph(self.trace.node)
 
         def stub(messages: list, **_: Any) -> Any:  # the shape of an OpenAI chat completion
             return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=reply))])
 
-        optimizer = self.optoprime([x, w], llm=stub)
-        start = time.perf_counter()
-        optimizer.zero_feedback()
-        optimizer.backward(y, "The output should be larger.")
-        optimizer.step()
-        seconds = time.perf_counter() - start
-        assert (x.data, w.data) == (2.0, 0.25), "the reply was parsed and applied"
-        return {"step_s": seconds}
+        return timed_step(self.optoprime([x, w], llm=stub), x, w, y)
 
 
 def reference() -> Theirs | None:

@@ -33,8 +33,10 @@ class Graph:
         self._counters: dict[str, itertools.count] = {}
 
     def new_name(self, base: str) -> str:
-        # setdefault and next() on itertools.count are each atomic under the GIL.
-        return f"{base}:{next(self._counters.setdefault(base, itertools.count()))}"
+        # setdefault and next() on itertools.count are each atomic under the GIL; the get first
+        # spares building a counter on every call (this runs twice per traced operation).
+        counter = self._counters.get(base) or self._counters.setdefault(base, itertools.count())
+        return f"{base}:{next(counter)}"
 
 
 _CURRENT: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("trace_core_graph", default=None)
@@ -83,7 +85,7 @@ class Node:
         self.inputs: dict[str, Node] = {}
         self.op: Operator | None = None
         self.level = 0
-        self._children: list[weakref.ref] | None = None
+        self._children: weakref.ref | list[weakref.ref] | None = None  # see MessageNode
 
     @property
     def data(self) -> Any:
@@ -132,7 +134,11 @@ class Node:
     def children(self) -> list[Node]:
         """The results computed from this node that are still alive (held weakly, so a
         long-lived parameter does not keep every graph it took part in)."""
-        refs = self._children or ()
+        refs = self._children
+        if refs is None:
+            return []
+        if type(refs) is weakref.ref:  # one child (the common case) is held without a list
+            refs = [refs]
         return [child for child in (ref() for ref in refs) if child is not None]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Node:
@@ -186,20 +192,33 @@ class MessageNode(Node):
 
     def __init__(self, value: Any, op: Operator, inputs: dict[str, Node],
                  name: str | None = None) -> None:
-        super().__init__(value, name=name or op.name, description=op.doc)
+        # Node.__init__ written out: this runs once per traced operation (scripts/bench.py trace).
+        self._data = value
+        self.name = current_graph().new_name(name or op.name)
+        self.description = op.doc
+        self.constraint = None
         self.op = op
         self.inputs = inputs
-        self.parents = tuple(inputs.values())
-        self.level = 1 + max((p.level for p in self.parents), default=-1)
+        self.parents = parents = tuple(inputs.values())
+        level = 0
+        for parent in parents:
+            if parent.level >= level:
+                level = parent.level + 1
+        self.level = level
+        self._children = None
+        # Children are held weakly; a parent with one child holds the bare weakref (most nodes
+        # have one), and a list from the second on, pruned of dead links as it doubles.
         me = weakref.ref(self)
-        for parent in self.parents:
+        for parent in parents:
             children = parent._children
             if children is None:
-                parent._children = [me]
-                continue
-            children.append(me)
-            if len(children) & (len(children) - 1) == 0 and len(children) >= 64:  # amortised pruning
-                children[:] = [ref for ref in children if ref() is not None]
+                parent._children = me
+            elif type(children) is weakref.ref:
+                parent._children = [children, me]
+            else:
+                children.append(me)
+                if len(children) >= 64 and len(children) & (len(children) - 1) == 0:
+                    children[:] = [ref for ref in children if ref() is not None]
 
 
 class ExceptionNode(MessageNode):
@@ -373,11 +392,17 @@ def _install_operators() -> None:
     dunders = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
                "floordiv": "floor_divide", "mod": "mod", "pow": "power", "lshift": "lshift",
                "rshift": "rshift", "and": "and", "or": "or", "xor": "xor"}
+    def recorded(name: str, reflected: bool = False) -> Callable[[Node, Any], MessageNode]:
+        op, fn = _OPS[name], _BINARY[name][1]  # bound once: operators are the hottest path
+        if reflected:
+            return lambda self, other: apply_op(op, fn, x=other, y=self)
+        return lambda self, other: apply_op(op, fn, x=self, y=other)
+
     for dunder, name in dunders.items():
-        setattr(Node, f"__{dunder}__", lambda self, other, _n=name: _binary(_n, self, other))
-        setattr(Node, f"__r{dunder}__", lambda self, other, _n=name: _binary(_n, other, self))
+        setattr(Node, f"__{dunder}__", recorded(name))
+        setattr(Node, f"__r{dunder}__", recorded(name, reflected=True))
     for dunder in ("lt", "le", "gt", "ge"):
-        setattr(Node, f"__{dunder}__", lambda self, other, _n=dunder: _binary(_n, self, other))
+        setattr(Node, f"__{dunder}__", recorded(dunder))
     for dunder, name in (("neg", "negative"), ("pos", "positive"), ("abs", "absolute")):
         setattr(Node, f"__{dunder}__",
                 lambda self, _n=name: apply_op(_OPS[_n], _UNARY[_n][1], x=self))

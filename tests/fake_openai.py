@@ -168,7 +168,16 @@ def serving(responder=None, **options) -> Iterator[FakeOpenAI]:
         fake.httpd.server_close()
 
 
-if __name__ == "__main__":  # a stand-in for llama.cpp's server process: fake_openai.py PORT MODEL
+def _die_of_illegal_instruction(messages: list[dict]) -> str:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGILL)  # what a llama.cpp built for a wider CPU than it runs on does
+    return ""
+
+
+if __name__ == "__main__":  # a stand-in for llama.cpp's server process: fake_openai.py PORT MODEL [sigill]
     import sys
 
-    FakeOpenAI(models=[sys.argv[2]], serial=True, port=int(sys.argv[1])).httpd.serve_forever(0.05)
+    responder = _die_of_illegal_instruction if sys.argv[3:] == ["sigill"] else None
+    FakeOpenAI(responder, models=[sys.argv[2]], serial=True, port=int(sys.argv[1])).httpd.serve_forever(0.05)

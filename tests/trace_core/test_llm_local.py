@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from support import ROOT
-from trace_core.llm import CachedLLM, LLMConfigError
+from trace_core.llm import CachedLLM, LLMConfigError, LLMError
 from trace_core.llm.local_model import ModelFile, assemble
 from trace_core.llm.local_server import LocalChat, LocalServer, local_llm
 
@@ -25,8 +25,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def stand_in(port: int, alias: str = ALIAS) -> list[str]:
-    return [sys.executable, str(ROOT / "tests" / "fake_openai.py"), str(port), alias]
+def stand_in(port: int, alias: str = ALIAS, *behaviour: str) -> list[str]:
+    return [sys.executable, str(ROOT / "tests" / "fake_openai.py"), str(port), alias, *behaviour]
 
 
 def chunks(tmp_path, *contents: bytes):
@@ -88,3 +88,17 @@ def test_a_server_that_dies_while_starting_is_reported_with_its_log(tmp_path, mo
     server = LocalServer(ALIAS, port, command=[sys.executable, "-c", "import sys; sys.exit('no model file here')"])
     with pytest.raises(LLMConfigError, match="exited while starting.*no model file here"):
         server.ensure()
+
+
+def test_a_server_that_dies_on_a_request_is_named_with_its_signal_and_the_fix(tmp_path, monkeypatch):
+    # Seen with llama-cpp-python built natively on a VM whose CPU advertises AMX: the server starts,
+    # lists its model, and dies of SIGILL on the first completion; the client saw only "connection
+    # refused" after six attempts.
+    monkeypatch.setenv("TRACE_MODEL_DIR", str(tmp_path))
+    port = free_port()
+    llm = local_llm(port=port, command=stand_in(port, ALIAS, "sigill"), start_timeout_s=60, max_retries=1)
+    try:
+        with pytest.raises(LLMError, match="local server died.*SIGILL.*GGML_NATIVE=OFF"):
+            llm.complete(MESSAGES)
+    finally:
+        llm.server.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .base import LLM, LLMConfigError, one_line
+from .base import LLM, Completion, LLMConfigError, LLMError, one_line
 from .factory import with_cache
 from .local_model import QWEN_CODER_1_5B, assemble, cache_dir
 from .openai_backend import OpenAIChat
@@ -109,6 +110,21 @@ class LocalServer:
         raise LLMConfigError(f"the local server did not answer {self.url}/models within {self.start_timeout_s:.0f}s "
                              f"(log {self.log_path})")
 
+    def death(self) -> str | None:
+        """How the server this object started ended, when it has (None while it runs, or when it
+        was not started here): its exit status, signal and the remedy for the one seen here."""
+        code = self._process.poll() if self._process is not None else None
+        if code is None:
+            return None
+        if code >= 0:
+            return f"exit status {code}"
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        if -code == signal.SIGILL:  # llama.cpp's native build used instructions this CPU or VM refuses
+            return (f"{name}: illegal instruction; reinstall llama-cpp-python built for a portable CPU: "
+                    'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir --force-reinstall --no-deps '
+                    "llama-cpp-python==0.3.36")
+        return name
+
     def stop(self) -> None:
         """End the server this object started (a reused one is left running)."""
         process, self._process = self._process, None
@@ -132,6 +148,15 @@ class LocalChat(OpenAIChat):
     def _connect(self) -> tuple[Any, frozenset[str]]:
         self.server.ensure()
         return super()._connect()
+
+    def complete(self, messages: list[dict], **params: Any) -> Completion:
+        try:
+            return super().complete(messages, **params)
+        except LLMError as exc:  # a refused connection says less than the process's own end does
+            death = self.server.death()
+            if death is None:
+                raise
+            raise LLMError(f"the local server died ({death}); log {self.server.log_path}; {exc}") from None
 
 
 def local_llm(port: int = 8765, model_path: str | None = None, threads: int = 1, n_ctx: int = 8192,

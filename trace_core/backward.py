@@ -36,33 +36,38 @@ class Subgraph:
 
 
 def ancestors(output: Node) -> list[Node]:
-    """The output and all its ancestors, parents before children (iterative post-order DFS)."""
+    """The output and all its ancestors, parents before children: the post-order of a depth-first
+    walk that takes each node's parents in order (iterative, so no recursion limit)."""
     order: list[Node] = []
-    seen: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(output, False)]
+    seen = {id(output)}
+    stack = [(output, iter(output.parents))]
     while stack:
-        current, expanded = stack.pop()
-        if expanded:
+        current, parents = stack[-1]
+        for parent in parents:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, iter(parent.parents)))
+                break
+        else:  # every parent is placed: so is this node
+            stack.pop()
             order.append(current)
-            continue
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        stack.append((current, True))
-        stack.extend((p, False) for p in reversed(current.parents) if id(p) not in seen)
     return order
 
 
 def backward(output: Node, feedback: str) -> Subgraph:
     order = ancestors(output)
     depends: set[int] = set()  # nodes that are, or are computed from, a trainable parameter
-    for n in order:
-        if n.trainable or any(id(p) in depends for p in n.parents):
-            depends.add(id(n))
-    keep = set(depends) | {id(output)}
-    for n in order:
-        if id(n) in depends:
-            keep.update(id(p) for p in n.parents)
+    keep = {id(output)}  # ... and the inputs those read
+    for n in order:  # parents come first, so `depends` is complete for them
+        if not n.trainable:
+            for parent in n.parents:
+                if id(parent) in depends:
+                    break
+            else:
+                continue
+        depends.add(id(n))
+        keep.add(id(n))
+        keep.update(map(id, n.parents))
     nodes = [n for n in order if id(n) in keep]
     parameters = [n for n in nodes if isinstance(n, ParameterNode)]
     return Subgraph(output=output, feedback=str(feedback), nodes=nodes, parameters=parameters)

@@ -58,6 +58,8 @@ def test_the_readme_trace_example_runs_on_the_local_model(port, tmp_path, monkey
     example = example.replace(line, f"llm = local_llm(port={port}, cache_path={str(tmp_path / 'c.sqlite')!r}, "
                                     "temperature=0, max_tokens=1024)")
     example = example.replace("for step in range(10):", "for step in range(2):")
+    # the budget llm=local gives every optimizer (configs/optimizer/*.yaml); a script sets its own
+    example = example.replace("memory_size=5)", "memory_size=5, max_tokens=1024)")
     monkeypatch.chdir(tmp_path)
     import linecache  # as a notebook does: make the cell's source findable for bundle(trainable=True)
 

@@ -102,3 +102,19 @@ def test_a_server_that_dies_on_a_request_is_named_with_its_signal_and_the_fix(tm
             llm.complete(MESSAGES)
     finally:
         llm.server.stop()
+
+
+@pytest.mark.parametrize("optimizer,key", [("optoprime", "optimizer.optimizer.max_tokens"),
+                                           ("opro", "optimizer.optimizer.max_tokens"),
+                                           ("reference_optoprime", "optimizer.max_tokens")])
+def test_an_endpoint_budget_is_the_optimizers_budget(optimizer, key, tmp_path):
+    # llm=local's max_tokens 1024 was overridden by every optimizer's per-call 4096: a 1.5B model
+    # in JSON mode then ran past 1,000 tokens at 2.5 tokens/s (half an hour for one step).
+    from omegaconf import OmegaConf
+
+    from support import compose_run
+
+    local = compose_run("optimize", ["task=numeric", f"optimizer={optimizer}", "llm=local"], tmp_path)
+    assert OmegaConf.select(local, key) == 1024
+    hosted = compose_run("optimize", ["task=numeric", f"optimizer={optimizer}", "llm=openai"], tmp_path)
+    assert OmegaConf.select(hosted, key) == 4096, "an endpoint without a budget keeps the optimizer's"

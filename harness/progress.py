@@ -3,7 +3,7 @@
     from harness.progress import bar
     for item in bar(items, desc="test"): ...
 
-    with shown(cfg.progress):           # the runner, around the model's and the task's work
+    with shown(bars_wanted(cfg)):       # the runner, around the model's and the task's work
         model.fit(task, logger)
 
 Models and tasks do not see the run's config, so the switch is a context the runner sets.
@@ -11,6 +11,7 @@ Models and tasks do not see the run's config, so the switch is a context the run
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, Iterator
 
 _shown = [True]
@@ -32,10 +33,14 @@ def shown(show: bool) -> Iterator[None]:
 
 
 def bars_wanted(cfg: Any) -> bool:
-    """`cfg.progress`, except in a multirun whose launcher runs jobs side by side or remotely
+    """`cfg.progress` (true, false, or auto: only when stderr is a terminal), except in a
+    multirun whose launcher runs jobs side by side or remotely
     (joblib, SLURM): there bars of several jobs would interleave, and the sweep's progress line
     and each job's plain-text log lines say how far it is."""
-    if not cfg.get("progress", True):
+    asked = cfg.get("progress", "auto")
+    if asked in (False, "false"):
+        return False
+    if asked == "auto" and not sys.stderr.isatty():  # redirected: frames would fill the log file
         return False
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode

@@ -47,6 +47,23 @@ def test_bars_are_off_where_jobs_run_side_by_side(tmp_path):
         HydraConfig.instance().set_config(cfg)
         return bars_wanted(cfg)
 
-    assert wanted(multirun=False) and wanted(multirun=True), "one job at a time: bars as asked"
-    assert not wanted("hydra/launcher=joblib", multirun=True), "joblib: bars of jobs would interleave"
+    assert wanted("progress=true", multirun=False) and wanted("progress=true", multirun=True), \
+        "one job at a time: bars as asked"
+    assert not wanted("hydra/launcher=joblib", "progress=true", multirun=True), "joblib: bars of jobs would interleave"
     assert not wanted("progress=false", multirun=False)
+
+
+def test_bars_by_default_only_on_a_terminal(tmp_path, monkeypatch):
+    # Under nohup or SLURM a bar's carriage-return frames filled a log with 200 kB per 1,000
+    # training steps; the plain-text log lines say the same in a few lines.
+    import sys
+
+    from harness.progress import bars_wanted
+    from support import compose_run
+
+    cfg = compose_run("train", ["task=maze7", "model=solution_only", "logger=none"], tmp_path)
+    assert cfg.progress == "auto"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert not bars_wanted(cfg), "redirected: no bars"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert bars_wanted(cfg), "a terminal: bars"

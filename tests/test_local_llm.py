@@ -79,8 +79,11 @@ def test_fig5a_on_two_problems(port, tmp_path):
         cfg = compose_run("optimize", ["experiment=fig5a_numeric", "mode=smoke", "optimizer=optoprime",
                                        f"seed={seed}", *local(port, tmp_path / "c.sqlite")], tmp_path / f"s{seed}")
         record = run(cfg)
-        assert len(record.curve) == 3 and record.cost.llm_calls + record.cost.cache_hits == 2
-        assert QWEN_CODER_1_5B.alias in record.cost.llm_models or record.cost.cache_hits
+        # three evaluations, or fewer when the answer is hit (the paper's runs stop there: seed 1's
+        # problem is solved by the starting value); one call between two evaluations
+        assert len(record.curve) == 3 or record.curve[-1]["score"] == 0
+        assert record.cost.llm_calls + record.cost.cache_hits == len(record.curve) - 1
+        assert QWEN_CODER_1_5B.alias in record.cost.llm_models or record.cost.cache_hits or not record.cost.llm_calls
         report(f"Fig. 5a seed {seed}", record)
 
 

@@ -64,6 +64,18 @@ def test_a_cut_off_reply_is_asked_once_more_with_twice_the_budget(caplog):
     assert any("cut off at max_tokens=50" in r.getMessage() for r in caplog.records)
 
 
+def test_the_tokens_of_a_cut_off_attempt_are_counted():
+    # Seen with llama.cpp: a step whose first reply ran 1,023 tokens into the cap and whose second
+    # took 169 was recorded as 169 completion tokens; the server spent 1,192.
+    with serving() as server:
+        server.script = ["length", "ok"]
+        llm = chat(server, max_tokens=50)
+        reply = llm.complete(MESSAGES)
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (22, 14), "both attempts' usage"
+    assert reply.usage.calls == 1, "one request of the caller's"
+    assert (llm.usage.prompt_tokens, llm.usage.completion_tokens) == (22, 14)
+
+
 def test_a_reply_cut_off_twice_comes_back_marked_as_truncated():
     with serving() as server:
         server.script = ["length", "length", "length"]

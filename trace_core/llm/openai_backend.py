@@ -142,12 +142,12 @@ class OpenAIChat(LLM):
     def complete(self, messages: list[dict], **params: Any) -> Completion:
         check_messages(messages)
         start = time.perf_counter()
-        response, text, reason = self._request(messages, {**self.params, **params})
-        tokens = getattr(response, "usage", None)
-        usage = Usage(
+        response, text, reason, discarded = self._request(messages, {**self.params, **params})
+        prompt, completion = _tokens(response)
+        usage = Usage(  # a cut-off attempt asked again was spent too: its tokens count
             calls=1,
-            prompt_tokens=int(getattr(tokens, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(tokens, "completion_tokens", 0) or 0),
+            prompt_tokens=prompt + discarded[0],
+            completion_tokens=completion + discarded[1],
             seconds=time.perf_counter() - start,
         )
         served = getattr(response, "model", None) or self.model
@@ -242,11 +242,12 @@ class OpenAIChat(LLM):
             kwargs["extra_body"] = {**(kwargs.get("extra_body") or {}), **extra}
         return {**kwargs, "model": self.model, "messages": messages}
 
-    def _request(self, messages: list[dict], request: dict) -> tuple[Any, str, str | None]:
-        """(response, text, finish_reason): one budget of `max_retries` extra attempts in all."""
+    def _request(self, messages: list[dict], request: dict) -> tuple[Any, str, str | None, tuple[int, int]]:
+        """(response, text, finish_reason, (prompt, completion) tokens of a cut-off attempt that was
+        asked again): one budget of `max_retries` extra attempts in all."""
         client, known = self._connect()
         kwargs = self._request_kwargs(known, messages, request)
-        used, garbage, enlarged = 0, 0, False
+        used, garbage, enlarged, discarded = 0, 0, False, (0, 0)
         while True:
             try:
                 response, text, reason = self._attempt(client, kwargs, used)
@@ -261,7 +262,7 @@ class OpenAIChat(LLM):
             used += self._attempts()
             if reason == "length" and not enlarged and used <= self.max_retries and kwargs.get("max_tokens"):
                 # A cut-off reply (a JSON object without its end) is rarely usable; twice the room once.
-                enlarged, old = True, kwargs["max_tokens"]
+                enlarged, old, discarded = True, kwargs["max_tokens"], _tokens(response)
                 kwargs["max_tokens"] = 2 * int(old)
                 log.warning("%s: reply cut off at max_tokens=%s (finish_reason=length); asking once more "
                             "with max_tokens=%s", self, old, kwargs["max_tokens"])
@@ -270,7 +271,7 @@ class OpenAIChat(LLM):
                 raise self._failure(200, used, f"the reply has no content (finish_reason={reason})")
             if reason == "length":
                 log.warning("%s: reply cut off at max_tokens=%s (finish_reason=length)", self, kwargs.get("max_tokens"))
-            return response, text, reason
+            return response, text, reason, discarded
 
     def _attempts(self) -> int:
         return max(getattr(self._tally, "attempts", 1), 1)
@@ -347,3 +348,8 @@ def _server_message(exc: Any) -> str:
         return json.dumps(body, default=str) if not isinstance(body, str) else body
     return str(exc)
 
+
+def _tokens(response: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens a chat completion reports (0 where a server leaves usage out)."""
+    usage = getattr(response, "usage", None)
+    return (int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from tasks.astar import CLOSE, CREATE, astar, python_rng, trace_problems
+from tasks.dualformer_paper.astar import CLOSE, CREATE, astar, python_rng, trace_problems
 
 
 def open_grid(n: int):
@@ -158,7 +158,7 @@ def test_upstream_ties_flip_a_coin_inside_each_heap_comparison():
 
 
 def test_upstream_ties_give_longer_traces_than_uniform_ones_and_the_same_plan_lengths():
-    from tasks.maze import Grid, sample_walls
+    from tasks.dualformer_paper.maze import Grid, sample_walls
 
     rng = np.random.default_rng(3)
     sums = {"uniform": 0, "upstream": 0}

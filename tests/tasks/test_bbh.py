@@ -14,7 +14,7 @@ from fake_openai import serving
 from harness.api import ConfigError
 from harness.optimize import run
 from support import DATA, ROOT, compose_run
-from tasks import bbh, textgrad_tasks
+from tasks.trace_paper import bbh, textgrad_tasks
 from trace_core import graph_context
 from trace_core.llm import CachedLLM, LLMError, OpenAIChat, ScriptedLLM
 
@@ -186,7 +186,7 @@ def test_smoke_runs_read_the_fixtures_and_a_task_refuses_a_missing_student(run_d
 # -- Table 1, the paper's protocol ---------------------------------------------------------------
 
 def paper_task(responder):
-    from tasks.bbh_agent import BBHTask
+    from tasks.trace_paper.bbh_agent import BBHTask
     return BBHTask("date_understanding", ScriptedLLM(responder=responder), source=str(FIXTURES), limit=3,
                    progress=False)
 
@@ -322,12 +322,12 @@ def test_table2_reads_the_first_answer_letter_as_textgrad_does():
     assert bbh.score_letter_first("C", "Answer: C\nOn second thought, Answer: D")
     assert not bbh.score_letter_first("D", "Answer: C\nOn second thought, Answer: D")
     assert not bbh.score_letter_first("C", "answer: c"), "the letter is compared as written"
-    from tasks.textgrad_tasks import majority_answer
+    from tasks.trace_paper.textgrad_tasks import majority_answer
     assert majority_answer(["Answer: B", "Answer: C", "Answer: C", "no letter"]) == "Answer: C"
 
 
 def test_word_sorting_starts_from_the_numeric_description_and_an_llm_judge_grades_it(tmp_path):
-    from tasks.textgrad_tasks import NUMBER_INSTRUCTION
+    from tasks.trace_paper.textgrad_tasks import NUMBER_INSTRUCTION
 
     judge = ScriptedLLM(responder=lambda m: "<ACCURACY> 1 </ACCURACY>" if "apple" in m[-1]["content"]
                         else "<ACCURACY> 0 </ACCURACY>")

@@ -15,10 +15,10 @@ import pytest
 
 from harness.api import ConfigError
 from support import DATA
-from tasks.math import (Attempt, DataSpec, EvalProtocol, Generated, MathQuery, MathTask, SolutionFormat,
-                        StepDropout, load_problems, pass_at_k, split_steps)
-from tasks.math_answers import boxed_spans, is_equiv, last_boxed, normalize, unbox
-from tasks.math_sympy import sympy_equal
+from tasks.dualformer_paper.math import (Attempt, DataSpec, EvalProtocol, Generated, MathQuery, MathTask,
+                                         SolutionFormat, StepDropout, load_problems, pass_at_k, split_steps)
+from tasks.dualformer_paper.math_answers import boxed_spans, is_equiv, last_boxed, normalize, unbox
+from tasks.dualformer_paper.math_sympy import sympy_equal
 
 FIXTURES = DATA / "math"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "math"
@@ -79,7 +79,7 @@ def test_hub_ids_load_through_datasets_and_respect_offline_mode(tmp_path):
     import sys
 
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    code = ("from tasks.math import DataSpec, load_problems\n"
+    code = ("from tasks.dualformer_paper.math import DataSpec, load_problems\n"
             "try:\n    load_problems(DataSpec('HuggingFaceH4/MATH-500', split='test'))\n"
             "except Exception as exc:\n    print(type(exc).__name__, exc)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,

@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from harness.api import ConfigError
-from tasks.math import Attempt, EvalProtocol, Generated, MathQuery, MathTask
-from tasks.math_data import DataSpec
-from tasks.math_grader import judge
+from tasks.dualformer_paper.math import Attempt, EvalProtocol, Generated, MathQuery, MathTask
+from tasks.dualformer_paper.math_data import DataSpec
+from tasks.dualformer_paper.math_grader import judge
 from support import DATA
 
 pytest.importorskip("math_verify")

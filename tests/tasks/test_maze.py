@@ -19,9 +19,9 @@ import pytest
 
 from harness.api import ConfigError
 from support import DATA, ROOT
-from tasks.astar import CLOSE, CREATE
-from tasks.maze import Grid, Maze, generate, plan_problems, sample_walls, solve
-from tasks.planning import Example, split_of
+from tasks.dualformer_paper.astar import CLOSE, CREATE
+from tasks.dualformer_paper.maze import Grid, Maze, generate, plan_problems, sample_walls, solve
+from tasks.dualformer_paper.planning import Example, split_of
 
 GOLDEN = DATA / "planning" / "maze_golden.json"
 
@@ -172,7 +172,7 @@ def test_generation_is_reproducible_and_seeded_only_by_its_rng():
 
 def test_ids_are_stable_across_processes():
     maze = Maze(5, (6, 7, 8), 0, 24)
-    code = "from tasks.maze import Maze; m = Maze(5, (6, 7, 8), 0, 24); print(m.id, m.layout_id)"
+    code = "from tasks.dualformer_paper.maze import Maze; m = Maze(5, (6, 7, 8), 0, 24); print(m.id, m.layout_id)"
     for hash_seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                              check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})

@@ -17,9 +17,9 @@ pytest.importorskip("metaworld")  # the `robot` extra
 
 from harness.api import ConfigError, Task  # noqa: E402
 from support import ROOT  # noqa: E402
-from tasks.metaworld import MetaWorldTask, follow_expert  # noqa: E402
-from tasks.metaworld.env import MIN_SEPARATION, OBS_KEYS, LLFMetaWorld  # noqa: E402
-from tasks.metaworld.feedback import AWAY, CLOSER, OPEN_GRIPPER  # noqa: E402
+from tasks.trace_paper.metaworld import MetaWorldTask, follow_expert  # noqa: E402
+from tasks.trace_paper.metaworld.env import MIN_SEPARATION, OBS_KEYS, LLFMetaWorld  # noqa: E402
+from tasks.trace_paper.metaworld.feedback import AWAY, CLOSER, OPEN_GRIPPER  # noqa: E402
 from trace_core import ExceptionNode, backward, graph_context  # noqa: E402
 from trace_core.llm import ScriptedLLM  # noqa: E402
 from trace_core.optimizers import OptoPrime  # noqa: E402

@@ -20,7 +20,7 @@ from harness.optimize import optimize, run  # noqa: E402
 from harness.records import read_record  # noqa: E402
 from harness.trace_adapter import TraceAdapter  # noqa: E402
 from support import compose_run, sweep_jobs  # noqa: E402
-from tasks.metaworld import MetaWorldTask  # noqa: E402
+from tasks.trace_paper.metaworld import MetaWorldTask  # noqa: E402
 from trace_core import graph_context  # noqa: E402
 from trace_core.llm import ScriptedLLM  # noqa: E402
 from trace_core.optimizers import OptoPrime  # noqa: E402

@@ -10,9 +10,9 @@ from baselines.adam import AdamOptimizer
 from harness.api import ConfigError
 from harness.loggers import NullLogger
 from harness.optimize import optimize
-from tasks.numeric import NumericTask
-from tasks.numeric_sampler import (FIRST_SEED, is_hard, paper_problem, paper_problem_seeds,
-                                   protected_divide, sample_program)
+from tasks.trace_paper.numeric import NumericTask
+from tasks.trace_paper.numeric_sampler import (FIRST_SEED, is_hard, paper_problem, paper_problem_seeds,
+                                               protected_divide, sample_program)
 from trace_core import backward, graph_context
 
 
@@ -103,6 +103,6 @@ def test_bad_settings_are_config_errors():
     with pytest.raises(ConfigError):
         NumericTask(seed=0, limit=0)
     with graph_context(), pytest.raises(ConfigError, match="differentiable"):
-        from tasks.traffic import TrafficSignalTask
+        from tasks.trace_paper.traffic import TrafficSignalTask
         AdamOptimizer(TrafficSignalTask(seed=0))
     assert math.isfinite(NumericTask(seed=29).target)

@@ -18,9 +18,9 @@ import pytest
 
 from harness.api import ConfigError
 from support import DATA
-from tasks.astar import CLOSE, CREATE
-from tasks.planning import Example
-from tasks.sokoban import Board, SokobanLevel, generate, is_solution, replay, sample_level, solve
+from tasks.dualformer_paper.astar import CLOSE, CREATE
+from tasks.dualformer_paper.planning import Example
+from tasks.dualformer_paper.sokoban import Board, SokobanLevel, generate, is_solution, replay, sample_level, solve
 
 GOLDEN = DATA / "planning" / "sokoban_golden.json"
 

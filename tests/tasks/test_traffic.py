@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.api import BoxTask, ConfigError
-from tasks.traffic import TrafficSignalTask, corrected_score, paper_score
+from tasks.trace_paper.traffic import TrafficSignalTask, corrected_score, paper_score
 
 # ---------------------------------------------------------------- score formulas (no uxsim)
 

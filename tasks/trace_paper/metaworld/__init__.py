@@ -3,8 +3,8 @@ feedback sentences (`feedback`), the trainable controller (`controller`) and the
 
     python -m harness.optimize task=metaworld_reach optimizer=optoprime_mem10 llm=openai
 """
-from tasks.metaworld.env import LLFMetaWorld, Start, StepResult, draw_starts, follow_expert
-from tasks.metaworld.task import MetaWorldTask, rollout
+from tasks.trace_paper.metaworld.env import LLFMetaWorld, Start, StepResult, draw_starts, follow_expert
+from tasks.trace_paper.metaworld.task import MetaWorldTask, rollout
 
 __all__ = ["LLFMetaWorld", "MetaWorldTask", "Start", "StepResult", "draw_starts", "follow_expert",
            "rollout"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from harness.api import ConfigError, Feedback
-from tasks.bbh import (BBH_DATA, Example, concurrency, evaluate_all, load_bbh, load_gpqa, load_gsm8k, load_mmlu,
-                       score_integer, score_letter_first, textgrad_splits)
-from tasks.bbh_agent import STUDENT_SYSTEM
+from tasks.trace_paper.bbh import (BBH_DATA, Example, concurrency, evaluate_all, load_bbh, load_gpqa, load_gsm8k,
+                                   load_mmlu, score_integer, score_letter_first, textgrad_splits)
+from tasks.trace_paper.bbh_agent import STUDENT_SYSTEM
 from trace_core import bundle, node
 
 PROMPT_FEEDBACK = "Make the answers correct."
@@ -129,7 +129,7 @@ def majority_answer(replies: list[str]) -> str:
     iterates (ties go to the letter seen first; replies without a letter count as None)."""
     from statistics import multimode
 
-    from tasks.bbh import first_answer_letter
+    from tasks.trace_paper.bbh import first_answer_letter
 
     return f"Answer: {multimode([first_answer_letter(r) for r in replies])[0]}"
 

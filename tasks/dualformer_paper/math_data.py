@@ -1,7 +1,7 @@
 """Loading MATH problems: a local JSONL / JSON file, a folder (ours or the original MATH tree),
-or a hub id through `datasets` (offline-aware). Used by tasks.math.
+or a hub id through `datasets` (offline-aware). Used by tasks.dualformer_paper.math.
 
-    from tasks.math_data import DataSpec, load_problems
+    from tasks.dualformer_paper.math_data import DataSpec, load_problems
     problems = load_problems(DataSpec(source="../shared/data/math", split="train"))
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import ConfigError
-from tasks.math_answers import last_boxed
+from tasks.dualformer_paper.math_answers import last_boxed
 
 REPO = Path(__file__).resolve().parents[1]
 

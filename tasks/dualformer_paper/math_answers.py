@@ -1,6 +1,6 @@
 r"""Final answers of MATH solutions: `\boxed{}` extraction, normalization, equivalence.
 
-    from tasks.math_answers import is_equiv, last_boxed, unbox
+    from tasks.dualformer_paper.math_answers import is_equiv, last_boxed, unbox
     last_boxed(r"so $x = \boxed{\frac{1}{2}}$.")   # '\\frac{1}{2}'
     unbox(r"so $x = \boxed{5}$.")                  # 'so $x = 5$.'
     is_equiv(r"\dfrac12", "0.5")                   # True: exact rational comparison
@@ -18,7 +18,7 @@ r"""Final answers of MATH solutions: `\boxed{}` extraction, normalization, equiv
 4. sympy: our small LaTeX -> Python translator, parsed with a whitelisted namespace (no builtins:
    answers are model output), then `simplify(a - b) == 0` or a numeric difference below 1e-9.
    Guards: long inputs, huge integers and nested or huge powers are refused before parsing (a
-   C-level bigint power cannot be interrupted), and the rest runs under SIGALRM (tasks/math_sympy.py).
+   C-level bigint power cannot be interrupted), and the rest runs under SIGALRM (tasks/dualformer_paper/math_sympy.py).
    Off the main thread this tier is skipped (False); an outer SIGALRM timer is kept and re-armed.
    sympy is optional (the `train` extra has it through torch); without it tier 4 answers False.
 """
@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from tasks.latex import matching_brace
+from tasks.dualformer_paper.latex import matching_brace
 
 BOXES = ("\\boxed", "\\fbox")
 UNITS = frozenset("""
@@ -172,7 +172,7 @@ def _equiv(a: str, b: str, depth: int) -> bool:
     compound = _compound_equiv(a, b, depth)
     if compound is not None:
         return compound
-    from tasks.math_sympy import sympy_equal  # lazily: sympy is heavy and optional
+    from tasks.dualformer_paper.math_sympy import sympy_equal  # lazily: sympy is heavy and optional
 
     return sympy_equal(a, b)
 

@@ -2,7 +2,7 @@
 
     import random
     import numpy as np
-    from tasks.maze import Maze, generate, solve
+    from tasks.dualformer_paper.maze import Maze, generate, solve
     for example in generate(size=30, n=100, rng=np.random.default_rng(0), split="train"):
         example.task, example.plan, example.events        # Maze, cells start..goal, A* events
     maze = Maze(size=10, walls=(11, 12, 13), start=0, goal=99)
@@ -16,7 +16,7 @@ the 4 neighbours at cost 1; the wall count is uniform over the integers of [0.3 
 (upstream uses [3*floor(n^2/10), 5*floor(n^2/10)], the same for n = 10, 20, 30 and two walls lower
 at 15 and 25); start and goal are two distinct free cells; a task is kept when A* finds a plan of
 at least n cells (start and goal included); each wall layout gets up to 100 start/goal draws and
-keeps every distinct valid task. The train/test split is by layout (tasks.planning.split_of).
+keeps every distinct valid task. The train/test split is by layout (tasks.dualformer_paper.planning.split_of).
 
 Speed (the upstream logic takes 0.1-0.2 s per 30x30 task, mostly scanning the wall list for every
 neighbour): the neighbours of every free cell are computed once per layout with numpy, the
@@ -32,8 +32,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from harness.api import ConfigError
-from tasks.astar import SearchResult, astar, python_rng
-from tasks.planning import Example, content_id, split_of
+from tasks.dualformer_paper.astar import SearchResult, astar, python_rng
+from tasks.dualformer_paper.planning import Example, content_id, split_of
 
 SIZES = (10, 15, 20, 25, 30)
 DENSITY = (0.3, 0.5)
@@ -122,7 +122,7 @@ class Grid:
               ties: str = "uniform") -> SearchResult:
         """A* from start to goal; start and goal in different components: no search, no events.
 
-        ties: how a nondeterministic search breaks ties in f (tasks.astar: "uniform" or "upstream")."""
+        ties: how a nondeterministic search breaks ties in f (tasks.dualformer_paper.astar: "uniform" or "upstream")."""
         if self.component[start] != self.component[goal] or self.component[start] < 0:
             return SearchResult(None, ())
         return astar(start, goal.__eq__, self.neighbours.__getitem__,
@@ -189,7 +189,7 @@ def generate(size: int, n: int, rng: np.random.Generator, split: str | None = No
     tasks in a row (upstream keeps every one, 15-25 at 30x30); `tasks_per_layout` caps that with a
     uniform sample (1: every task on its own layout, for test sets), and `keep_fraction` keeps each
     valid task with that probability, which is how upstream's training sets look: the first 100k
-    of 1M tasks ordered by a hash id, about 10% of each layout's tasks. `ties`: tasks.astar's
+    of 1M tasks ordered by a hash id, about 10% of each layout's tasks. `ties`: tasks.dualformer_paper.astar's
     tie-breaking of the nondeterministic search ("upstream" for traces as upstream's).
     """
     if size < 2:

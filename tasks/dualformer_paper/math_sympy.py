@@ -1,6 +1,6 @@
-r"""The sympy tier of MATH answer equivalence (tasks/math_answers.py, tier 4).
+r"""The sympy tier of MATH answer equivalence (tasks/dualformer_paper/math_answers.py, tier 4).
 
-    from tasks.math_sympy import sympy_equal
+    from tasks.dualformer_paper.math_sympy import sympy_equal
     sympy_equal(r"2\sqrt{2}", r"\sqrt{8}")   # True, under a wall-clock limit
 
 Our small LaTeX -> Python translator, parsed with a whitelisted namespace (no builtins: answers
@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from tasks.latex import matching_brace
+from tasks.dualformer_paper.latex import matching_brace
 
 SYMPY_SECONDS = 2.0
 MAX_SYMPY_CHARS = 200

@@ -4,7 +4,7 @@ r"""MATH (Hendrycks et al. 2021) as step-structured solutions, with Dualformer's
     python -m harness.train task=math_mini model=causal_lm_tiny \
         task.train.source=../shared/data/math task.test_data.source=../shared/data/math/math500
 
-    from tasks.math import MathTask, StepDropout, split_steps
+    from tasks.dualformer_paper.math import MathTask, StepDropout, split_steps
     steps = split_steps(problem.solution)                  # sentences / display blocks, unboxed
     pairs = task.training_pairs(StepDropout(p=0.2), seed=7)  # one draw per example (per epoch)
 
@@ -40,10 +40,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness.api import ConfigError
-from tasks.latex import matching_brace
-from tasks.math_answers import last_boxed, unbox
-from tasks.math_data import DataSpec, MathProblem, load_problems  # noqa: F401 (DataSpec: configs name it here too)
-from tasks.math_grader import check_grader, judge
+from tasks.dualformer_paper.latex import matching_brace
+from tasks.dualformer_paper.math_answers import last_boxed, unbox
+from tasks.dualformer_paper.math_data import DataSpec, MathProblem, load_problems  # noqa: F401 (configs name it)
+from tasks.dualformer_paper.math_grader import check_grader, judge
 
 MODES = ("slow", "fast", "auto")
 KINDS = ("full", "partial", "fast")
@@ -278,7 +278,7 @@ class MathTask:
     limit: int = 500
     n_train: int = 0
     subset_seed: int = 0
-    grader: str = "math_verify"  # or "harness": ours alone (tasks/math_grader.py)
+    grader: str = "math_verify"  # or "harness": ours alone (tasks/dualformer_paper/math_grader.py)
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
     format: SolutionFormat = field(default_factory=SolutionFormat)
     _cache: dict[str, list[MathProblem]] = field(default_factory=dict, repr=False)

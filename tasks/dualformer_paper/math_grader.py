@@ -1,7 +1,7 @@
 r"""Which judge says a MATH answer is right: HuggingFace's `math-verify` (the grader most recent work
-reports with, so Table 5.6 numbers compare), or ours (tasks.math_answers.is_equiv).
+reports with, so Table 5.6 numbers compare), or ours (tasks.dualformer_paper.math_answers.is_equiv).
 
-    from tasks.math_grader import judge
+    from tasks.dualformer_paper.math_grader import judge
     judge("math_verify", r"\dfrac12", "0.5")   # True
     judge("harness", r"\dfrac12", "0.5")       # True
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from harness.api import ConfigError
-from tasks.math_answers import is_equiv
+from tasks.dualformer_paper.math_answers import is_equiv
 
 GRADERS = ("math_verify", "harness")
 

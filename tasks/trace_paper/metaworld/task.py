@@ -31,9 +31,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.api import ConfigError, Feedback
-from tasks.metaworld import controller as controller_module
-from tasks.metaworld.env import GAINS, OBS_KEYS, LLFMetaWorld, Start, StepResult, draw_starts
-from tasks.metaworld.feedback import FEEDBACK_TYPES
+from tasks.trace_paper.metaworld import controller as controller_module
+from tasks.trace_paper.metaworld.env import GAINS, OBS_KEYS, LLFMetaWorld, Start, StepResult, draw_starts
+from tasks.trace_paper.metaworld.feedback import FEEDBACK_TYPES
 from trace_core import ExecutionError, Node, ParameterNode, bundle, graph_context
 
 # What the task is, said once more in the instruction (the paper found the optimizers needed it

@@ -13,7 +13,7 @@ expert. Each sentence is drawn from a handful of paraphrases with a `numpy.rando
 that the caller owns (so a seeded run always says the same thing). Facts of the original
 feedback: specs/metaworld_and_traffic.md, section 1.6; the sentences here are our own.
 
-    from tasks.metaworld.feedback import StepFacts, describe
+    from tasks.trace_paper.metaworld.feedback import StepFacts, describe
     text = describe(StepFacts(reward=1.2, moved_away=False, gripper_hint="close",
                               target=(0.0, 0.6, 0.1), target_grip=1.0), ("r", "hp", "hn", "fp"), rng)
 """

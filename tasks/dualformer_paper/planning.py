@@ -1,6 +1,6 @@
 """What the planning tasks (mazes, Sokoban) share: content-hash IDs, the split rule, examples.
 
-    from tasks.planning import content_id, split_of
+    from tasks.dualformer_paper.planning import content_id, split_of
     layout = content_id("maze 10 walls 3 7 12")      # 20 hex digits, the same in every process
     split_of(layout, test_fraction=0.1)              # "train" or "test", decided by the hash alone
 
@@ -16,7 +16,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from tasks.astar import Event, SearchResult
+from tasks.dualformer_paper.astar import Event, SearchResult
 
 SPLITS = ("train", "test")
 # Bump when a change to the generators or A* changes what a given seed produces: datasets record it.
@@ -50,7 +50,7 @@ class PlanningTask(Protocol):
 class Example:
     """One generated task with the A* search that solved it (what a dataset line holds)."""
 
-    task: PlanningTask  # tasks.maze.Maze | tasks.sokoban.SokobanLevel
+    task: PlanningTask  # tasks.dualformer_paper.maze.Maze | tasks.dualformer_paper.sokoban.SokobanLevel
     search: SearchResult
     split: str
 

@@ -2,7 +2,7 @@
 
     import random
     import numpy as np
-    from tasks.sokoban import Board, generate, replay, sample_level, solve
+    from tasks.dualformer_paper.sokoban import Board, generate, replay, sample_level, solve
     for example in generate(n=100, rng=np.random.default_rng(0), split="train"):
         example.task, example.plan, example.events    # SokobanLevel, encoded states, A* events
     level = sample_level(np.random.default_rng(1))
@@ -40,8 +40,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from harness.api import ConfigError
-from tasks.astar import SearchResult, astar, python_rng
-from tasks.planning import Example, content_id, split_of
+from tasks.dualformer_paper.astar import SearchResult, astar, python_rng
+from tasks.dualformer_paper.planning import Example, content_id, split_of
 
 SIZE, N_WALLS, N_BOXES = 7, 2, 2
 MAX_TRACE_TOKENS = 10_000
@@ -228,7 +228,7 @@ def generate(n: int, rng: np.random.Generator, split: str | None = None, test_fr
              n_boxes: int = N_BOXES, ties: str = "uniform") -> Iterator[Example]:
     """Yield `n` distinct levels that A* solves within the trace cap (None: no cap).
 
-    ties: tasks.astar's tie-breaking ("upstream" for traces as upstream's).
+    ties: tasks.dualformer_paper.astar's tie-breaking ("upstream" for traces as upstream's).
 
     With `split`, levels that `split_of` puts in the other split are skipped before any search.
     """

@@ -1,6 +1,6 @@
 """BBH as a traced workflow (Trace's Table 1): a DSPy-shaped agent whose prompt template and two
 functions are trainable, trained for one epoch over the 15 training questions of a subtask. (The
-traced workflows of Table 2, the TextGrad comparison, are in tasks/textgrad_tasks.py.)
+traced workflows of Table 2, the TextGrad comparison, are in tasks/trace_paper/textgrad_tasks.py.)
 
     python -m harness.optimize task=bbh task.subtask=navigate optimizer=optoprime llm=openai
     python -m harness.optimize task=bbh_cot task.subtask=navigate optimizer=optoprime llm=openai
@@ -30,8 +30,8 @@ import re  # noqa: F401  (trainable code runs in this module's namespace: let it
 from typing import Any, Callable
 
 from harness.api import ConfigError, Feedback
-from tasks.bbh import (BBH_DATA, Example, concurrency, evaluate_all, group_of, load_bbh, paper_splits,
-                       resolve, score_bbh, score_bbh_exact)
+from tasks.trace_paper.bbh import (BBH_DATA, Example, concurrency, evaluate_all, group_of, load_bbh, paper_splits,
+                                   resolve, score_bbh, score_bbh_exact)
 from trace_core import ExecutionError, bundle, graph_context, model, node
 from trace_core.code import function_source
 

@@ -1,6 +1,6 @@
 """The Trace paper's random numeric programs (Fig. 5a): its sampler's rules and its problem list.
 
-    from tasks.numeric_sampler import paper_problem
+    from tasks.trace_paper.numeric_sampler import paper_problem
     program = paper_problem(0)          # the paper's problem 0: steps and goal input
     print(program.describe(), program.goal)
 

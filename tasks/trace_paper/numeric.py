@@ -4,7 +4,7 @@
     python -m harness.optimize -m experiment=fig5a_numeric
 
 Problem `seed` = k is the paper's problem k: the program y = h(x) (7 steps of +, -, *, protected /
-over x, its results and small constants) and goal input x* come from `tasks.numeric_sampler`,
+over x, its results and small constants) and goal input x* come from `tasks.trace_paper.numeric_sampler`,
 which follows the paper's sampler and problem list. The target is y* = h(x*); x starts at -1; the
 optimizer sees only "larger" / "smaller" feedback (the paper's wording) and the run stops on an
 exact hit ("Success."). The score is |h(x) - y*|. The program is one list of steps, executed two
@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from harness.api import Bounds, ConfigError, Feedback
-from tasks.numeric_sampler import LENGTH, Program, paper_problem
+from tasks.trace_paper.numeric_sampler import LENGTH, Program, paper_problem
 
 __all__ = ["NumericTask", "Program", "paper_problem"]
 

@@ -1,7 +1,7 @@
 """A* search that records its own dynamics: the event list Searchformer / Dualformer learn from.
 
     import random
-    from tasks.astar import astar
+    from tasks.dualformer_paper.astar import astar
     result = astar(start, goal.__eq__, neighbours.__getitem__, h.__getitem__)          # deterministic
     result = astar(start, goal.__eq__, neighbours.__getitem__, h.__getitem__,
                    rng=random.Random(seed))                                             # nondeterministic

@@ -1,4 +1,4 @@
-"""Brace matching in LaTeX strings, shared by the MATH answer tiers (tasks.math_answers, tasks.math_sympy)."""
+"""Brace matching in LaTeX strings, shared by the MATH answer tiers (math_answers, math_sympy beside it)."""
 from __future__ import annotations
 
 

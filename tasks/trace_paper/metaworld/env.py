@@ -1,7 +1,7 @@
 """An LLF-style wrapper around Meta-World 3 (reach-v3, pick-place-v3, push-v3): dict observations,
 4-number actions run by a P-controller, and language feedback from Meta-World's scripted expert.
 
-    from tasks.metaworld.env import LLFMetaWorld, draw_starts
+    from tasks.trace_paper.metaworld.env import LLFMetaWorld, draw_starts
     env = LLFMetaWorld("push-v3", seed=0)
     start = draw_starts(*env.reset_space(), n=1, rng=np.random.default_rng(0))[0]
     obs = env.reset(start)                      # {"hand_pos": [x, y, z], "puck_pos": [...], ...}
@@ -30,7 +30,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from harness.api import ConfigError
-from tasks.metaworld.feedback import FEEDBACK_TYPES, StepFacts, check_types, describe
+from tasks.trace_paper.metaworld.feedback import FEEDBACK_TYPES, StepFacts, check_types, describe
 
 GAINS = {"reach-v3": 5.0, "pick-place-v3": 10.0, "push-v3": 10.0}  # LLF-Bench's P-gains per task
 # Keys of the observation dict (what Meta-World's expert policies parse, padding removed). Known

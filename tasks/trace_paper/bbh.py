@@ -1,16 +1,17 @@
 """The question sets of Trace's Tables 1 and 2: BIG-Bench Hard, MMLU, GPQA, GSM8K. Loading, the
 papers' splits, scoring, the student model, concurrent evaluation, and which protocol each Table 2
-dataset uses (`tasks.textgrad_tasks.textgrad_task`, the target of configs/task/bbh_textgrad.yaml).
+dataset uses (`tasks.trace_paper.textgrad_tasks.textgrad_task`, the target of configs/task/bbh_textgrad.yaml).
 
-    from tasks.bbh import load_bbh, paper_splits, score_bbh
+    from tasks.trace_paper.bbh import load_bbh, paper_splits, score_bbh
     examples = load_bbh("navigate", "../shared/data/bbh")       # or a hub id: "maveriq/bigbenchhard"
     splits = paper_splits(examples)                             # first 15 train, next 5 val, rest test
     score_bbh("(B)", "so the answer is (B).")                   # True: options compare on the letter
 
     python -m harness.optimize task=bbh_textgrad task.dataset=word_sorting optimizer=textgrad llm=openai
 
-The traced agent lives in `tasks.bbh_agent`, the Table 2 workflows in `tasks.textgrad_tasks`. `datasets` is imported only for
-a hub id. Facts: specs/trace.md §4.3 and §4.5; ../shared/data/bbh/SOURCE.md.
+The traced agent lives in `tasks.trace_paper.bbh_agent`, the Table 2 workflows in
+`tasks.trace_paper.textgrad_tasks`. `datasets` is imported only for a hub id. Facts: specs/trace.md
+§4.3 and §4.5; ../shared/data/bbh/SOURCE.md.
 """
 from __future__ import annotations
 

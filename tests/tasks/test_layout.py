@@ -12,7 +12,8 @@ from setuptools import find_packages
 from support import ROOT
 
 TASKS = ROOT / "tasks"
-# The paper subpackages and the families each holds (the README's layout says the same).
+# The two papers' subpackages and the families each holds (the README's layout says the same); a
+# new paper's tasks go in a subpackage of their own, `tasks/<paper>_paper/`.
 PAPERS = {
     "trace_paper": {"numeric", "numeric_sampler", "traffic", "bbh", "bbh_agent", "textgrad_tasks", "metaworld"},
     "dualformer_paper": {"astar", "planning", "maze", "sokoban", "latex",
@@ -21,13 +22,18 @@ PAPERS = {
 
 
 def test_every_task_module_lives_under_a_paper_subpackage():
-    loose = sorted(p.name for p in TASKS.iterdir() if p.name not in {"__init__.py", "__pycache__", *PAPERS})
-    assert loose == [], f"modules outside a paper subpackage: {loose}"
+    for entry in sorted(TASKS.iterdir()):
+        if entry.name in {"__init__.py", "__pycache__"}:
+            continue
+        assert entry.is_dir() and entry.name.endswith("_paper"), f"tasks/{entry.name} is not a paper subpackage"
+        doc = (entry / "__init__.py").read_text()
+        assert re.search(r"arXiv \d{4}\.\d{5}", doc), f"tasks/{entry.name}/__init__.py names its paper"
+
+
+def test_each_paper_holds_its_task_families():
     for paper, families in PAPERS.items():
         found = {p.stem for p in (TASKS / paper).iterdir() if p.name not in {"__init__.py", "__pycache__"}}
         assert found == families, paper
-        doc = (TASKS / paper / "__init__.py").read_text()
-        assert re.search(r"arXiv \d{4}\.\d{5}", doc), f"tasks/{paper}/__init__.py names its paper"
 
 
 def test_the_installed_package_holds_every_task_subpackage():
@@ -53,6 +59,6 @@ def test_every_config_names_a_task_by_its_paper_subpackage():
     assert len(targets) >= 8, "the task configs name tasks.* targets"
     for path, names in targets.items():
         for name in names:
-            assert name.split(".")[1] in PAPERS, f"{path.relative_to(ROOT)}: {name}"
+            assert name.split(".")[1].endswith("_paper"), f"{path.relative_to(ROOT)}: {name}"
             module = ROOT / Path(*name.split(".")[:-1])
             assert module.with_suffix(".py").exists() or (module / "__init__.py").exists(), name

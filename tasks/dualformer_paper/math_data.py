@@ -17,7 +17,7 @@ from typing import Any
 from harness.api import ConfigError
 from tasks.dualformer_paper.math_answers import last_boxed
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # tasks/<paper>_paper/<module>.py
 
 
 @dataclass(frozen=True)

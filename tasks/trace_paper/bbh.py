@@ -42,7 +42,7 @@ SUBTASKS: dict[str, str] = {  # subtask file name -> its task (of the 23)
 
 BBH_HUB = "maveriq/bigbenchhard"  # Trace's source: one config per subtask, split "train"
 BBH_DATA = "../shared/data/bbh"  # the local copy (see its SOURCE.md)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # tasks/<paper>_paper/<module>.py
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -65,6 +65,12 @@ def test_the_other_loaders_read_local_copies():
     assert gsm8k.sizes() == (8, 0, 5) and all(e.answer.isdigit() for e in gsm8k.train + gsm8k.test)
 
 
+def test_a_repository_path_resolves_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the configs name fixtures as repository paths (tests/data/bbh)
+    assert bbh.resolve("tests/data/bbh") == ROOT / "tests" / "data" / "bbh"
+    assert bbh.resolve("lukaemon/bbh") is None  # a hub id
+
+
 def test_scoring_compares_options_on_the_letter_and_the_rest_exactly():
     assert bbh.score_bbh("(B)", "It could be (A), but the answer is (B).")
     assert not bbh.score_bbh("(B)", "(B) or rather (C)") and not bbh.score_bbh("(B)", "B")

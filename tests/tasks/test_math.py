@@ -40,6 +40,12 @@ def test_loader_reads_both_file_formats():
     assert [p.answer for p in test] == ["12", "4", "\\frac{1}{2}", "8"] and test[2].level == 2
 
 
+def test_a_repository_path_loads_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # smoke mode names the fixtures as a repository path (configs/mode/model/smoke_lm.yaml)
+    problems = load_problems(DataSpec("tests/data/math/train.jsonl"))
+    assert len(problems) == 12 and problems[0].answer == "11"
+
+
 def test_loader_reads_the_original_math_tree_and_json(tmp_path):
     rows = [json.loads(line) for line in (FIXTURES / "train.jsonl").read_text().splitlines()]
     for i, row in enumerate(rows[:3]):

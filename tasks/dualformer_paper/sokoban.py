@@ -21,7 +21,7 @@ a level is kept when A* solves it with a trace shorter than `max_trace_tokens` (
 The open-dock heuristic is admissible (a box bound for an occupied dock displaces a chain of
 boxes that ends at an open dock, and by the triangle inequality that chain costs at least the
 box's distance to that open dock), so plans are optimal: they matched a breadth-first search on
-all 1,413 solvable levels of a check (tests/tasks/test_sokoban.py repeats it on a smaller set).
+all 1,413 solvable levels of a check (tests/tasks/dualformer_paper/test_sokoban.py repeats it on a smaller set).
 It is not consistent: pushing a box off a dock opens that dock and can lower h by more than one,
 so f may drop along the closes and a closed state may be re-created (the A* allows for it).
 

@@ -1,7 +1,7 @@
 """Tests of the maze generator: valid shortest plans, consistent traces, golden A* traces, the split.
 
-    .venv/bin/python -m pytest tests/tasks/test_maze.py -q
-    REGENERATE_GOLDEN=1 .venv/bin/python -m pytest tests/tasks/test_maze.py -q   # rewrite the goldens
+    .venv/bin/python -m pytest tests/tasks/dualformer_paper/test_maze.py -q
+    REGENERATE_GOLDEN=1 .venv/bin/python -m pytest tests/tasks/dualformer_paper/test_maze.py -q   # rewrite the goldens
 
 The checks here do not use the module's own helpers: BFS and the trace rules are written again.
 """

@@ -1,6 +1,6 @@
 """Tests of the generic A*: tie-breaking, nondeterminism with optimal plans, re-opening, pruning, budget.
 
-    .venv/bin/python -m pytest tests/tasks/test_astar.py -q
+    .venv/bin/python -m pytest tests/tasks/dualformer_paper/test_astar.py -q
 """
 from __future__ import annotations
 

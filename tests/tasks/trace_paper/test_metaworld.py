@@ -1,6 +1,6 @@
 """Tests of the Meta-World LLF wrapper and the traced controller task (Trace paper, Fig. 6).
 
-    .venv/bin/python -m pytest tests/tasks/test_metaworld.py -q
+    .venv/bin/python -m pytest tests/tasks/trace_paper/test_metaworld.py -q
 """
 from __future__ import annotations
 

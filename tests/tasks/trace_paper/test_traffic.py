@@ -1,6 +1,6 @@
 """Tests of the UXsim traffic task: score formulas, demand table, validation, determinism.
 
-    PYTHONPATH=. .venv/bin/python -m pytest tests/tasks/test_traffic.py -q
+    PYTHONPATH=. .venv/bin/python -m pytest tests/tasks/trace_paper/test_traffic.py -q
 """
 import itertools
 import json

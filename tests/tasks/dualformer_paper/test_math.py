@@ -8,20 +8,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness.api import ConfigError
-from support import DATA
+from support import DATA, ROOT
 from tasks.dualformer_paper.math import (Attempt, DataSpec, EvalProtocol, Generated, MathQuery, MathTask,
                                          SolutionFormat, StepDropout, load_problems, pass_at_k, split_steps)
 from tasks.dualformer_paper.math_answers import boxed_spans, is_equiv, last_boxed, normalize, unbox
 from tasks.dualformer_paper.math_sympy import sympy_equal
 
 FIXTURES = DATA / "math"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "math"
+SHARED = ROOT.parent / "shared" / "data" / "math"
 
 
 def fixture_task(**kw) -> MathTask:
@@ -89,7 +88,7 @@ def test_hub_ids_load_through_datasets_and_respect_offline_mode(tmp_path):
             "try:\n    load_problems(DataSpec('HuggingFaceH4/MATH-500', split='test'))\n"
             "except Exception as exc:\n    print(type(exc).__name__, exc)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[2]).stdout
+                         cwd=ROOT).stdout
     assert out.startswith("ConfigError task data: cannot load HuggingFaceH4/MATH-500 split test")
     assert "HF_DATASETS_OFFLINE is set" in out and "\n" not in out.strip()  # one line, no network wait
 

@@ -1,7 +1,7 @@
 """Meta-World through the harness: the Fig. 6 experiments in smoke mode with the scripted test
 double, what each variant's prompt contains, and a scripted "model" whose code really learns.
 
-    .venv/bin/python -m pytest tests/tasks/test_metaworld_runs.py -q
+    .venv/bin/python -m pytest tests/tasks/trace_paper/test_metaworld_runs.py -q
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Tests of the Sokoban generator: level structure, plans that replay to solved, optimality, the cap.
 
-    .venv/bin/python -m pytest tests/tasks/test_sokoban.py -q
-    REGENERATE_GOLDEN=1 .venv/bin/python -m pytest tests/tasks/test_sokoban.py -q   # rewrite the golden
+    .venv/bin/python -m pytest tests/tasks/dualformer_paper/test_sokoban.py -q
+    REGENERATE_GOLDEN=1 .venv/bin/python -m pytest tests/tasks/dualformer_paper/test_sokoban.py -q   # rewrite the golden
 
 Optimality is checked against a breadth-first search over (worker, boxes) written here again,
 with no deadlock pruning, so it also shows that the corner pruning never cuts a solution.

@@ -43,10 +43,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from harness.api import ConfigError
-from tasks.astar import KIND_NAMES, Event
-from tasks.maze import Maze
-from tasks.planning import Example
-from tasks.sokoban import Board, SokobanLevel
+from tasks.dualformer_paper.astar import KIND_NAMES, Event
+from tasks.dualformer_paper.maze import Maze
+from tasks.dualformer_paper.planning import Example
+from tasks.dualformer_paper.sokoban import Board, SokobanLevel
 
 BOS, EOS = "bos", "eos"
 MODE_PREFIX = {"slow": (BOS, "create"), "fast": (BOS, "plan"), "auto": (BOS,)}

@@ -5,7 +5,7 @@
     attempts[0].greedy.text, [s.text for s in attempts[0].samples]
 
 Used by `CausalLMSolver.solve` (dualformer/lm_finetune.py); the task scores the responses
-(Greedy@1, Pass@k, mean length: tasks/math.py). Every response starts with the query's forced
+(Greedy@1, Pass@k, mean length: tasks/dualformer_paper/math.py). Every response starts with the query's forced
 prefix (the slow/fast control), encoded apart from the prompt as in training. Two backends:
 `transformers.generate` (left-padded batches, the whole sampling group of a prompt in one call;
 seeded without touching the caller's RNG state), and vLLM (imported only when chosen; it reads
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from harness.api import ConfigError
-from tasks.math import Attempt, Generated, MathQuery
+from tasks.dualformer_paper.math import Attempt, Generated, MathQuery
 
 
 def encode_prompt(tokenizer: Any, prompt: str, prefix: str = "") -> list[int]:

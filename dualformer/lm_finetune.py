@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.api import ConfigError
-from tasks.math import Attempt, MathQuery, StepDropout, TrainingPair
+from tasks.dualformer_paper.math import Attempt, MathQuery, StepDropout, TrainingPair
 
 log = logging.getLogger(__name__)
 IGNORE = -100  # the label id that cross-entropy skips (prompt and padding positions)

@@ -28,9 +28,9 @@ from dualformer.metrics import Response, TaskResponses, plan_metrics
 from dualformer.monitor import TrainingMonitor
 from harness.api import ConfigError
 from harness.progress import bar
-from tasks import maze as maze_tasks
-from tasks import sokoban as sokoban_tasks
-from tasks.planning import Example
+from tasks.dualformer_paper import maze as maze_tasks
+from tasks.dualformer_paper import sokoban as sokoban_tasks
+from tasks.dualformer_paper.planning import Example
 
 Answer = tuple[tuple[int, ...] | None, int]  # (plan cells or None when unreadable, trace tokens)
 UNREADABLE = ("full_trace", "zero")
@@ -91,7 +91,7 @@ class PlanningTask:
         n_eval: held-out tasks for evaluation during training (dualformer.monitor), drawn after the
         test set from the test split's layouts and never scored as the test set.
         sokoban: level settings besides `size` (n_walls, n_boxes, max_trace_tokens; defaults:
-        tasks.sokoban's paper setting, 7x7, 2 walls, 2 boxes, traces under 10,000 tokens).
+        tasks.dualformer_paper.sokoban's paper setting, 7x7, 2 walls, 2 boxes, traces under 10,000 tokens).
         """
         if family not in ("maze", "sokoban"):
             raise ConfigError(f"task.family must be maze or sokoban, got {family!r}")

@@ -6,11 +6,11 @@
     from scripts.bench_data import bench_data         # or load it by path, as scripts/bench.py does
     figures = bench_data(n_tasks=20, seed=0)          # {name: float}
 
-Measures the seconds per kept task of `tasks.maze.generate` (30x30) and of `tasks.sokoban.generate`
-(7x7, 2 walls, 2 boxes; per solvable level without a trace cap, as upstream's 1.2 s was measured,
-and per usable level with the 10,000-token cap), and the same for the reference below, in one
-process; ours on max(n_tasks, 500) tasks (it is cheap, and many layouts steady the figure), the
-reference on n_tasks.
+Measures the seconds per kept task of `tasks.dualformer_paper.maze.generate` (30x30) and of
+`tasks.dualformer_paper.sokoban.generate` (7x7, 2 walls, 2 boxes; per solvable level without a
+trace cap, as upstream's 1.2 s was measured, and per usable level with the 10,000-token cap), and
+the same for the reference below, in one process; ours on max(n_tasks, 500) tasks (it is cheap,
+and many layouts steady the figure), the reference on n_tasks.
 Targets: <= 5 ms per 30x30 maze task (upstream logic: 0.1-0.2 s) and <= 0.1 s per solvable Sokoban
 level (upstream: about 1.2 s). It also checks that the reference A* finds plans of the same length
 on the tasks ours generated (`*_plans_agree` = 1.0).
@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dualformer.data import tokenize  # noqa: E402
-from tasks import maze, sokoban  # noqa: E402
+from tasks.dualformer_paper import maze, sokoban  # noqa: E402
 
 
 class _RefNode:

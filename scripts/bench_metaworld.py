@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a clone
 
-from tasks.metaworld.env import LLFMetaWorld, Start, draw_starts, follow_expert  # noqa: E402
+from tasks.trace_paper.metaworld.env import LLFMetaWorld, Start, draw_starts, follow_expert  # noqa: E402
 
 EPISODE = 10
 
@@ -66,7 +66,7 @@ def _episode_pair(env: _Recording, start: Start, steps: int) -> tuple[float, flo
 
 
 def _task_timings(env_name: str) -> dict[str, float]:
-    from tasks.metaworld.task import MetaWorldTask, rollout
+    from tasks.trace_paper.metaworld.task import MetaWorldTask, rollout
     from trace_core import graph_context
 
     with graph_context():

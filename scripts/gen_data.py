@@ -13,7 +13,7 @@ shorter than this, default 10000; 0 = no cap), --walls / --boxes (Sokoban: 2 and
 
 What lands in --out:
     settings.json            what was asked; rerunning with other settings is refused
-    train-00000.jsonl.gz     a shard: one example per line (tasks.planning.Example.to_record)
+    train-00000.jsonl.gz     a shard: one example per line (tasks.dualformer_paper.planning.Example.to_record)
     train-00000.json         the shard's count, sha256, task IDs and stats, written after it
     manifest.json            written last: settings, seed, generator version, examples and
                              distinct task IDs per split, trace statistics, every shard with
@@ -46,8 +46,8 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dualformer.data import MANIFEST, SOKOBAN_MAX_COST, maze_vocabulary, sokoban_vocabulary  # noqa: E402
-from tasks import maze, sokoban  # noqa: E402
-from tasks.planning import GENERATOR_VERSION, SPLITS, Example  # noqa: E402
+from tasks.dualformer_paper import maze, sokoban  # noqa: E402
+from tasks.dualformer_paper.planning import GENERATOR_VERSION, SPLITS, Example  # noqa: E402
 
 SETTINGS = "settings.json"
 

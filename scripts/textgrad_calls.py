@@ -63,8 +63,8 @@ def chain(k: int) -> tuple[list, Any, str]:
 
 def batch(b: int, llm: Any) -> tuple[list, Any, str]:
     """Table 2's prompt-optimization workflow for one batch of b questions."""
-    from tasks.bbh import Example, Splits, score_integer
-    from tasks.textgrad_tasks import NUMBER_INSTRUCTION, PromptTask
+    from tasks.trace_paper.bbh import Example, Splits, score_integer
+    from tasks.trace_paper.textgrad_tasks import NUMBER_INSTRUCTION, PromptTask
 
     questions = tuple(Example(f"How many apples are in {i} + 2 bags of one apple each?", str(i + 2))
                       for i in range(b))

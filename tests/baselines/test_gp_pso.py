@@ -9,7 +9,7 @@ from baselines.pso import PsoOptimizer
 from harness.api import Bounds, ConfigError, Feedback
 from harness.loggers import NullLogger
 from harness.optimize import optimize
-from tasks.traffic import TrafficSignalTask
+from tasks.trace_paper.traffic import TrafficSignalTask
 
 METHODS = {"gp": GpOptimizer, "pso": PsoOptimizer}
 

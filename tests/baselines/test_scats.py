@@ -54,7 +54,7 @@ def test_bad_queue_length(bad):
 
 
 def test_beats_the_start_on_the_traffic_task():
-    from tasks.traffic import TrafficSignalTask  # the test, not the baseline, knows about tasks
+    from tasks.trace_paper.traffic import TrafficSignalTask  # the test, not the baseline, knows about tasks
 
     task = TrafficSignalTask(seed=42)
     opt = ScatsOptimizer(task)

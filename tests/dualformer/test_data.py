@@ -15,9 +15,9 @@ from dualformer.data import (BOS, EOS, MODE_PREFIX, TokenSequence, TraceDropout,
                              parse_sokoban, sokoban_vocabulary, split_decoder, tokenize, tokenize_maze)
 from harness.api import ConfigError
 from support import CONFIGS, DATA
-from tasks import maze, sokoban
-from tasks.planning import Example
-from tasks.sokoban import Board, SokobanLevel
+from tasks.dualformer_paper import maze, sokoban
+from tasks.dualformer_paper.planning import Example
+from tasks.dualformer_paper.sokoban import Board, SokobanLevel
 
 ONE_TRACE = TokenSequence(
     prompt=("start", "0", "0", "goal", "1", "1"),

@@ -18,7 +18,7 @@ from harness.records import read_record  # noqa: E402
 from harness.train import run  # noqa: E402
 from harness.runs import RunInfo
 from support import DATA, compose_run, sweep_jobs  # noqa: E402
-from tasks.math import DataSpec, EvalProtocol, MathQuery, MathTask, StepDropout  # noqa: E402
+from tasks.dualformer_paper.math import DataSpec, EvalProtocol, MathQuery, MathTask, StepDropout  # noqa: E402
 
 FIXTURES = DATA / "math"
 TASK_OVERRIDES = [f"task.train.source={FIXTURES / 'train.jsonl'}",

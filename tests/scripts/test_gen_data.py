@@ -18,9 +18,9 @@ import pytest
 
 from dualformer.data import load_examples, tokenize
 from support import ROOT
-from tasks.maze import plan_problems
-from tasks.planning import split_of
-from tasks.sokoban import Board, is_solution
+from tasks.dualformer_paper.maze import plan_problems
+from tasks.dualformer_paper.planning import split_of
+from tasks.dualformer_paper.sokoban import Board, is_solution
 
 
 def load_script(name: str):

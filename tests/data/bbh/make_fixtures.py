@@ -4,7 +4,7 @@
 
 Nothing here is benchmark data: the questions are generated (BBH-shaped files for object counting,
 word sorting, date understanding and navigate) or written by hand (mmlu/, gpqa/, gsm8k/), in the
-file formats the loaders of tasks/bbh.py read. Tests and smoke runs use them; the real data stays
+file formats the loaders of tasks/trace_paper/bbh.py read. Tests and smoke runs use them; the real data stays
 in ../shared/data/bbh and on the hub.
 """
 import json

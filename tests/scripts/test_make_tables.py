@@ -172,3 +172,36 @@ def test_columns_keep_their_own_format_and_trained_models_get_no_llm_column(tmp_
     text = (tmp_path / "tables" / "mazes.md").read_text()
     assert "| method | n | 1-Solved | SWC | tokens |" in text, "a model that never asks an LLM: no LLM column"
     assert "| Dualformer | 1 | 50.0 [36.6, 63.4] | 0.500 | 617 |" in text
+
+
+def test_tables_and_figures_rebuild_byte_identically(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        make_tables.make(DATA / "records", out, DATA / "configs" / "experiment")
+    for sub in ("tables", "figures"):
+        for path in sorted((first / sub).iterdir()):
+            assert path.read_bytes() == (second / sub / path.name).read_bytes(), path.name
+
+
+def test_make_tables_builds_the_textgrad_call_count_figure(tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.setitem(make_tables.CALL_COUNT_SIZES, "max_chain", 4)  # 1, 2, 4 bundled operations
+    monkeypatch.setitem(make_tables.CALL_COUNT_SIZES, "max_batch", 2)
+    make_tables.main(["--results", str(DATA / "records"), "--out", str(tmp_path),
+                      "--configs", str(DATA / "configs" / "experiment"), "--calls"])
+    rows = list(csv.DictReader((tmp_path / "figures" / "textgrad_calls.csv").open()))
+    calls = {(r["method"], r["graph"], int(r["size"])): int(r["calls"]) for r in rows}
+    assert {v for (m, _, _), v in calls.items() if m == "OptoPrime"} == {1}, "one call per step, whatever the graph"
+    assert [calls[("TextGrad", "chain", k)] for k in (1, 2, 4)] == [2, 3, 5], "one per edge, plus the update"
+    assert [calls[("TextGrad", "batch", b)] for b in (1, 2)] == [4, 8]
+    assert (tmp_path / "figures" / "textgrad_calls.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_call_counts_are_built_with_results_not_with_every_smoke_table(tmp_path):
+    assert make_tables.wants_calls(None, make_tables.DEFAULT_RESULTS, None), "python scripts/make_tables.py builds them"
+    assert make_tables.wants_calls(None, make_tables.DEFAULT_RESULTS, ["table2_textgrad"])
+    assert not make_tables.wants_calls(None, make_tables.DEFAULT_RESULTS, ["fig5b_traffic"])
+    assert not make_tables.wants_calls(None, tmp_path / "runs", None), "a smoke sweep's tables: no loopback count"
+    assert make_tables.wants_calls(True, tmp_path / "runs", ["fig5b_traffic"]) and not \
+        make_tables.wants_calls(False, make_tables.DEFAULT_RESULTS, None)

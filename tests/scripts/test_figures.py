@@ -73,7 +73,8 @@ def test_a_dualformer_table_figure_is_1_optimal_against_trace_tokens_with_wilson
     paper = [c for c in ax.collections if c.get_label() == "7x7 maze: Dualformer (fast), paper"]
     assert paper and np.allclose(paper[0].get_offsets(), [[10.0, 80.0]])
     assert paper[0].get_facecolors().size == 0 or paper[0].get_facecolors()[0][3] == 0, "hollow marker"
-    assert "\n" in ax.get_title() and all(len(line) <= figures.title_chars(fig) for line in ax.get_title().split("\n"))
+    title = fig.get_suptitle()
+    assert "\n" in title and all(len(line) <= figures.title_chars(fig) for line in title.split("\n")), "fits"
 
 
 def test_the_table_figure_and_the_training_curve_have_their_own_names(dualformer_runs, tmp_path):

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from harness import figures
 from support import DATA, ROOT
 
 spec = importlib.util.spec_from_file_location("make_tables", ROOT / "scripts" / "make_tables.py")
@@ -25,7 +26,7 @@ def test_records_render_to_the_golden_table(tmp_path):
 
 def test_failed_evaluations_are_gaps_not_numbers():
     curves = [[{"score": 1.0}, {"score": float("inf")}], [{"score": 3.0}]]
-    matrix = make_tables.curve_matrix(curves, "score")
+    matrix = figures.curve_matrix(curves, "score")
     assert matrix.shape == (2, 2)
     assert matrix[0, 0] == 1.0 and matrix[1, 0] == 3.0
     assert all(v != v for v in (matrix[0, 1], matrix[1, 1]))  # NaN

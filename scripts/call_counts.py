@@ -1,7 +1,9 @@
 """Count the LLM calls one optimizer step makes as the traced graph grows: OptoPrime vs TextGrad.
 
-    python scripts/textgrad_calls.py                     # -> results/figures/textgrad_calls.png and .csv
-    python scripts/textgrad_calls.py --out /tmp/calls --max-chain 8 --max-batch 4
+    python scripts/make_tables.py                        # -> results/figures/textgrad_calls.png and .csv
+    python scripts/make_tables.py --calls --experiment table2_textgrad --out /tmp/calls
+
+(scripts/make_tables.py builds this figure with the tables: `write` is what it calls.)
 
 A CALL COUNT, NOT AN ACCURACY RESULT. Every request goes over HTTP to an OpenAI-compatible server
 on 127.0.0.1 (tests/fake_openai.py) that answers with scripted text; the script counts the requests
@@ -16,7 +18,6 @@ once per edge back to the parameter, once per merge of gradients and once per pa
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -127,26 +128,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                  "loopback server, scripted replies)", fontsize="medium")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata={"Software": None})  # bytes that depend on the counts only
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "figures")
-    parser.add_argument("--max-chain", type=int, default=32)
-    parser.add_argument("--max-batch", type=int, default=8)
-    args = parser.parse_args(argv)
-    rows = run(args.max_chain, args.max_batch)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "textgrad_calls.csv").open("w", newline="") as handle:
+def write(out: Path, max_chain: int = 32, max_batch: int = 8) -> list[Path]:
+    """Measure, then write `<out>/textgrad_calls.csv` and `.png`; returns both paths."""
+    rows = run(max_chain, max_batch)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "textgrad_calls.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, args.out / "textgrad_calls.png")
-    print(args.out / "textgrad_calls.csv")
-    print(args.out / "textgrad_calls.png")
-
-
-if __name__ == "__main__":
-    main()
+    plot(rows, out / "textgrad_calls.png")
+    return [out / "textgrad_calls.csv", out / "textgrad_calls.png"]

@@ -180,22 +180,58 @@ def result_points(records: pd.DataFrame, spec: TableSpec) -> list[ResultPoint]:
     return points
 
 
-def results_caption(points: list[ResultPoint], spec: TableSpec) -> str:
+def metric_name(spec: TableSpec, key: str) -> str:
+    """A column's header, or the key's last part in words where the table has no such column."""
+    return spec.columns.get(key) or key.rsplit("/", 1)[-1].replace("_", " ")
+
+
+def results_caption(points: list[ResultPoint], spec: TableSpec, dodged: bool) -> str:
     x_key, y_key = spec.scatter
-    x_name, y_name = spec.columns.get(x_key, x_key), spec.columns.get(y_key, y_key)
-    bar = (f"the Wilson 95% interval of {y_name} over the row's test tasks (pooled over seeds)"
+    x_name, y_name = metric_name(spec, x_key), metric_name(spec, y_key)
+    seeds = any(p.n > 1 for p in points)
+    bar = (f"the Wilson 95% interval of {y_name} over the row's test tasks" + (" (pooled over seeds)" if seeds else "")
            if RATE_METRIC.search(y_key) else f"{y_name} ± s.e. over seeds")
-    parts = [f"One point per row: the mean over its records (n in the legend); faint dots: single seeds. "
-             f"Vertical bars: {bar}; horizontal bars: {x_name} ± s.e. over seeds. "
-             "Hollow markers: the paper's value, where it gives both numbers."]
+    parts = ["One point per row: " + ("the mean over its records (n in the legend); faint dots: single seeds; "
+                                      f"horizontal bars: {x_name} ± s.e. over seeds. " if seeds else
+                                      "one record each (n = 1 in the legend: no spread over seeds). ")
+             + f"Vertical bars: {bar}."
+             + (" Hollow markers: the paper's values." if paper_points(spec) else "")]
+    if dodged:
+        parts.append(f"Points of (nearly) equal {x_name} are set side by side.")
     bare = [p.label for p in points if math.isnan(p.low) and (RATE_METRIC.search(y_key) or p.n > 1)]
     if bare:
-        parts.append(f"no interval: {', '.join(bare)} (the records do not say how many test tasks they used).")
+        parts.append(f"No interval: {', '.join(bare)} (the records do not say how many test tasks they used).")
     drawn = {p.row for p in points}
     absent = [label for row, label in spec.methods.items() if row not in drawn]
     if absent:
-        parts.append(f"not run here: {', '.join(absent)}.")
+        parts.append(f"Not run here: {', '.join(absent)}.")
     return " ".join(parts)
+
+
+def paper_points(spec: TableSpec) -> dict[str, tuple[float, float]]:
+    """Row -> (x, y) of the paper, for the rows where it gives both numbers."""
+    x_key, y_key = spec.scatter
+    return {row: (float(values[x_key]), float(values[y_key])) for row, values in spec.paper.items()
+            if row in spec.methods and x_key in values and y_key in values}
+
+
+def x_limits(xs: list[float]) -> tuple[float, float]:
+    """From 0 (a trace length is a count; fast mode writes none) to the largest, at least 10 wide."""
+    low = min(0.0, *xs)
+    high = max(max(xs), low + 10.0)
+    pad = 0.06 * (high - low)
+    return low - pad, high + pad
+
+
+def dodge(points: list[ResultPoint], width: float) -> list[float]:
+    """Where shown: points within 2% of the axis of one another sit side by side, not on each other."""
+    shown = [p.x for p in points]
+    step = 0.02 * width
+    for i, p in enumerate(points):
+        close = [j for j, q in enumerate(points) if abs(q.x - p.x) < step]
+        if len(close) > 1:
+            shown[i] = float(np.mean([points[j].x for j in close])) + (close.index(i) - (len(close) - 1) / 2) * step
+    return shown
 
 
 def results_figure(points: Iterable[ResultPoint], spec: TableSpec) -> Any:
@@ -204,53 +240,73 @@ def results_figure(points: Iterable[ResultPoint], spec: TableSpec) -> Any:
     points = list(points)
     x_key, y_key = spec.scatter
     fig, ax = plt.subplots(figsize=(10, 5.6), layout="constrained")
-    for p in points:
+    papers = [x for x, _ in paper_points(spec).values()]
+    xs = [v for v in [x for p in points for x in (p.x, *p.seeds_x)] + papers if np.isfinite(v)] or [0.0]
+    limits = x_limits(xs)
+    shown = dodge(points, limits[1] - limits[0])
+    for p, x in zip(points, shown):
         colour = method_colour(spec, p.row)
         task = spec.task_of(p.row)
         marker = TASK_MARKERS[list(spec.tasks).index(task) % 6] if task else "o"
         if p.n > 1:
-            ax.scatter(p.seeds_x, p.seeds_y, marker=marker, s=14, color=colour, alpha=0.35, linewidths=0)
+            ax.scatter(np.array(p.seeds_x) + (x - p.x), p.seeds_y, marker=marker, s=14, color=colour, alpha=0.35,
+                       linewidths=0)
         yerr = None if math.isnan(p.low) else [[p.y - p.low], [p.high - p.y]]
         xerr = None if math.isnan(p.x_sem) else [[p.x_sem], [p.x_sem]]
-        ax.errorbar(p.x, p.y, xerr=xerr, yerr=yerr, fmt=marker, color=colour, markersize=7, capsize=3,
+        ax.errorbar(x, p.y, xerr=xerr, yerr=yerr, fmt=marker, color=colour, markersize=7, capsize=3,
                     label=f"{p.label} (n={p.n})")
-        paper = spec.paper.get(p.row, {})
-        if x_key in paper and y_key in paper:
-            ax.scatter([paper[x_key]], [paper[y_key]], marker=marker, s=70, facecolors="none", edgecolors=colour,
-                       linewidths=1.6, label=f"{p.label}, paper", zorder=4)
-    xs = [v for p in points for v in (p.x, *p.seeds_x)] + [spec.paper.get(p.row, {}).get(x_key, np.nan) for p in points]
-    xs = [v for v in xs if np.isfinite(v)] or [0.0]
-    span = max(max(xs) - min(xs), 0.1 * max(abs(v) for v in xs), 10.0)
-    ax.set_xlim(min(xs) - 0.08 * span, max(xs) + 0.08 * span)  # a mode without trace (fast: 0 tokens) stays readable
+    drawn = {p.row for p in points}
+    for row, (x, y) in paper_points(spec).items():  # every row the paper gives, run here or not
+        task = spec.task_of(row)
+        ax.scatter([x], [y], marker=TASK_MARKERS[list(spec.tasks).index(task) % 6] if task else "o", s=70,
+                   facecolors="none", edgecolors=method_colour(spec, row), linewidths=1.6, zorder=4,
+                   label=f"{spec.methods[row]}, paper" + ("" if row in drawn else " (not run here)"))
+    ax.set_xlim(*limits)
     if RATE_METRIC.search(y_key):
         ax.set_ylim(-3, 103)
-    ax.set(xlabel=spec.columns.get(x_key, x_key), ylabel=f"{spec.columns.get(y_key, y_key)}"
-           + (" (% of test tasks)" if RATE_METRIC.search(y_key) else ""))
+    ax.set(xlabel=metric_name(spec, x_key),
+           ylabel=metric_name(spec, y_key) + (" (% of test tasks)" if RATE_METRIC.search(y_key) else ""))
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right upper", fontsize="small")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: ", paper" in labels[i])  # ours first, then the paper's
+    if labels:
+        fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside right center",
+                   fontsize="small")
     fig.suptitle(fit_title(spec.title, fig, 12), fontsize="large")
-    fig.supxlabel(textwrap.fill(results_caption(points, spec), title_chars(fig, 8.5)), fontsize="small",
+    dodged = any(abs(x - p.x) > 0 for p, x in zip(points, shown))
+    fig.supxlabel(textwrap.fill(results_caption(points, spec, dodged), title_chars(fig, 8.5)), fontsize="small",
                   ha="left", x=0.01)
     return fig
 
 
-def training_figure(records: pd.DataFrame, spec: TableSpec) -> Any:
-    """One panel: the training curve (`spec.training`) against the logged step, mean over seeds."""
+def training_figure(records: pd.DataFrame, spec: TableSpec) -> Any | None:
+    """One panel: the training curve (`spec.training`) against the logged step, mean over seeds;
+    None when no row's records carry one (each reused a model trained for another table)."""
     plt = pyplot()
     key, ylabel = spec.training
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    reused = []
     for method, label in spec.methods.items():
-        curves = [[p for p in c if key in p] for c in records.loc[records["method"] == method, "curve"]]
-        curves = [c for c in curves if c]
-        if curves:
-            steps = [p["step"] for p in max(curves, key=len)]
-            ax.plot(steps, np.nanmean(curve_matrix(curves, key), axis=0), color=method_colour(spec, method),
-                    linestyle="-" if spec.task_of(method) in (None, next(iter(spec.tasks), None)) else "--",
-                    label=f"{label} (n={len(curves)})")
+        runs = records.loc[records["method"] == method, "curve"]
+        curves = [c for c in ([p for p in curve if key in p] for curve in runs) if c]
+        if not curves:
+            reused += [label] if len(runs) else []
+            continue
+        steps = [p["step"] for p in max(curves, key=len)]
+        ax.plot(steps, np.nanmean(curve_matrix(curves, key), axis=0), color=method_colour(spec, method),
+                linestyle="-" if spec.task_of(method) in (None, next(iter(spec.tasks), None)) else "--",
+                label=f"{label} (n={len(curves)})")
+    if not ax.get_lines():
+        plt.close(fig)
+        return None
     ax.set(xlabel="step", ylabel=ylabel, yscale=spec.yscale)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.suptitle(fit_title(f"Training: {spec.title}", fig, 12), fontsize="large")
+    if reused:
+        fig.supxlabel(textwrap.fill(f"No training curve in the records of: {', '.join(reused)} (they reuse a model "
+                                    "trained for another table or round).", title_chars(fig, 8.5)),
+                      fontsize="small", ha="left", x=0.01)
     return fig
 
 
@@ -259,9 +315,11 @@ def table_figures(records: pd.DataFrame, spec: TableSpec, path: Path) -> list[Pa
     curves, or a training curve alone), and a training curve beside a results figure."""
     if spec.scatter:
         written = [save(results_figure(result_points(records, spec), spec), path)]
-        if spec.training:
-            written.append(save(training_figure(records, spec), path.with_name(f"{path.stem}_training.png")))
+        training = training_figure(records, spec) if spec.training else None
+        if training is not None:
+            written.append(save(training, path.with_name(f"{path.stem}_training.png")))
         return written
     if spec.training:
-        return [save(training_figure(records, spec), path)]
+        training = training_figure(records, spec)
+        return [save(training, path)] if training is not None else []
     return [save(curves_figure(records, spec), path)]

@@ -100,13 +100,11 @@ def run(max_chain: int, max_batch: int) -> list[dict[str, Any]]:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    from harness.figures import plain_log_ticks, pyplot, save
+
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for (key, label), ax in zip([("calls", "LLM calls in one step"), ("prompt_chars", "characters sent in one step")],
                                 axes):
         for method, marker in zip(METHODS, "os"):
@@ -117,19 +115,19 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                     ax.plot(*zip(*points), style, marker=marker, label=f"{method}, {graph}")
         ax.set(xlabel="nodes in the traced subgraph", ylabel=label, xscale="log", yscale="log",
                xticks=[2, 4, 8, 16, 32])
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # plain numbers on log axes
+        ax.xaxis.set_minor_formatter(NullFormatter())
         if key == "calls":
             ax.set_yticks([1, 2, 4, 8, 16, 32])
-        for axis in (ax.xaxis, ax.yaxis):  # plain numbers on log axes
-            axis.set_major_formatter(ScalarFormatter())
-            axis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            plain_log_ticks(ax)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     fig.suptitle("Call counts per optimizer step vs graph size (not an accuracy result; "
                  "loopback server, scripted replies)", fontsize="medium")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, metadata={"Software": None})  # bytes that depend on the counts only
-    plt.close(fig)
+    save(fig, path)
 
 
 def write(out: Path, max_chain: int = 32, max_batch: int = 8) -> list[Path]:

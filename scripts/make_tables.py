@@ -1,19 +1,24 @@
 """Turn run records into the paper's tables and figures, ours beside the paper's numbers.
 
-    python scripts/make_tables.py                                   # every experiment in results/
+    python scripts/make_tables.py                                   # every table and figure in results/
     python scripts/make_tables.py --experiment fig5b_traffic
     python scripts/make_tables.py --results runs/multirun/2026-11-21/10-00-00 --out /tmp/smoke
     python scripts/make_tables.py --experiment fig5b_traffic --wandb    # and push them to its W&B group
+    python scripts/make_tables.py --no-calls                        # skip the call-count figure
 
 For each experiment, mode and budget found in the records it writes `<out>/tables/<name>.md` and
 `.csv` (mean ± s.e. over seeds, n, a Wilson 95% interval for success rates, the paper's value) and
-`<out>/figures/<name>.png` (score per iteration and best so far, one line per method, shaded
-± s.e.). `<name>` is the experiment for paper-mode records; smoke and quick tables are named
+`<out>/figures/<name>.png` (harness/figures.py): where the block's `figure:` names `x` and `y`, the
+results figure (e.g. 1-Optimal with its interval against trace tokens, one point per row), with a
+`training:` curve beside it as `<name>_training.png`; otherwise score per iteration and best so
+far, one line per method, shaded ± s.e., the paper's points or curve in the method's colour.
+`<name>` is the experiment for paper-mode records; smoke and quick tables are named
 `<experiment>.<mode>` and labelled as such, and a mode with several budgets gets one table each
 (harness/report.py). Records repeating one (task, method, seed, config) are refused. What to show
 comes from the `table:` block of `configs/experiment/<experiment>.yaml` (or, if that file is gone,
 the block saved in the newest record's config); a block with `tasks:` gets one row per task and
-method.
+method. With the default --results it also counts Table 2's LLM calls per optimizer step
+(scripts/call_counts.py -> figures/textgrad_calls.png and .csv).
 """
 from __future__ import annotations
 
@@ -124,13 +129,15 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
     title = spec.title if mode == "paper" else f"{MODE_LABELS.get(mode, mode.upper())}: {spec.title}"
     where = f"Experiment `{experiment}`" + ("" if mode == "paper" else f", mode `{mode}`") + \
         ("" if budget is None else f", budget `{budget}`")
-    rates = summary["ci_low"].notna().any()
+    rates, paper = summary["ci_low"].notna().any(), summary["paper"].notna().any()
+    empty = (summary.groupby("method")["n"].max() == 0).any()
+    parts = ["Mean ± s.e. over seeds (n records per row)",
+             "success rates add a Wilson 95% interval [low, high] over all test tasks of the row" if rates else "",
+             "the paper's value follows ours as (paper x)" if paper else ""]
     lines = [f"# {title}", "",
-             f"{where}; records in `{source}`. Mean ± s.e. over seeds (n records per row); "
-             + ("success rates add a Wilson 95% interval [low, high] over all test tasks of the row; " if rates else "")
-             + "the paper's value follows ours as (paper x)."
+             f"{where}; records in `{source}`. " + "; ".join(p for p in parts if p) + "."
              + (" The LLM column says what answered each method's LLM calls; \"not run here\" rows have "
-                "no records yet." if show_llm else ""), "",
+                "no records yet." if show_llm else " Rows with n = 0 have no records yet." if empty else ""), "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, label in spec.methods.items():
         rows = summary[summary["method"] == method]

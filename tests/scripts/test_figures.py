@@ -21,7 +21,8 @@ BLOCK = {"title": "Dualformer Table 5.1 at mini scale: fast mode vs Solution-Onl
          "tasks": {"maze7": "7x7 maze", "sokoban_mini": "Sokoban"},
          "methods": {"solution_only": "Solution-Only", "dualformer": "Dualformer (fast)"},
          "columns": {FAST: "1-Optimal", TOKENS: "trace tokens"},
-         "paper": {"maze7/dualformer": {FAST: 80.0, TOKENS: 10.0}, "maze7/solution_only": {FAST: 30.0}},
+         "paper": {"maze7/dualformer": {FAST: 80.0, TOKENS: 10.0}, "maze7/solution_only": {FAST: 30.0},
+                   "sokoban_mini/solution_only": {FAST: 86.8, TOKENS: 0.0}},
          "figure": {"x": TOKENS, "y": FAST, "training": {"curve_key": "train/loss", "ylabel": "training loss"}}}
 
 
@@ -67,12 +68,15 @@ def test_a_dualformer_table_figure_is_1_optimal_against_trace_tokens_with_wilson
     assert segment[0][1] == pytest.approx(56.2) and segment[1][1] == pytest.approx(80.9)
     assert "7x7 maze: Solution-Only (n=2)" in bars
     caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
-    assert "Wilson 95%" in caption and "no interval: Sokoban: Dualformer (fast)" in caption
-    assert "not run here: Sokoban: Solution-Only" in caption
+    assert "Wilson 95%" in caption and "No interval: Sokoban: Dualformer (fast)" in caption
+    assert "Not run here: Sokoban: Solution-Only" in caption
     # The paper's point where it gives both numbers: hollow, in the row's colour.
     paper = [c for c in ax.collections if c.get_label() == "7x7 maze: Dualformer (fast), paper"]
     assert paper and np.allclose(paper[0].get_offsets(), [[10.0, 80.0]])
     assert paper[0].get_facecolors().size == 0 or paper[0].get_facecolors()[0][3] == 0, "hollow marker"
+    labels = {c.get_label() for c in ax.collections}
+    assert "Sokoban: Solution-Only, paper (not run here)" in labels, "the paper's row shows without ours"
+    assert not any(label.startswith("7x7 maze: Solution-Only, paper") for label in labels), "no x in the paper: none"
     title = fig.get_suptitle()
     assert "\n" in title and all(len(line) <= figures.title_chars(fig) for line in title.split("\n")), "fits"
 

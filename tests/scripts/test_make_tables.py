@@ -206,3 +206,16 @@ def test_the_call_counts_are_built_with_results_not_with_every_smoke_table(tmp_p
     assert not make_tables.wants_calls(None, tmp_path / "runs", None), "a smoke sweep's tables: no loopback count"
     assert make_tables.wants_calls(True, tmp_path / "runs", ["fig5b_traffic"]) and not \
         make_tables.wants_calls(False, make_tables.DEFAULT_RESULTS, None)
+
+
+def test_the_caption_names_only_what_the_table_shows(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "mazes.yaml").write_text("table:\n  title: mazes\n  methods: {dualformer: Dualformer, other: Other}\n"
+                                        "  columns: {test/auto/1_solved_64: 1-Solved}\n")
+    write_runs(tmp_path / "records", experiment="mazes", method="dualformer", seeds=(1,),
+               metrics={"test/auto/1_solved_64": 50.0}, config={"task": {"n_test": 50}, "model": {"preset": "s"}})
+    make_tables.make(tmp_path / "records", tmp_path, configs)
+    text = (tmp_path / "tables" / "mazes.md").read_text()
+    assert "(paper x)" not in text, "no paper value in this table: the caption does not promise one"
+    assert "Rows with n = 0 have no records yet." in text and "| Other | 0 | – |" in text

@@ -196,6 +196,8 @@ def results_caption(points: list[ResultPoint], spec: TableSpec, dodged: bool) ->
                                       "one record each (n = 1 in the legend: no spread over seeds). ")
              + f"Vertical bars: {bar}."
              + (" Hollow markers: the paper's values." if paper_points(spec) else "")]
+    if any(y_key in values and row not in paper_points(spec) for row, values in spec.paper.items()):
+        parts.append(f"Where the paper gives {y_name} without {x_name}, its value is in the table only.")
     if dodged:
         parts.append(f"Points of (nearly) equal {x_name} are set side by side.")
     bare = [p.label for p in points if math.isnan(p.low) and (RATE_METRIC.search(y_key) or p.n > 1)]

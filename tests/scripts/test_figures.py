@@ -70,6 +70,7 @@ def test_a_dualformer_table_figure_is_1_optimal_against_trace_tokens_with_wilson
     caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
     assert "Wilson 95%" in caption and "No interval: Sokoban: Dualformer (fast)" in caption
     assert "Not run here: Sokoban: Solution-Only" in caption
+    assert "gives 1-Optimal without trace tokens, its value is in the table only" in caption, "maze7/solution_only"
     # The paper's point where it gives both numbers: hollow, in the row's colour.
     paper = [c for c in ax.collections if c.get_label() == "7x7 maze: Dualformer (fast), paper"]
     assert paper and np.allclose(paper[0].get_offsets(), [[10.0, 80.0]])

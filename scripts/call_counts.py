@@ -1,9 +1,10 @@
 """Count the LLM calls one optimizer step makes as the traced graph grows: OptoPrime vs TextGrad.
 
-    python scripts/make_tables.py                        # -> results/figures/textgrad_calls.png and .csv
-    python scripts/make_tables.py --calls --experiment table2_textgrad --out /tmp/calls
+    python scripts/make_tables.py             # the tables, and results/figures/textgrad_calls.png and .csv
+    python scripts/make_tables.py --no-calls  # the tables only
 
-(scripts/make_tables.py builds this figure with the tables: `write` is what it calls.)
+scripts/make_tables.py builds this figure with the tables (it calls `write`); its sizes are
+make_tables.CALL_COUNT_SIZES.
 
 A CALL COUNT, NOT AN ACCURACY RESULT. Every request goes over HTTP to an OpenAI-compatible server
 on 127.0.0.1 (tests/fake_openai.py) that answers with scripted text; the script counts the requests

@@ -13,7 +13,7 @@ One step, on the subgraph `backward` collected:
 4. one LLM call per parameter rewrites it from its gradient.
 
 So a step costs sum(edges into parameter-dependent nodes) + merges + parameters calls, growing
-with the graph, where OptoPrime always makes one (scripts/textgrad_calls.py measures both).
+with the graph, where OptoPrime always makes one (scripts/call_counts.py counts both).
 `all_edges=True` also sends gradients to inputs that no parameter reaches, as Trace's own port
 does. Facts: specs/trace.md §2.2-2.3. All prompts here are our own words.
 """

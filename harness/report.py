@@ -1,15 +1,17 @@
 """What a table may pool, and how sure its numbers are: groups, duplicates, errors, intervals.
 
-scripts/make_tables.py renders; this module decides which records belong in one table
-(same experiment, mode and budget), refuses records that would be counted twice, and gives the
-one convention every table, figure and results/README.md uses: mean ± standard error over the
-row's records with n beside it, and a Wilson 95% interval for success rates.
+scripts/make_tables.py renders tables, harness/figures.py draws figures; this module decides
+which records belong in one table (same experiment, mode and budget), refuses records that would
+be counted twice, reads what a table shows from its `table:` block (TableSpec), and gives the one
+convention every table, figure and results/README.md uses (summarize): mean ± standard error over
+the row's records with n beside it, and a Wilson 95% interval for success rates.
 """
 from __future__ import annotations
 
 import math
 import re
 import sys
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -96,3 +98,81 @@ def rate_interval(metric: str, runs: pd.DataFrame) -> tuple[float, float]:
             return float("nan"), float("nan")
         successes, trials = successes + round(value * n / 100), trials + n
     return wilson(successes, trials)
+
+
+def row_interval(metric: str, runs: pd.DataFrame) -> tuple[float, float]:
+    """A row's 95% interval for a success rate: a single record's own (`<metric>_ci_low` /
+    `_ci_high`, from its per-task outcomes) where it has one, else pooled from the rates and task
+    counts (rate_interval); NaN when neither can be had."""
+    low, high = f"{metric}_ci_low", f"{metric}_ci_high"
+    if RATE_METRIC.search(metric) and len(runs) == 1 and low in runs and high in runs:
+        stored = pd.to_numeric(runs[[low, high]].iloc[0], errors="coerce")
+        if stored.notna().all():
+            return float(stored[low]), float(stored[high])
+    return rate_interval(metric, runs)
+
+
+@dataclass
+class TableSpec:
+    """What one table shows, read from its experiment's `table:` block."""
+    title: str
+    methods: dict[str, str]            # row (method, or "task/method" with `tasks:`) -> label, in display order
+    columns: dict[str, str]            # metric key -> column header
+    paper: dict[str, dict[str, float]]  # row -> metric -> paper value
+    fmt: str = ".1f"
+    ylabel: str = "score"
+    yscale: str = "linear"
+    band: str = "sem"                  # shaded band: "sem" (standard error, the convention) or "std"
+    paper_points: dict[str, dict[int, float]] | None = None  # method -> {iteration: paper value}
+    scatter: tuple[str, str] | None = None  # (x metric, y metric): one point per row, e.g. 1-Optimal vs trace tokens
+    training: tuple[str, str] | None = None  # (curve key, y label): a training curve, e.g. train/loss
+    medians: tuple[str, ...] = ()      # metrics whose cells show the median beside the mean
+    formats: dict[str, str] = field(default_factory=dict)  # metric -> its own format (e.g. ".0f" for tokens)
+    tasks: dict[str, str] = field(default_factory=dict)    # task -> label, for rows per (task, method)
+
+    @classmethod
+    def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
+        methods = dict(block.get("methods") or {m: m for m in sorted(records["method"].unique())})
+        if block.get("tasks"):  # one row per (task, method); records carry "task/method" (by_task)
+            methods = {f"{task}/{method}": f"{task_label}: {label}"
+                       for task, task_label in block["tasks"].items() for method, label in methods.items()}
+        figure = block.get("figure") or {}
+        training = figure.get("training") or ({"curve_key": figure["curve_key"], "ylabel": figure.get("ylabel")}
+                                              if figure.get("curve_key") else None)
+        return cls(title=block["title"], methods=methods, columns=dict(block["columns"]),
+                   paper={m: dict(v) for m, v in (block.get("paper") or {}).items()},
+                   fmt=block.get("format", ".1f"), ylabel=figure.get("ylabel", "score"),
+                   yscale=figure.get("yscale", "linear"), band=figure.get("band", "sem"),
+                   paper_points={m: {int(k): float(v) for k, v in points.items()}
+                                 for m, points in (figure.get("paper_points") or {}).items()},
+                   scatter=(figure["x"], figure["y"]) if "x" in figure else None,
+                   training=(training["curve_key"], training.get("ylabel") or training["curve_key"])
+                   if training else None,
+                   medians=tuple(block.get("medians") or ()), formats=dict(block.get("formats") or {}),
+                   tasks=dict(block.get("tasks") or {}))
+
+    def method_of(self, row: str) -> str:
+        """The method part of a row ("maze7/dualformer" -> "dualformer" in a table with `tasks:`)."""
+        return row.split("/", 1)[1] if self.tasks else row
+
+    def task_of(self, row: str) -> str | None:
+        return row.split("/", 1)[0] if self.tasks else None
+
+
+def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Long form: one row per (table row, metric) with n, mean, std, s.e., a 95% interval for
+    success rates (ci_low, ci_high) and the paper's value."""
+    rows = []
+    for method, label in spec.methods.items():
+        runs = records[records["method"] == method]
+        for metric, header in spec.columns.items():
+            values = pd.to_numeric(runs[metric], errors="coerce") if metric in runs else pd.Series([], dtype=float)
+            values = values[np.isfinite(values)]
+            low, high = row_interval(metric, runs)
+            rows.append({"method": method, "label": label, "metric": metric, "column": header,
+                         "n": len(values), "mean": values.mean() if len(values) else np.nan,
+                         "std": values.std(ddof=1) if len(values) > 1 else np.nan,
+                         **({"median": values.median() if len(values) else np.nan} if spec.medians else {}),
+                         "paper": spec.paper.get(method, {}).get(metric, np.nan),
+                         "sem": sem(values), "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)

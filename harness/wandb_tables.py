@@ -34,7 +34,8 @@ def push_tables(written: Iterable[Path], directory: Path, project: str = "trace-
             logged["figure"] = wandb.Image(str(figure))
         run.log(logged)
         artifact = wandb.Artifact(name=f"table-{name.replace('.', '-')}", type="paper_table")
-        for path in (csv, markdown, figure):
+        training = figure.with_name(f"{name}_training.png")  # beside a results figure (harness.figures)
+        for path in (csv, markdown, figure, training):
             if path.is_file():
                 artifact.add_file(str(path), name=path.name)
         run.log_artifact(artifact)

@@ -1,19 +1,17 @@
 """The TextGrad-style optimizer: a call per edge back to the parameters, a merge where gradients
 meet, an update per parameter; its updates are checked like OptoPrime's; and in Table 2's runs
-against a loopback server its calls grow with the graph while OptoPrime's stay at one per step."""
+against a loopback server its calls grow with the graph while OptoPrime's stay at one per step
+(the count per graph size: tests/scripts/test_make_tables.py, which builds textgrad_calls.png)."""
 from __future__ import annotations
 
-import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
 from baselines.textgrad import CLOSE, OPEN, TextGrad
 from fake_openai import serving
 from harness.optimize import run
-from support import ROOT, compose_run
+from support import compose_run
 from trace_core import bundle, graph_context, node
 from trace_core.llm import ScriptedLLM
 
@@ -131,14 +129,3 @@ def test_table2_runs_count_one_call_per_step_for_optoprime_and_a_graph_of_calls_
             assert len(record.curve) == 3 and f"test/acc_{dataset}" in record.metrics
     # One step's calls per evaluated proposal: none after the last of the 3 evaluations.
     assert calls == {"optoprime": 2, "textgrad": 2 * textgrad_per_step}
-
-
-def test_the_measurement_script_writes_counts_that_grow_for_textgrad_only(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "textgrad_calls.py"), "--out", str(tmp_path),
-                    "--max-chain", "4", "--max-batch", "2"], check=True, cwd=ROOT, timeout=120)
-    rows = list(csv.DictReader((tmp_path / "textgrad_calls.csv").open()))
-    calls = {(r["method"], r["graph"], int(r["size"])): int(r["calls"]) for r in rows}
-    assert {v for (m, _, _), v in calls.items() if m == "OptoPrime"} == {1}
-    assert [calls[("TextGrad", "chain", k)] for k in (1, 2, 4)] == [2, 3, 5]
-    assert [calls[("TextGrad", "batch", b)] for b in (1, 2)] == [4, 8]
-    assert (tmp_path / "textgrad_calls.png").stat().st_size > 0

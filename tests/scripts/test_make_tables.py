@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from harness import figures
 from support import DATA, ROOT
 
 spec = importlib.util.spec_from_file_location("make_tables", ROOT / "scripts" / "make_tables.py")
@@ -25,7 +26,7 @@ def test_records_render_to_the_golden_table(tmp_path):
 
 def test_failed_evaluations_are_gaps_not_numbers():
     curves = [[{"score": 1.0}, {"score": float("inf")}], [{"score": 3.0}]]
-    matrix = make_tables.curve_matrix(curves, "score")
+    matrix = figures.curve_matrix(curves, "score")
     assert matrix.shape == (2, 2)
     assert matrix[0, 0] == 1.0 and matrix[1, 0] == 3.0
     assert all(v != v for v in (matrix[0, 1], matrix[1, 1]))  # NaN
@@ -172,3 +173,49 @@ def test_columns_keep_their_own_format_and_trained_models_get_no_llm_column(tmp_
     text = (tmp_path / "tables" / "mazes.md").read_text()
     assert "| method | n | 1-Solved | SWC | tokens |" in text, "a model that never asks an LLM: no LLM column"
     assert "| Dualformer | 1 | 50.0 [36.6, 63.4] | 0.500 | 617 |" in text
+
+
+def test_tables_and_figures_rebuild_byte_identically(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        make_tables.make(DATA / "records", out, DATA / "configs" / "experiment")
+    for sub in ("tables", "figures"):
+        for path in sorted((first / sub).iterdir()):
+            assert path.read_bytes() == (second / sub / path.name).read_bytes(), path.name
+
+
+def test_make_tables_builds_the_textgrad_call_count_figure(tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.setitem(make_tables.CALL_COUNT_SIZES, "max_chain", 4)  # 1, 2, 4 bundled operations
+    monkeypatch.setitem(make_tables.CALL_COUNT_SIZES, "max_batch", 2)
+    make_tables.main(["--results", str(DATA / "records"), "--out", str(tmp_path),
+                      "--configs", str(DATA / "configs" / "experiment"), "--calls"])
+    rows = list(csv.DictReader((tmp_path / "figures" / "textgrad_calls.csv").open()))
+    calls = {(r["method"], r["graph"], int(r["size"])): int(r["calls"]) for r in rows}
+    assert {v for (m, _, _), v in calls.items() if m == "OptoPrime"} == {1}, "one call per step, whatever the graph"
+    assert [calls[("TextGrad", "chain", k)] for k in (1, 2, 4)] == [2, 3, 5], "one per edge, plus the update"
+    assert [calls[("TextGrad", "batch", b)] for b in (1, 2)] == [4, 8]
+    assert (tmp_path / "figures" / "textgrad_calls.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_call_counts_are_built_with_results_not_with_every_smoke_table(tmp_path):
+    assert make_tables.wants_calls(None, make_tables.DEFAULT_RESULTS, None), "python scripts/make_tables.py builds them"
+    assert make_tables.wants_calls(None, make_tables.DEFAULT_RESULTS, ["table2_textgrad"])
+    assert not make_tables.wants_calls(None, make_tables.DEFAULT_RESULTS, ["fig5b_traffic"])
+    assert not make_tables.wants_calls(None, tmp_path / "runs", None), "a smoke sweep's tables: no loopback count"
+    assert make_tables.wants_calls(True, tmp_path / "runs", ["fig5b_traffic"]) and not \
+        make_tables.wants_calls(False, make_tables.DEFAULT_RESULTS, None)
+
+
+def test_the_caption_names_only_what_the_table_shows(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "mazes.yaml").write_text("table:\n  title: mazes\n  methods: {dualformer: Dualformer, other: Other}\n"
+                                        "  columns: {test/auto/1_solved_64: 1-Solved}\n")
+    write_runs(tmp_path / "records", experiment="mazes", method="dualformer", seeds=(1,),
+               metrics={"test/auto/1_solved_64": 50.0}, config={"task": {"n_test": 50}, "model": {"preset": "s"}})
+    make_tables.make(tmp_path / "records", tmp_path, configs)
+    text = (tmp_path / "tables" / "mazes.md").read_text()
+    assert "(paper x)" not in text, "no paper value in this table: the caption does not promise one"
+    assert "Rows with n = 0 have no records yet." in text and "| Other | 0 | – |" in text

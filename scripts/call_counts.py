@@ -1,7 +1,10 @@
 """Count the LLM calls one optimizer step makes as the traced graph grows: OptoPrime vs TextGrad.
 
-    python scripts/textgrad_calls.py                     # -> results/figures/textgrad_calls.png and .csv
-    python scripts/textgrad_calls.py --out /tmp/calls --max-chain 8 --max-batch 4
+    python scripts/make_tables.py             # the tables, and results/figures/textgrad_calls.png and .csv
+    python scripts/make_tables.py --no-calls  # the tables only
+
+scripts/make_tables.py builds this figure with the tables (it calls `write`); its sizes are
+make_tables.CALL_COUNT_SIZES.
 
 A CALL COUNT, NOT AN ACCURACY RESULT. Every request goes over HTTP to an OpenAI-compatible server
 on 127.0.0.1 (tests/fake_openai.py) that answers with scripted text; the script counts the requests
@@ -16,7 +19,6 @@ once per edge back to the parameter, once per merge of gradients and once per pa
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -99,13 +101,11 @@ def run(max_chain: int, max_batch: int) -> list[dict[str, Any]]:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    from harness.figures import plain_log_ticks, pyplot, save
+
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for (key, label), ax in zip([("calls", "LLM calls in one step"), ("prompt_chars", "characters sent in one step")],
                                 axes):
         for method, marker in zip(METHODS, "os"):
@@ -116,37 +116,28 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                     ax.plot(*zip(*points), style, marker=marker, label=f"{method}, {graph}")
         ax.set(xlabel="nodes in the traced subgraph", ylabel=label, xscale="log", yscale="log",
                xticks=[2, 4, 8, 16, 32])
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # plain numbers on log axes
+        ax.xaxis.set_minor_formatter(NullFormatter())
         if key == "calls":
             ax.set_yticks([1, 2, 4, 8, 16, 32])
-        for axis in (ax.xaxis, ax.yaxis):  # plain numbers on log axes
-            axis.set_major_formatter(ScalarFormatter())
-            axis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            plain_log_ticks(ax)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     fig.suptitle("Call counts per optimizer step vs graph size (not an accuracy result; "
                  "loopback server, scripted replies)", fontsize="medium")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "figures")
-    parser.add_argument("--max-chain", type=int, default=32)
-    parser.add_argument("--max-batch", type=int, default=8)
-    args = parser.parse_args(argv)
-    rows = run(args.max_chain, args.max_batch)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "textgrad_calls.csv").open("w", newline="") as handle:
+def write(out: Path, max_chain: int = 32, max_batch: int = 8) -> list[Path]:
+    """Measure, then write `<out>/textgrad_calls.csv` and `.png`; returns both paths."""
+    rows = run(max_chain, max_batch)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "textgrad_calls.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, args.out / "textgrad_calls.png")
-    print(args.out / "textgrad_calls.csv")
-    print(args.out / "textgrad_calls.png")
-
-
-if __name__ == "__main__":
-    main()
+    plot(rows, out / "textgrad_calls.png")
+    return [out / "textgrad_calls.csv", out / "textgrad_calls.png"]

@@ -125,3 +125,17 @@ def test_paper_sokoban_recipe_is_upstreams_sokoban_sweep(model, lr, batch, run_d
     assert (cfg.model.preset, train.steps, train.lr, train.batch_size) == ("m-s", 80000, lr, batch)
     maze = compose_run("train", ["experiment=table5_1_fast", "task=maze30", f"model={model}"], run_dir)
     assert (maze.model.preset, maze.model.train.steps, maze.model.train.batch_size) == ("s", 400000, 64)
+
+
+def test_smoke_sokoban_keeps_the_paper_levels_with_short_traces(run_dir):
+    """mode=smoke keeps task=sokoban's 7x7 two-box levels but caps A* traces at 1,000 tokens
+    (configs/mode/task/): the paper's 10,000-token cap made one smoke training step ~30 s."""
+    base = ["experiment=table5_4_bootstrap", "task=sokoban", "model=searchformer"]
+    paper = compose_run("train", base, run_dir).task
+    smoke = compose_run("train", base + ["mode=smoke"], run_dir).task
+    assert (paper.size, paper.sokoban.n_boxes, paper.sokoban.max_trace_tokens) == (7, 2, 10000)
+    assert (smoke.size, smoke.sokoban.n_boxes, smoke.sokoban.max_trace_tokens) == (7, 2, 1000)
+    wins = compose_run("train", base + ["mode=smoke", "task.sokoban.max_trace_tokens=3000"], run_dir).task
+    assert wins.sokoban.max_trace_tokens == 3000, "the command line still wins"
+    mini = compose_run("train", ["experiment=table5_1_fast_mini", "task=sokoban_mini", "mode=smoke"], run_dir).task
+    assert mini.sokoban.max_trace_tokens == 1000 and mini.size == 6

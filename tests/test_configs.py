@@ -17,7 +17,11 @@ def test_the_design_groups_exist():
 
 @pytest.mark.parametrize("name", config_names("task"))
 def test_task_configs_instantiate(name, run_dir):
-    cfg = compose_run("optimize", [f"task={name}", "mode=smoke"], run_dir)
+    # A planning task is run by harness.train, whose smoke mode shrinks it (configs/mode/): under
+    # the optimize root it generated its paper-sized set (2,000 Sokoban levels took 30 s).
+    planning = name in planning_variants() | {"maze_planning"}
+    root, model = ("train", ["model=dualformer"]) if planning else ("optimize", [])
+    cfg = compose_run(root, [f"task={name}", "mode=smoke", *model], run_dir)
     task = instantiate(cfg.task)
     assert task.limit == 3  # smoke mode shrinks every task's budget
     if not hasattr(task, "evaluate"):  # a task for harness.train: a model's solve() is tested on it
@@ -42,6 +46,8 @@ def test_optimizer_configs_instantiate_against_every_task(name, run_dir):
         if task_name in planning_variants():
             continue  # maze_planning stands for them: same type, only the size differs
         overrides = [f"task={task_name}", f"optimizer={name}", "llm=scripted", "mode=smoke"]
+        if task_name == "maze_planning":  # only refused here: one maze, not a generated set per optimizer
+            overrides += ["task.n_train=1", "task.n_test=1"]
         cfg = compose_run("optimize", overrides, run_dir)
         task = instantiate(cfg.task)
         try:
@@ -125,3 +131,17 @@ def test_paper_sokoban_recipe_is_upstreams_sokoban_sweep(model, lr, batch, run_d
     assert (cfg.model.preset, train.steps, train.lr, train.batch_size) == ("m-s", 80000, lr, batch)
     maze = compose_run("train", ["experiment=table5_1_fast", "task=maze30", f"model={model}"], run_dir)
     assert (maze.model.preset, maze.model.train.steps, maze.model.train.batch_size) == ("s", 400000, 64)
+
+
+def test_smoke_sokoban_keeps_the_paper_levels_with_short_traces(run_dir):
+    """mode=smoke keeps task=sokoban's 7x7 two-box levels but caps A* traces at 1,000 tokens
+    (configs/mode/task/): the paper's 10,000-token cap made one smoke training step ~30 s."""
+    base = ["experiment=table5_4_bootstrap", "task=sokoban", "model=searchformer"]
+    paper = compose_run("train", base, run_dir).task
+    smoke = compose_run("train", base + ["mode=smoke"], run_dir).task
+    assert (paper.size, paper.sokoban.n_boxes, paper.sokoban.max_trace_tokens) == (7, 2, 10000)
+    assert (smoke.size, smoke.sokoban.n_boxes, smoke.sokoban.max_trace_tokens) == (7, 2, 1000)
+    wins = compose_run("train", base + ["mode=smoke", "task.sokoban.max_trace_tokens=3000"], run_dir).task
+    assert wins.sokoban.max_trace_tokens == 3000, "the command line still wins"
+    mini = compose_run("train", ["experiment=table5_1_fast_mini", "task=sokoban_mini", "mode=smoke"], run_dir).task
+    assert mini.sokoban.max_trace_tokens == 1000 and mini.size == 6

@@ -54,8 +54,8 @@ def test_paper_protocol_runs_masked_and_numeric_trace_without_memory(experiment,
     base = [f"experiment={experiment}", "logger=none"]
     cfg = compose_run("optimize", base, tmp_path)
     assert cfg.protocol == "paper", "the paper's protocol is the default and the record carries it"
-    for job in sweep_jobs(cfg):
-        method = dict(kv.split("=") for kv in job)["optimizer"]
+    methods = {dict(kv.split("=") for kv in job)["optimizer"]: job for job in sweep_jobs(cfg)}
+    for method, job in methods.items():  # one job per method: its optimizer does not vary with the seed
         optimizer = compose_run("optimize", base + job, tmp_path).optimizer
         if "masked" in method or (experiment == "fig5a_numeric" and method != "adam"):
             assert optimizer.optimizer.memory_size == 0, f"{experiment}: {method} is memoryless in the paper"

@@ -9,7 +9,7 @@ def test_the_command_line_wins_over_the_smoke_sizes(run_dir):
     cfg = compose_run("train", ["experiment=table5_1_fast_mini", "model=dualformer", "mode=smoke",
                                 "model.train.steps=60"], run_dir)
     assert cfg.model.train.steps == 60, "the command line said 60"
-    assert cfg.model.preset == "tiny" and cfg.task.n_train == 40, "the rest of smoke's sizes are in the composed config"
+    assert cfg.model.preset == "tiny" and cfg.task.n_train == 16, "the rest of smoke's sizes are in the composed config"
     assert "smoke" not in cfg, "no block left to merge after the fact"
 
 

@@ -103,14 +103,14 @@ def progress_line(entries: list[dict[str, Any]]) -> str:
     line += f" ({failed} failed)" if failed else ""
     if start:
         elapsed = time.time() - start["time"]
-        line += f", {_clock(elapsed)} elapsed"
+        line += f", {clock(elapsed)} elapsed"
         left = start["total"] - len(done)
         if done and left > 0:  # jobs run in parallel under joblib: the rate says it all
-            line += f", about {_clock(elapsed / len(done) * left)} left"
+            line += f", about {clock(elapsed / len(done) * left)} left"
     return line
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

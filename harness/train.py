@@ -10,12 +10,13 @@ The model reports its training curve through the logger it is given; every point
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from harness import progress
 from harness.api import Model
@@ -25,17 +26,21 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, save_record)
 from harness.samples import samples_path
-from harness.sweep import failures_recorded
+from harness.sweep import clock, failures_recorded
 from harness.ranks import sharded_solve
 from harness.typecheck import check_argument_types
+
+log = logging.getLogger(__name__)
 
 
 class CurveRecorder:
     """A logger in front of the real one: keeps every point for the record and the journal."""
 
-    def __init__(self, inner: Any, journal: Path | None) -> None:
+    def __init__(self, inner: Any, journal: Path | None, log_every: int = 0, total_steps: int | None = None) -> None:
         self.inner, self.curve, self.earlier_seconds = inner, [], 0.0
         self._journal = journal.open("a") if journal is not None else None  # None: not rank 0
+        self.log_every, self.total_steps = int(log_every or 0), total_steps
+        self._line: tuple[int, dict[str, Any]] | None = None  # the step being gathered for its log line
 
     def restore(self, curve: list[dict[str, Any]], seconds: float) -> None:
         """A resumed training run hands back the curve and seconds of its earlier attempts, so
@@ -50,11 +55,32 @@ class CurveRecorder:
             self._journal.write(json.dumps(jsonable(point)) + "\n")
             self._journal.flush()
         self.inner.log(metrics, step=step)
+        if self._journal is None or not self.log_every:
+            return
+        if self._line is not None and self._line[0] != step:
+            self._say()
+        if step % self.log_every == 0:  # the points of one step (loss, throughput, evaluation) in one line
+            self._line = (step, {**(self._line[1] if self._line else {}), **metrics})
+
+    def _say(self) -> None:
+        """A plain-text line for SLURM logs and `tail -f`, where bars are off."""
+        if self._line is None:
+            return
+        (step, metrics), self._line = self._line, None
+        of = f"/{self.total_steps}" if self.total_steps else ""
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+        seconds = metrics.get("train/seconds")
+        left = ""
+        if seconds and self.total_steps and step:
+            left = f"; about {clock(seconds / step * (self.total_steps - step))} left"
+        log.info("step %d%s: %s%s", step, of, values, left)
 
     def summary(self, metrics: Mapping[str, float]) -> None:
+        self._say()
         self.inner.summary(metrics)
 
     def finish(self) -> None:
+        self._say()
         if self._journal is not None:
             self._journal.close()
         self.inner.finish()
@@ -73,7 +99,8 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
     info.output_dir.mkdir(parents=True, exist_ok=True)
     journal = info.output_dir / "progress.jsonl" if is_main_process() else None
-    logger = CurveRecorder(make_logger(cfg, info, resumable=True), journal)
+    logger = CurveRecorder(make_logger(cfg, info, resumable=True), journal, log_every=cfg.get("log_every", 0),
+                           total_steps=OmegaConf.select(cfg, "model.train.steps"))
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:

@@ -67,3 +67,23 @@ def test_bars_by_default_only_on_a_terminal(tmp_path, monkeypatch):
     assert not bars_wanted(cfg), "redirected: no bars"
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert bars_wanted(cfg), "a terminal: bars"
+
+
+def test_a_training_run_writes_a_plain_log_line_every_n_steps(tmp_path, caplog):
+    # With bars off (redirected output, SLURM) a training run said nothing for an hour.
+    import logging
+
+    import pytest
+
+    pytest.importorskip("torch")
+    from harness import train
+    from support import compose_run
+
+    cfg = compose_run("train", ["experiment=table5_1_fast_mini", "mode=smoke", "logger=none",
+                                "model=dualformer", "progress=false", "log_every=2"], tmp_path)
+    with caplog.at_level(logging.INFO, logger="harness.train"):
+        train.run(cfg)
+    lines = [r.getMessage() for r in caplog.records if r.name == "harness.train"]
+    steps = [line for line in lines if line.startswith("step ")]
+    assert steps and all("train/loss=" in line for line in steps), lines
+    assert steps[0].startswith(f"step 2/{cfg.model.train.steps}"), steps

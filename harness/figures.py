@@ -282,34 +282,48 @@ def results_figure(points: Iterable[ResultPoint], spec: TableSpec) -> Any:
 
 
 def training_figure(records: pd.DataFrame, spec: TableSpec) -> Any | None:
-    """One panel: the training curve (`spec.training`) against the logged step, mean over seeds;
-    None when no row's records carry one (each reused a model trained for another table)."""
+    """The training curve (`spec.training`) against the logged step, mean over seeds, and beside it
+    the held-out curve (`spec.held_out`) where the table names one: a model still learning when its
+    budget ran out shows as a curve still rising. None when no row's records carry a training
+    curve (each reused a model trained for another table)."""
     plt = pyplot()
-    key, ylabel = spec.training
-    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    held = spec.held_out and any(spec.held_out[0] in point for curve in records["curve"] for point in curve)
+    panels = [spec.training] + ([spec.held_out] if held else [])  # no empty panel where no run evaluated
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 if len(panels) == 1 else 12, 4.5), layout="constrained",
+                             squeeze=False)
     reused = []
     for method, label in spec.methods.items():
         runs = records.loc[records["method"] == method, "curve"]
-        curves = [c for c in ([p for p in curve if key in p] for curve in runs) if c]
-        if not curves:
-            reused += [label] if len(runs) else []
-            continue
-        steps = [p["step"] for p in max(curves, key=len)]
-        ax.plot(steps, np.nanmean(curve_matrix(curves, key), axis=0), color=method_colour(spec, method),
-                linestyle="-" if spec.task_of(method) in (None, next(iter(spec.tasks), None)) else "--",
-                label=f"{label} (n={len(curves)})")
-    if not ax.get_lines():
+        style = "-" if spec.task_of(method) in (None, next(iter(spec.tasks), None)) else "--"
+        drawn = [_mean_curve(ax, runs, key, label, method_colour(spec, method), style)
+                 for ax, (key, _) in zip(axes[0], panels)]
+        if not drawn[0] and len(runs):
+            reused.append(label)
+    if not axes[0][0].get_lines():
         plt.close(fig)
         return None
-    ax.set(xlabel="step", ylabel=ylabel, yscale=spec.yscale)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    for ax, (_, ylabel) in zip(axes[0], panels):
+        ax.set(xlabel="step", ylabel=ylabel, yscale=spec.yscale if ax is axes[0][0] else "linear")
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize="small")
     fig.suptitle(fit_title(f"Training: {spec.title}", fig, 12), fontsize="large")
     if reused:
         fig.supxlabel(textwrap.fill(f"No training curve in the records of: {', '.join(reused)} (they reuse a model "
                                     "trained for another table or round).", title_chars(fig, 8.5)),
                       fontsize="small", ha="left", x=0.01)
     return fig
+
+
+def _mean_curve(ax: Any, runs: pd.Series, key: str, label: str, colour: Any, style: str) -> bool:
+    """Draws the mean over seeds of one curve key (only the points that carry it); False when none does."""
+    curves = [c for c in ([p for p in curve if key in p] for curve in runs) if c]
+    if not curves:
+        return False
+    steps = [p["step"] for p in max(curves, key=len)]
+    ax.plot(steps, np.nanmean(curve_matrix(curves, key), axis=0), color=colour, linestyle=style,
+            label=f"{label} (n={len(curves)})")
+    return True
 
 
 def table_figures(records: pd.DataFrame, spec: TableSpec, path: Path) -> list[Path]:

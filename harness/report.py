@@ -126,6 +126,7 @@ class TableSpec:
     paper_points: dict[str, dict[int, float]] | None = None  # method -> {iteration: paper value}
     scatter: tuple[str, str] | None = None  # (x metric, y metric): one point per row, e.g. 1-Optimal vs trace tokens
     training: tuple[str, str] | None = None  # (curve key, y label): a training curve, e.g. train/loss
+    held_out: tuple[str, str] | None = None  # (curve key, y label): drawn beside it, e.g. eval/fast/1_optimal_4
     medians: tuple[str, ...] = ()      # metrics whose cells show the median beside the mean
     formats: dict[str, str] = field(default_factory=dict)  # metric -> its own format (e.g. ".0f" for tokens)
     tasks: dict[str, str] = field(default_factory=dict)    # task -> label, for rows per (task, method)
@@ -148,6 +149,8 @@ class TableSpec:
                    scatter=(figure["x"], figure["y"]) if "x" in figure else None,
                    training=(training["curve_key"], training.get("ylabel") or training["curve_key"])
                    if training else None,
+                   held_out=(training["eval_key"], training.get("eval_ylabel") or training["eval_key"])
+                   if training and training.get("eval_key") else None,
                    medians=tuple(block.get("medians") or ()), formats=dict(block.get("formats") or {}),
                    tasks=dict(block.get("tasks") or {}))
 

@@ -91,6 +91,35 @@ def test_the_table_figure_and_the_training_curve_have_their_own_names(dualformer
     assert fig.axes[0].get_ylabel() == "training loss" and fig.axes[0].get_xlabel() == "step"
 
 
+def test_the_training_figure_draws_the_held_out_curve_beside_the_loss(tmp_path):
+    """An undertrained model shows as a flat held-out 1-Optimal curve, next to its loss."""
+    held = "eval/fast/1_optimal_4"
+    for seed, scores in ((1, [10.0, 30.0]), (2, [20.0, 50.0])):
+        write_record(RunRecord(experiment="t51", task="maze7", method="dualformer", seed=seed, mode="paper",
+                               metrics={}, cost=Cost(), config={},
+                               curve=[{"step": 10, "train/loss": 2.0}, {"step": 10, held: scores[0]},
+                                      {"step": 20, "train/loss": 1.0}, {"step": 20, held: scores[1]}]), tmp_path)
+    block = {**BLOCK, "figure": {**BLOCK["figure"], "training": {
+        "curve_key": "train/loss", "ylabel": "training loss", "eval_key": held, "eval_ylabel": "held-out 1-Optimal"}}}
+    runs = load_records(tmp_path)
+    runs = runs.assign(method=runs["task"] + "/" + runs["method"])
+    fig = figures.training_figure(runs, TableSpec.from_block(block, runs))
+    loss, heldout = fig.axes[:2]
+    assert heldout.get_ylabel() == "held-out 1-Optimal" and heldout.get_xlabel() == "step"
+    (line,) = heldout.get_lines()
+    assert list(line.get_xdata()) == [10, 20] and list(line.get_ydata()) == [15.0, 40.0], "mean over seeds"
+    assert list(loss.get_lines()[0].get_ydata()) == [2.0, 1.0], "the loss panel keeps only loss points"
+    no_eval = runs.assign(curve=[[p for p in c if held not in p] for c in runs["curve"]])
+    assert len(figures.training_figure(no_eval, TableSpec.from_block(block, no_eval)).axes) == 1, "no empty panel"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("experiment/table5_[1-4]_*mini.yaml")), ids=lambda p: p.stem)
+def test_every_mini_table_draws_the_held_out_curve_of_its_mode(path):
+    block = OmegaConf.to_container(OmegaConf.load(path))["table"]
+    mode = next(iter(block["columns"])).split("/")[1]
+    assert block["figure"]["training"]["eval_key"] == f"eval/{mode}/1_optimal_4", "model.eval_samples is 4"
+
+
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("experiment/table5_[1-4]_*.yaml")), ids=lambda p: p.stem)
 def test_every_dualformer_table_figure_is_its_results_figure(path):
     block = OmegaConf.to_container(OmegaConf.load(path))["table"]

@@ -1,6 +1,6 @@
 """Searchformer's search-dynamics bootstrapping (Dualformer Table 5.4 compares against it).
 
-    python -m harness.train -m experiment=table5_4_bootstrap_mini      # rounds 0..3, one record each
+    python -m harness.train -m experiment=table5_4_bootstrap_mini      # rounds 1..3, one record each (round 0: table5_3's record)
 
 Round 0 is the Searchformer (Complete-Trace) model itself. Round r starts from round r-1's weights:
 1. sample `samples` responses (auto mode, temperature 1) for each of the first `n_prompts`

@@ -17,7 +17,9 @@ far, one line per method, shaded ± s.e., the paper's points or curve in the met
 (harness/report.py). Records repeating one (task, method, seed, config) are refused. What to show
 comes from the `table:` block of `configs/experiment/<experiment>.yaml` (or, if that file is gone,
 the block saved in the newest record's config); a block with `tasks:` gets one row per task and
-method. With the default --results it also counts Table 2's LLM calls per optimizer step
+method, and its `rows_from: {experiment: [methods]}` takes those rows from another experiment's records
+(runs of the same config, e.g. Table 5.4's step 0 is Table 5.3's Searchformer; tests/test_shared_rows.py
+checks the configs agree), said under the table. With the default --results it also counts Table 2's LLM calls per optimizer step
 (scripts/call_counts.py -> figures/textgrad_calls.png and .csv).
 """
 from __future__ import annotations
@@ -37,8 +39,8 @@ sys.path.insert(0, str(ROOT))  # run as a script from a clone without installing
 
 from harness.figures import table_figures  # noqa: E402
 from harness.records import load_records  # noqa: E402
-from harness.report import (MODE_LABELS, TableSpec, check_duplicates, summarize, table_groups,  # noqa: E402
-                            table_name, warn)
+from harness.report import (MODE_LABELS, TableSpec, budget_of, check_duplicates, summarize,  # noqa: E402
+                            table_groups, table_name, warn)
 
 DEFAULT_RESULTS = ROOT / "results"
 # Graph sizes of the call-count figure (scripts/call_counts.py): chains of 1..32 operations, batches of 1..8.
@@ -98,6 +100,14 @@ def protocol_note(runs: pd.DataFrame) -> str:
     if names == ["not recorded"]:
         return ""  # an experiment without protocol variants
     return f"\nProtocol: {', '.join(names)} (`protocol: paper` is the paper's; `harness` is our variant).\n"
+
+
+def shared_note(shared: dict[str, list[str]], spec: TableSpec) -> str:
+    """Which rows are another experiment's records (`rows_from`), said under the table."""
+    lines = [f"Rows {', '.join(spec.methods.get(m, m) for m in methods)}: the records of experiment `{other}` "
+             "(the same runs: this table evaluates those models in the same mode with the same config)."
+             for other, methods in shared.items()]
+    return "".join(f"\n{line}\n" for line in lines)
 
 
 def by_task(records: pd.DataFrame) -> pd.DataFrame:
@@ -171,12 +181,30 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
                 raise SystemExit(f"error: no table: block for experiment {experiment!r}")
             warn(f"no table: block for experiment {experiment!r} ({len(runs)} records): no table")
             continue
-        written += write_table(runs, block, experiment, mode, budget, results, out)
+        runs, shared = with_shared_rows(records, runs, block, mode, budget)
+        written += write_table(runs, block, experiment, mode, budget, results, out, shared)
     return written
 
 
+def with_shared_rows(records: pd.DataFrame, runs: pd.DataFrame, block: dict[str, Any], mode: str,
+                     budget: str | None) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The table's records plus the rows its block's `rows_from: {experiment: [methods]}` takes from
+    another experiment's records of the same mode and budget: runs that experiment already made
+    under the same config (Table 5.4's step-0 Searchformer and Dualformer are Table 5.3's auto-mode
+    runs), read rather than computed a second time. Returns them and {experiment: methods taken}."""
+    shared: dict[str, list[str]] = {}
+    for other, methods in (block.get("rows_from") or {}).items():
+        if other not in set(records["experiment"]):
+            raise SystemExit(f"error: rows_from names experiment {other!r}, which has no records here")
+        rows = records[(records["experiment"] == other) & (records["mode"] == mode)
+                       & records["method"].isin(methods)]
+        rows = rows[[budget_of(c) == budget for c in rows["config"]]] if budget is not None else rows
+        runs, shared[other] = pd.concat([runs, rows]), list(methods)
+    return runs, shared
+
+
 def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode: str, budget: str | None,
-                results: Path, out: Path) -> list[Path]:
+                results: Path, out: Path, shared: dict[str, list[str]] | None = None) -> list[Path]:
     runs = hold_last_points(add_curve_metrics(runs, block), block)
     if block.get("tasks"):
         runs = by_task(runs)
@@ -193,7 +221,8 @@ def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode
     # The LLM column only where a method could ask one: not for trained models (Dualformer, MATH).
     show_llm = not all("model" in config for config in runs["config"])
     (tables / f"{name}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method,
-                                                mode, budget, unlisted, show_llm) + protocol_note(runs))
+                                                mode, budget, unlisted, show_llm) + protocol_note(runs)
+                                       + shared_note(shared or {}, spec))
     summary.to_csv(tables / f"{name}.csv", index=False, float_format="%.4f")
     if mode != "paper":
         spec.title = f"{mode.upper()}: {spec.title}"  # the figure says it too

@@ -219,3 +219,43 @@ def test_the_caption_names_only_what_the_table_shows(tmp_path):
     text = (tmp_path / "tables" / "mazes.md").read_text()
     assert "(paper x)" not in text, "no paper value in this table: the caption does not promise one"
     assert "Rows with n = 0 have no records yet." in text and "| Other | 0 | – |" in text
+
+
+def test_a_table_takes_rows_another_experiment_already_ran_under_the_same_config(tmp_path):
+    """Table 5.4 shows Searchformer (step 0) and Dualformer in auto mode: Table 5.3's very runs
+    (same config hash), read from its records instead of evaluated a second time."""
+    from harness.records import Cost, RunRecord, write_record
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "t54.yaml").write_text(
+        "table:\n  title: bootstrap\n  methods: {searchformer: Step 0, searchformer_step1: Step 1, dualformer: Dualformer}\n"
+        "  columns: {test/auto/1_optimal_64: 1-Optimal}\n  rows_from: {t53: [searchformer, dualformer]}\n")
+    (configs / "t53.yaml").write_text("table:\n  title: auto\n  methods: {searchformer: CT, dualformer: DF}\n"
+                                      "  columns: {test/auto/1_optimal_64: 1-Optimal}\n")
+    runs = [("t53", "searchformer", 1, 10.0), ("t53", "dualformer", 1, 60.0), ("t53", "dualformer", 2, 70.0),
+            ("t54", "searchformer_step1", 1, 20.0), ("t53", "searchformer", 1, 99.0)]
+    for i, (experiment, method, seed, value) in enumerate(runs):
+        write_record(RunRecord(experiment=experiment, task="maze7", method=method, seed=seed,
+                               mode="smoke" if i == 4 else "paper", metrics={"test/auto/1_optimal_64": value},
+                               curve=[], cost=Cost(), config={"task": {"n_test": 10 if i == 4 else 100}, "model": {}}),
+                     tmp_path / "records")
+    make_tables.make(tmp_path / "records", tmp_path, configs, ["t54"])
+    table = (tmp_path / "tables" / "t54.md").read_text()
+    assert "| Step 0 | 1 | 10.0 [" in table, "the other experiment's record, same mode only (not the smoke one)"
+    assert "| Dualformer | 2 | 65.0 ± 5.0 [" in table and "| Step 1 | 1 | 20.0 [" in table
+    assert "Rows Step 0, Dualformer: the records of experiment `t53`" in table, "the table says where they come from"
+    assert not (tmp_path / "tables" / "t53.smoke.md").exists(), "only the asked experiment's tables"
+
+
+def test_rows_from_an_experiment_with_no_records_is_one_clear_error(tmp_path):
+    from harness.records import Cost, RunRecord, write_record
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "t54.yaml").write_text("table:\n  title: b\n  methods: {searchformer: S}\n"
+                                      "  columns: {m: M}\n  rows_from: {t53: [searchformer]}\n")
+    write_record(RunRecord(experiment="t54", task="maze7", method="x", seed=1, mode="paper", metrics={"m": 1.0},
+                           curve=[], cost=Cost(), config={}), tmp_path / "records")
+    with pytest.raises(SystemExit, match="rows_from.*t53.*no records"):
+        make_tables.make(tmp_path / "records", tmp_path, configs, ["t54"])

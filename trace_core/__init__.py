@@ -12,6 +12,7 @@ Imports nothing of the harness: a user can take this package alone. The LLM clie
 from trace_core.backward import Subgraph, backward
 from trace_core.bundle import BundledFunction, MissingInputsError, bundle
 from trace_core.module import Module, model
+from trace_core import operators as _operators  # noqa: F401  installs Node's operators
 from trace_core.graph import (ExceptionNode, ExecutionError, Graph, MessageNode, Node, ParameterNode,
                               apply_op, graph_context, node)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import itertools
+import operator
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -172,10 +173,10 @@ class Node:
                         **_with_first("fn", self, _argument_inputs(args, kwargs)))
 
     def eq(self, other: Any) -> MessageNode:
-        return _binary("eq", self, other)
+        return apply_op(_OPS["eq"], operator.eq, x=self, y=other)  # _OPS["eq"]: trace_core.operators
 
     def neq(self, other: Any) -> MessageNode:
-        return _binary("ne", self, other)
+        return apply_op(_OPS["ne"], operator.ne, x=self, y=other)
 
 
 class ParameterNode(Node):
@@ -354,58 +355,3 @@ _OPS: dict[str, Operator] = {
     **{kind: _document(kind, f"Builds a {kind} of the items, in order.")
        for kind in ("list", "tuple", "set", "frozenset")},
 }
-
-_BINARY: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
-    "add": ("Returns x + y (numbers add, strings and lists concatenate).", lambda x, y: x + y),
-    "subtract": ("Returns x - y.", lambda x, y: x - y),
-    "multiply": ("Returns x * y.", lambda x, y: x * y),
-    "divide": ("Returns x / y.", lambda x, y: x / y),
-    "floor_divide": ("Returns x // y.", lambda x, y: x // y),
-    "mod": ("Returns x % y.", lambda x, y: x % y),
-    "power": ("Returns x ** y.", lambda x, y: x ** y),
-    "lt": ("Returns whether x < y.", lambda x, y: x < y),
-    "le": ("Returns whether x <= y.", lambda x, y: x <= y),
-    "gt": ("Returns whether x > y.", lambda x, y: x > y),
-    "ge": ("Returns whether x >= y.", lambda x, y: x >= y),
-    "eq": ("Returns whether x == y.", lambda x, y: x == y),
-    "ne": ("Returns whether x != y.", lambda x, y: x != y),
-    "lshift": ("Returns x << y.", lambda x, y: x << y),
-    "rshift": ("Returns x >> y.", lambda x, y: x >> y),
-    "and": ("Returns x & y.", lambda x, y: x & y),
-    "or": ("Returns x | y.", lambda x, y: x | y),
-    "xor": ("Returns x ^ y.", lambda x, y: x ^ y),
-}
-_UNARY: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "negative": ("Returns -x.", lambda x: -x),
-    "positive": ("Returns +x.", lambda x: +x),
-    "absolute": ("Returns abs(x).", abs),
-}
-_OPS.update({name: _document(name, doc) for name, (doc, _) in {**_BINARY, **_UNARY}.items()})
-
-
-def _binary(name: str, x: Any, y: Any) -> MessageNode:
-    return apply_op(_OPS[name], _BINARY[name][1], x=x, y=y)
-
-
-def _install_operators() -> None:
-    """Give Node its arithmetic and comparison operators, each recorded as a graph operation."""
-    dunders = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
-               "floordiv": "floor_divide", "mod": "mod", "pow": "power", "lshift": "lshift",
-               "rshift": "rshift", "and": "and", "or": "or", "xor": "xor"}
-    def recorded(name: str, reflected: bool = False) -> Callable[[Node, Any], MessageNode]:
-        op, fn = _OPS[name], _BINARY[name][1]  # bound once: operators are the hottest path
-        if reflected:
-            return lambda self, other: apply_op(op, fn, x=other, y=self)
-        return lambda self, other: apply_op(op, fn, x=self, y=other)
-
-    for dunder, name in dunders.items():
-        setattr(Node, f"__{dunder}__", recorded(name))
-        setattr(Node, f"__r{dunder}__", recorded(name, reflected=True))
-    for dunder in ("lt", "le", "gt", "ge"):
-        setattr(Node, f"__{dunder}__", recorded(dunder))
-    for dunder, name in (("neg", "negative"), ("pos", "positive"), ("abs", "absolute")):
-        setattr(Node, f"__{dunder}__",
-                lambda self, _n=name: apply_op(_OPS[_n], _UNARY[_n][1], x=self))
-
-
-_install_operators()

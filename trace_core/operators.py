@@ -1,0 +1,64 @@
+"""Node's arithmetic and comparison operators, each recorded as a graph operation.
+
+    x = node(2.0); y = x * 3 - 1      # multiply, then subtract: two MessageNodes
+
+The operator table (name, the documentation the optimizer reads, the function) and the dunder
+methods installed on Node from it. Imported by `trace_core/__init__`, so any import of the
+package installs them before a node is built.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from trace_core.graph import _OPS, MessageNode, Node, _document, apply_op
+
+_BINARY: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
+    "add": ("Returns x + y (numbers add, strings and lists concatenate).", lambda x, y: x + y),
+    "subtract": ("Returns x - y.", lambda x, y: x - y),
+    "multiply": ("Returns x * y.", lambda x, y: x * y),
+    "divide": ("Returns x / y.", lambda x, y: x / y),
+    "floor_divide": ("Returns x // y.", lambda x, y: x // y),
+    "mod": ("Returns x % y.", lambda x, y: x % y),
+    "power": ("Returns x ** y.", lambda x, y: x ** y),
+    "lt": ("Returns whether x < y.", lambda x, y: x < y),
+    "le": ("Returns whether x <= y.", lambda x, y: x <= y),
+    "gt": ("Returns whether x > y.", lambda x, y: x > y),
+    "ge": ("Returns whether x >= y.", lambda x, y: x >= y),
+    "eq": ("Returns whether x == y.", lambda x, y: x == y),
+    "ne": ("Returns whether x != y.", lambda x, y: x != y),
+    "lshift": ("Returns x << y.", lambda x, y: x << y),
+    "rshift": ("Returns x >> y.", lambda x, y: x >> y),
+    "and": ("Returns x & y.", lambda x, y: x & y),
+    "or": ("Returns x | y.", lambda x, y: x | y),
+    "xor": ("Returns x ^ y.", lambda x, y: x ^ y),
+}
+_UNARY: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "negative": ("Returns -x.", lambda x: -x),
+    "positive": ("Returns +x.", lambda x: +x),
+    "absolute": ("Returns abs(x).", abs),
+}
+_OPS.update({name: _document(name, doc) for name, (doc, _) in {**_BINARY, **_UNARY}.items()})
+
+
+def _install_operators() -> None:
+    """Give Node its arithmetic and comparison operators, each recorded as a graph operation."""
+    dunders = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
+               "floordiv": "floor_divide", "mod": "mod", "pow": "power", "lshift": "lshift",
+               "rshift": "rshift", "and": "and", "or": "or", "xor": "xor"}
+    def recorded(name: str, reflected: bool = False) -> Callable[[Node, Any], MessageNode]:
+        op, fn = _OPS[name], _BINARY[name][1]  # bound once: operators are the hottest path
+        if reflected:
+            return lambda self, other: apply_op(op, fn, x=other, y=self)
+        return lambda self, other: apply_op(op, fn, x=self, y=other)
+
+    for dunder, name in dunders.items():
+        setattr(Node, f"__{dunder}__", recorded(name))
+        setattr(Node, f"__r{dunder}__", recorded(name, reflected=True))
+    for dunder in ("lt", "le", "gt", "ge"):
+        setattr(Node, f"__{dunder}__", recorded(dunder))
+    for dunder, name in (("neg", "negative"), ("pos", "positive"), ("abs", "absolute")):
+        setattr(Node, f"__{dunder}__",
+                lambda self, _n=name: apply_op(_OPS[_n], _UNARY[_n][1], x=self))
+
+
+_install_operators()

@@ -145,3 +145,16 @@ def test_smoke_sokoban_keeps_the_paper_levels_with_short_traces(run_dir):
     assert wins.sokoban.max_trace_tokens == 3000, "the command line still wins"
     mini = compose_run("train", ["experiment=table5_1_fast_mini", "task=sokoban_mini", "mode=smoke"], run_dir).task
     assert mini.sokoban.max_trace_tokens == 1000 and mini.size == 6
+
+
+@pytest.mark.parametrize("experiment", ["table5_1_fast_mini", "table5_2_slow_mini", "table5_3_auto_mini"])
+def test_mini_tables_test_sokoban_on_100_levels_and_mazes_on_200(experiment, run_dir):
+    """configs/mode/task/paper_sokoban_mini.yaml cuts the Sokoban rows' test set (a Sokoban response
+    is ~3.5x a maze one's tokens); the maze rows keep 200 mazes, and the command line still wins."""
+    def task(*overrides):
+        return compose_run("train", [f"experiment={experiment}", *overrides], run_dir).task
+
+    assert task("task=maze7").n_test == 200
+    assert task("task=sokoban_mini").n_test == 100
+    assert task("task=sokoban_mini").test_tasks_per_layout == 1   # still one level per wall layout
+    assert task("task=sokoban_mini", "task.n_test=150").n_test == 150

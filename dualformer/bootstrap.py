@@ -78,13 +78,21 @@ class BootstrapModel(PlanningModel):
     rounds: int = 0
     bootstrap: dict[str, Any] | None = None  # BootstrapSettings fields; None: its defaults
 
-    def fit(self, task: PlanningTask, logger: Any) -> None:
+    def settings(self) -> BootstrapSettings:
         if self.rounds < 0:
             raise ConfigError(f"model.rounds must be >= 0, got {self.rounds}")
         try:
-            settings = BootstrapSettings(**(self.bootstrap or {})).resolved()
+            return BootstrapSettings(**(self.bootstrap or {})).resolved()
         except TypeError as error:
             raise ConfigError(f"model.bootstrap: {error}") from None
+
+    @property
+    def total_steps(self) -> int | None:
+        """Round 0's steps and every round's fine-tuning steps: the step axis the run logs on."""
+        return int(self.train.get("steps", 0)) + self.rounds * self.settings().steps
+
+    def fit(self, task: PlanningTask, logger: Any) -> None:
+        settings = self.settings()
         super().fit(task, logger)  # round 0, resumed from its checkpoint when already trained
         offset = int(self.train.get("steps", 0))
         for round_ in range(1, self.rounds + 1):

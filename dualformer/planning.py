@@ -189,6 +189,11 @@ class PlanningModel:
     eval_every: int = 0         # > 0: answer task.eval_set every this many steps (dualformer.monitor)
     eval_samples: int = 4       # responses per held-out task and mode in those evaluations
 
+    @property
+    def total_steps(self) -> int | None:
+        """Training steps of the whole fit (the run's log lines count the time left against it)."""
+        return self.train.get("steps")
+
     def fit(self, task: PlanningTask, logger: Any) -> None:
         import torch
 

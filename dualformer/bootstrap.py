@@ -137,7 +137,8 @@ class BootstrapModel(PlanningModel):
         generator = torch.Generator(device=device).manual_seed(self.seed * 1000 + round_)
         examples = self.task.train[:settings.n_prompts]
         kept, improved, trace_kept, trace_astar = [], 0, [], []
-        for start in bar(range(0, len(examples), settings.prompt_batch), desc=f"bootstrap {round_}: sample"):
+        for start in bar(range(0, len(examples), settings.prompt_batch), desc=f"bootstrap {round_}: sample",
+                         log_every_s=60):
             chunk = examples[start:start + settings.prompt_batch]
             prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in chunk]
             ids, mask = (t.to(device) for t in self._pad(prompts))

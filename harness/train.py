@@ -66,6 +66,10 @@ class CurveRecorder:
         if step % self.log_every == 0:  # the points of one step (loss, throughput, evaluation) in one line
             self._line = (step, {**(self._line[1] if self._line else {}), **metrics})
 
+    def flush(self) -> None:
+        """Say the step being gathered now (its line waits for the next step's points otherwise)."""
+        self._say()
+
     def _say(self) -> None:
         """A plain-text line for SLURM logs and `tail -f`, where bars are off."""
         if self._line is None:
@@ -109,6 +113,7 @@ def run(cfg: DictConfig) -> RunRecord:
     try:
         with progress.shown(progress.bars_wanted(cfg)):
             model.fit(task, logger)
+            logger.flush()  # the last step's line now, not after the test's sampling
             solve, shares = sharded_solve(task, model.solve)  # DDP: each rank samples its share
             metrics = {f"test/{k}": v for k, v in task.test(solve).items()}
         logger.summary(metrics)

@@ -81,12 +81,19 @@ def test_a_training_run_writes_a_plain_log_line_every_n_steps(tmp_path, caplog):
 
     cfg = compose_run("train", ["experiment=table5_1_fast_mini", "mode=smoke", "logger=none",
                                 "model=dualformer", "progress=false", "log_every=2"], tmp_path)
-    with caplog.at_level(logging.INFO, logger="harness.train"):
+    with caplog.at_level(logging.INFO, logger="harness.train"), caplog.at_level(logging.INFO, logger="harness.progress"):
         train.run(cfg)
     lines = [r.getMessage() for r in caplog.records if r.name == "harness.train"]
     steps = [line for line in lines if line.startswith("step ")]
     assert steps and all("train/loss=" in line for line in steps), lines
     assert steps[0].startswith(f"step 2/{cfg.model.train.steps}"), steps
+    # The test evaluation (an hour of sampling at paper size) says how far it is too.
+    said = [r.getMessage() for r in caplog.records if r.name == "harness.progress"]
+    n = cfg.task.limit  # smoke mode's test set
+    assert f"test: {n}/{n} (100%)" in " ".join(said), said
+    order = [r.getMessage() for r in caplog.records if r.name in ("harness.train", "harness.progress")]
+    last_step = max(i for i, line in enumerate(order) if line.startswith("step "))
+    assert last_step < order.index(f"test: 0/{n} (0%), 00:00 elapsed"), "the last step is said before the test"
 
 
 def test_the_time_left_counts_every_phase_and_is_never_negative(monkeypatch, caplog, tmp_path):
@@ -147,3 +154,24 @@ def test_the_sweep_estimate_counts_only_the_jobs_that_ran(monkeypatch):
     assert line.endswith("(2 skipped: records exist), 1m40s elapsed, about 1m40s left"), line
     failed = {"status": "failed", "name": "x", "reason": "y", "path": "z"}
     assert "(1 failed, 1 skipped: records exist)" in sweep.progress_line([start, skipped, failed])
+
+
+def test_hidden_bars_of_long_work_become_log_lines(caplog):
+    """Where bars are off (redirected output, SLURM), a bar opened with `log_every_s` still says
+    how far it is, as plain log lines at most that often; other bars stay silent."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="harness.progress"), shown(False):
+        with bar(total=3, desc="test", log_every_s=0) as progress:
+            for _ in range(3):
+                progress.update(1)
+        for _ in bar(range(3), desc="quiet"):
+            pass
+    said = [r.getMessage() for r in caplog.records if r.name == "harness.progress"]
+    assert any(line.startswith("test: 3/3 (100%),") and "elapsed" in line for line in said), said
+    assert not any("quiet" in line for line in said), said
+    with caplog.at_level(logging.INFO, logger="harness.progress"):
+        caplog.clear()
+        with bar(total=2, desc="shown", log_every_s=0, file=io.StringIO()) as progress:
+            progress.update(2)
+    assert not caplog.records, "a bar on screen is not logged twice"

@@ -107,12 +107,12 @@ class BootstrapModel(PlanningModel):
         from dualformer.train import Trainer
 
         folder = self._round_dir(round_)
-        sequences = self._load_sequences(folder)
+        sequences, stats = self._load_sequences(folder)
         if sequences is None:
             sequences, stats = self.collect(settings, round_)
-            self._save_sequences(folder, sequences)
-            if logger is not None:
-                logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
+            self._save_sequences(folder, sequences, stats)
+        if logger is not None and stats:  # also when reused: each record says what every round found
+            logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
         self._bootstrap_data = sequences
         config = train_config(dict(steps=settings.steps, batch_size=settings.batch_size,
                                    lr=settings.lr, warmup=settings.warmup, seed=self.seed + round_,
@@ -180,17 +180,22 @@ class BootstrapModel(PlanningModel):
 
     # -- the kept sequences, so a resumed round does not sample again --------------------------
     @staticmethod
-    def _load_sequences(folder: Path | None) -> list[tuple[list[int], list[int]]] | None:
+    def _load_sequences(folder: Path | None) -> tuple[list[tuple[list[int], list[int]]] | None, dict | None]:
+        """The round's kept sequences and what its sampling found (None, None: not sampled yet;
+        rounds sampled before the findings were kept beside them give None for those)."""
         path = folder / "sequences.json" if folder else None
         if path is None or not path.exists():
-            return None
-        return [(p, d) for p, d in json.loads(path.read_text())]
+            return None, None
+        stats = folder / "stats.json"
+        return ([(p, d) for p, d in json.loads(path.read_text())],
+                json.loads(stats.read_text()) if stats.exists() else None)
 
     @staticmethod
-    def _save_sequences(folder: Path | None, sequences: list[tuple[list[int], list[int]]]) -> None:
+    def _save_sequences(folder: Path | None, sequences: list[tuple[list[int], list[int]]], stats: dict) -> None:
         if folder is None:
             return
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "sequences.json.tmp"
-        tmp.write_text(json.dumps(sequences))
-        os.replace(tmp, folder / "sequences.json")
+        for name, content in (("stats.json", stats), ("sequences.json", sequences)):  # sequences last: they mark the round sampled
+            tmp = folder / f"{name}.tmp"
+            tmp.write_text(json.dumps(content))
+            os.replace(tmp, folder / name)

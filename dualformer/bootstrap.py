@@ -13,8 +13,8 @@ Round 0 is the Searchformer (Complete-Trace) model itself. Round r starts from r
 (specs/dualformer.md §1.4: upstream fine-tunes 10k steps at lr 7.5e-5 per round, 3 rounds.)
 
 Every round checkpoints under the base model's checkpoint folder (`bootstrap<r>/`), with the
-sequences it kept (`sequences.json`), so a sweep over `rounds` reuses the earlier rounds and a
-killed run resumes without sampling again.
+sequences it kept (`sequences.json`) and what its sampling found (`stats.json`), so a sweep over
+`rounds` reuses the earlier rounds and a killed run resumes without sampling again.
 """
 from __future__ import annotations
 

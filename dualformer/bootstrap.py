@@ -13,8 +13,8 @@ Round 0 is the Searchformer (Complete-Trace) model itself. Round r starts from r
 (specs/dualformer.md §1.4: upstream fine-tunes 10k steps at lr 7.5e-5 per round, 3 rounds.)
 
 Every round checkpoints under the base model's checkpoint folder (`bootstrap<r>/`), with the
-sequences it kept (`sequences.json`), so a sweep over `rounds` reuses the earlier rounds and a
-killed run resumes without sampling again.
+sequences it kept (`sequences.json`) and what its sampling found (`stats.json`), so a sweep over
+`rounds` reuses the earlier rounds and a killed run resumes without sampling again.
 """
 from __future__ import annotations
 
@@ -78,13 +78,21 @@ class BootstrapModel(PlanningModel):
     rounds: int = 0
     bootstrap: dict[str, Any] | None = None  # BootstrapSettings fields; None: its defaults
 
-    def fit(self, task: PlanningTask, logger: Any) -> None:
+    def settings(self) -> BootstrapSettings:
         if self.rounds < 0:
             raise ConfigError(f"model.rounds must be >= 0, got {self.rounds}")
         try:
-            settings = BootstrapSettings(**(self.bootstrap or {})).resolved()
+            return BootstrapSettings(**(self.bootstrap or {})).resolved()
         except TypeError as error:
             raise ConfigError(f"model.bootstrap: {error}") from None
+
+    @property
+    def total_steps(self) -> int | None:
+        """Round 0's steps and every round's fine-tuning steps: the step axis the run logs on."""
+        return int(self.train.get("steps", 0)) + self.rounds * self.settings().steps
+
+    def fit(self, task: PlanningTask, logger: Any) -> None:
+        settings = self.settings()
         super().fit(task, logger)  # round 0, resumed from its checkpoint when already trained
         offset = int(self.train.get("steps", 0))
         for round_ in range(1, self.rounds + 1):
@@ -99,12 +107,12 @@ class BootstrapModel(PlanningModel):
         from dualformer.train import Trainer
 
         folder = self._round_dir(round_)
-        sequences = self._load_sequences(folder)
+        sequences, stats = self._load_sequences(folder)
         if sequences is None:
             sequences, stats = self.collect(settings, round_)
-            self._save_sequences(folder, sequences)
-            if logger is not None:
-                logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
+            self._save_sequences(folder, sequences, stats)
+        if logger is not None and stats:  # also when reused: each record says what every round found
+            logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
         self._bootstrap_data = sequences
         config = train_config(dict(steps=settings.steps, batch_size=settings.batch_size,
                                    lr=settings.lr, warmup=settings.warmup, seed=self.seed + round_,
@@ -129,7 +137,8 @@ class BootstrapModel(PlanningModel):
         generator = torch.Generator(device=device).manual_seed(self.seed * 1000 + round_)
         examples = self.task.train[:settings.n_prompts]
         kept, improved, trace_kept, trace_astar = [], 0, [], []
-        for start in bar(range(0, len(examples), settings.prompt_batch), desc=f"bootstrap {round_}: sample"):
+        for start in bar(range(0, len(examples), settings.prompt_batch), desc=f"bootstrap {round_}: sample",
+                         log_every_s=60):
             chunk = examples[start:start + settings.prompt_batch]
             prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in chunk]
             ids, mask = (t.to(device) for t in self._pad(prompts))
@@ -171,17 +180,22 @@ class BootstrapModel(PlanningModel):
 
     # -- the kept sequences, so a resumed round does not sample again --------------------------
     @staticmethod
-    def _load_sequences(folder: Path | None) -> list[tuple[list[int], list[int]]] | None:
+    def _load_sequences(folder: Path | None) -> tuple[list[tuple[list[int], list[int]]] | None, dict | None]:
+        """The round's kept sequences and what its sampling found (None, None: not sampled yet;
+        rounds sampled before the findings were kept beside them give None for those)."""
         path = folder / "sequences.json" if folder else None
         if path is None or not path.exists():
-            return None
-        return [(p, d) for p, d in json.loads(path.read_text())]
+            return None, None
+        stats = folder / "stats.json"
+        return ([(p, d) for p, d in json.loads(path.read_text())],
+                json.loads(stats.read_text()) if stats.exists() else None)
 
     @staticmethod
-    def _save_sequences(folder: Path | None, sequences: list[tuple[list[int], list[int]]]) -> None:
+    def _save_sequences(folder: Path | None, sequences: list[tuple[list[int], list[int]]], stats: dict) -> None:
         if folder is None:
             return
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "sequences.json.tmp"
-        tmp.write_text(json.dumps(sequences))
-        os.replace(tmp, folder / "sequences.json")
+        for name, content in (("stats.json", stats), ("sequences.json", sequences)):  # sequences last: they mark the round sampled
+            tmp = folder / f"{name}.tmp"
+            tmp.write_text(json.dumps(content))
+            os.replace(tmp, folder / name)

@@ -156,7 +156,8 @@ class PlanningTask:
         judged: dict[str, list[TaskResponses]] = {}
         model = getattr(solve, "__self__", None)  # a PlanningModel answers several prompts per call
         batched, size = getattr(model, "solve_batch", None), int(getattr(model, "prompt_batch", 1))
-        with bar(total=len(examples), desc="test") as progress:
+        # the test set's sampling can take an hour: log lines where bars are off (not the held-out set's)
+        with bar(total=len(examples), desc="test", log_every_s=60 if record_samples else None) as progress:
             for start in range(0, len(examples), size if batched else 1):
                 chunk = examples[start:start + (size if batched else 1)]
                 for example, answered in zip(chunk, batched(chunk) if batched else [solve(chunk[0])]):
@@ -188,6 +189,11 @@ class PlanningModel:
     pad_multiple: int = 32      # bucketed batches pad to a multiple of this (few shapes to compile)
     eval_every: int = 0         # > 0: answer task.eval_set every this many steps (dualformer.monitor)
     eval_samples: int = 4       # responses per held-out task and mode in those evaluations
+
+    @property
+    def total_steps(self) -> int | None:
+        """Training steps of the whole fit (the run's log lines count the time left against it)."""
+        return self.train.get("steps")
 
     def fit(self, task: PlanningTask, logger: Any) -> None:
         import torch

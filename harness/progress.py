@@ -11,16 +11,35 @@ Models and tasks do not see the run's config, so the switch is a context the run
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from typing import Any, Iterator
 
+log = logging.getLogger(__name__)
 _shown = [True]
 
 
-def bar(*args: Any, disable: bool = False, **kwargs: Any):
+def bar(*args: Any, disable: bool = False, log_every_s: float | None = None, **kwargs: Any):
+    """A tqdm bar, off where the run said so. Long work passes `log_every_s`: where bars are off,
+    its progress then comes as a plain log line at most that often (and one at the end)."""
     from tqdm.auto import tqdm
 
-    return tqdm(*args, disable=disable or not _shown[-1], **kwargs)
+    if _shown[-1] or disable or log_every_s is None:
+        return tqdm(*args, disable=disable or not _shown[-1], **kwargs)
+    return tqdm(*args, file=_LogLines(), mininterval=log_every_s, maxinterval=max(log_every_s, 1.0),
+                bar_format="{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%), {elapsed} elapsed, about {remaining} left",
+                **kwargs)
+
+
+class _LogLines:
+    """A file for tqdm whose frames become log lines (tqdm writes each frame after a carriage return)."""
+
+    def write(self, text: str) -> None:
+        if text := text.strip("\r\n ").replace(", about ? left", ""):  # no rate before the first step
+            log.info(text)
+
+    def flush(self) -> None:
+        pass
 
 
 @contextlib.contextmanager

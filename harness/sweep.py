@@ -51,14 +51,17 @@ def failures_recorded(cfg: Any, method_group: str) -> Iterator[Outcome]:
     if not in_multirun():
         yield outcome
         return
+    begun = datetime.now(timezone.utc).replace(microsecond=0)  # records carry whole seconds
     try:
         yield outcome
     except Exception as exc:  # noqa: BLE001 (any failure of one job; Ctrl-C still ends the sweep)
         path, name, reason = write_failure(cfg, method_group, exc)
         log.error("job %s failed: %s (failure record %s)", name, reason, path)
         _note({"status": "failed", "name": name, "reason": reason, "path": str(path)})
-    else:
-        _note({"status": "ok"})
+    else:  # a record made before the job began is one skip_done returned: the job did not run
+        record = outcome.record
+        skipped = record is not None and datetime.fromisoformat(record.created) < begun
+        _note({"status": "skipped" if skipped else "ok"})
 
 
 def write_failure(cfg: Any, method_group: str, exc: BaseException) -> tuple[Path, str, str]:
@@ -95,18 +98,21 @@ def _note(entry: dict[str, Any]) -> None:
 
 
 def progress_line(entries: list[dict[str, Any]]) -> str:
-    """`sweep: 3/20 jobs done (1 failed), 2m10s elapsed, about 12m30s left` from the sweep log."""
+    """`sweep: 3/20 jobs done (1 failed), 2m10s elapsed, about 12m30s left` from the sweep log;
+    jobs skipped for an existing record are said and left out of the rate."""
     start = next((e for e in entries if e["status"] == "start"), None)
     done = [e for e in entries if e["status"] != "start"]
     failed = sum(e["status"] == "failed" for e in done)
+    skipped = sum(e["status"] == "skipped" for e in done)
     line = f"sweep: {len(done)}/{start['total'] if start else '?'} jobs done"
-    line += f" ({failed} failed)" if failed else ""
+    notes = [f"{failed} failed"] * bool(failed) + [f"{skipped} skipped: records exist"] * bool(skipped)
+    line += f" ({', '.join(notes)})" if notes else ""
     if start:
         elapsed = time.time() - start["time"]
         line += f", {clock(elapsed)} elapsed"
-        left = start["total"] - len(done)
-        if done and left > 0:  # jobs run in parallel under joblib: the rate says it all
-            line += f", about {clock(elapsed / len(done) * left)} left"
+        left, ran = start["total"] - len(done), len(done) - skipped
+        if ran and left > 0:  # jobs run in parallel under joblib: the rate says it all
+            line += f", about {clock(elapsed / ran * left)} left"  # a skip takes a second, a run an hour
     return line
 
 

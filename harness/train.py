@@ -41,12 +41,16 @@ class CurveRecorder:
         self._journal = journal.open("a") if journal is not None else None  # None: not rank 0
         self.log_every, self.total_steps = int(log_every or 0), total_steps
         self._line: tuple[int, dict[str, Any]] | None = None  # the step being gathered for its log line
+        # Where the time-left estimate counts from: wall clock and step. Not train/seconds, which a
+        # bootstrapping round's trainer restarts at 0 while the step axis runs on.
+        self._clock_from = (time.monotonic(), 0)
 
     def restore(self, curve: list[dict[str, Any]], seconds: float) -> None:
         """A resumed training run hands back the curve and seconds of its earlier attempts, so
         the record holds the whole run (W&B has those points already: same run id)."""
         self.curve = [dict(point) for point in curve] + self.curve
         self.earlier_seconds = float(seconds)
+        self._clock_from = (time.monotonic(), max((int(p["step"]) for p in curve), default=0))
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         point = {"step": step, **metrics}
@@ -62,6 +66,10 @@ class CurveRecorder:
         if step % self.log_every == 0:  # the points of one step (loss, throughput, evaluation) in one line
             self._line = (step, {**(self._line[1] if self._line else {}), **metrics})
 
+    def flush(self) -> None:
+        """Say the step being gathered now (its line waits for the next step's points otherwise)."""
+        self._say()
+
     def _say(self) -> None:
         """A plain-text line for SLURM logs and `tail -f`, where bars are off."""
         if self._line is None:
@@ -69,10 +77,9 @@ class CurveRecorder:
         (step, metrics), self._line = self._line, None
         of = f"/{self.total_steps}" if self.total_steps else ""
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-        seconds = metrics.get("train/seconds")
-        left = ""
-        if seconds and self.total_steps and step:
-            left = f"; about {clock(seconds / step * (self.total_steps - step))} left"
+        left, (since, first) = "", self._clock_from
+        if self.total_steps and first < step < self.total_steps:  # the rate of this process's steps
+            left = f"; about {clock((time.monotonic() - since) / (step - first) * (self.total_steps - step))} left"
         log.info("step %d%s: %s%s", step, of, values, left)
 
     def summary(self, metrics: Mapping[str, float]) -> None:
@@ -100,12 +107,13 @@ def run(cfg: DictConfig) -> RunRecord:
     info.output_dir.mkdir(parents=True, exist_ok=True)
     journal = info.output_dir / "progress.jsonl" if is_main_process() else None
     logger = CurveRecorder(make_logger(cfg, info, resumable=True), journal, log_every=cfg.get("log_every", 0),
-                           total_steps=OmegaConf.select(cfg, "model.train.steps"))
+                           total_steps=getattr(model, "total_steps", None) or OmegaConf.select(cfg, "model.train.steps"))
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
     try:
         with progress.shown(progress.bars_wanted(cfg)):
             model.fit(task, logger)
+            logger.flush()  # the last step's line now, not after the test's sampling
             solve, shares = sharded_solve(task, model.solve)  # DDP: each rank samples its share
             metrics = {f"test/{k}": v for k, v in task.test(solve).items()}
         logger.summary(metrics)

@@ -58,6 +58,8 @@ def test_killed_multirun_keeps_finished_records_and_resumes(tmp_path):
 
     result = optimize("-m", *sweep, timeout=300)  # rerun the same sweep: finished jobs are skipped
     assert result.returncode == 0, result.stderr
+    skipped = len(finished)
+    assert f"sweep: {skipped}/4 jobs done ({skipped} skipped: records exist)" in result.stdout, result.stdout
     frame = load_records(results)
     assert sorted(zip(frame["method"], frame["seed"])) == [("gp", 42), ("gp", 43), ("scats", 42), ("scats", 43)]
     for name, created in before.items():

@@ -87,8 +87,12 @@ def test_rounds_checkpoint_their_data_and_resume_without_sampling_again(tmp_path
     calls = []
     real_collect = BootstrapModel.collect
     monkeypatch.setattr(BootstrapModel, "collect", lambda self, s, r: calls.append(r) or real_collect(self, s, r))
-    _model(tmp_path, rounds=3).fit(task, Journal())
+    later = Journal()
+    _model(tmp_path, rounds=3).fit(task, later)
     assert calls == [3]
+    # ... and its record still says what every round's sampling found (kept beside its sequences)
+    found = [step for step, metrics in later.points if "bootstrap/improved_fraction" in metrics]
+    assert found == [4, 4 + SMALL["steps"], 4 + 2 * SMALL["steps"]], later.points
 
 
 def test_bad_bootstrap_settings_are_a_config_error(tmp_path):

@@ -191,13 +191,16 @@ def with_shared_rows(records: pd.DataFrame, runs: pd.DataFrame, block: dict[str,
     """The table's records plus the rows its block's `rows_from: {experiment: [methods]}` takes from
     another experiment's records of the same mode and budget: runs that experiment already made
     under the same config (Table 5.4's step-0 Searchformer and Dualformer are Table 5.3's auto-mode
-    runs), read rather than computed a second time. Returns them and {experiment: methods taken}."""
+    runs), read rather than computed a second time. Only the tasks this table covers are taken (its
+    `tasks`, else those of its own records): Table 5.3's Sokoban rows stay out of the mazes-only 5.4.
+    Returns them and {experiment: methods taken}."""
     shared: dict[str, list[str]] = {}
+    tasks = set(block.get("tasks") or runs["task"])
     for other, methods in (block.get("rows_from") or {}).items():
         if other not in set(records["experiment"]):
             raise SystemExit(f"error: rows_from names experiment {other!r}, which has no records here")
         rows = records[(records["experiment"] == other) & (records["mode"] == mode)
-                       & records["method"].isin(methods)]
+                       & records["method"].isin(methods) & records["task"].isin(tasks)]
         rows = rows[[budget_of(c) == budget for c in rows["config"]]] if budget is not None else rows
         runs, shared[other] = pd.concat([runs, rows]), list(methods)
     return runs, shared

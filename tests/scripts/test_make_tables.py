@@ -234,16 +234,17 @@ def test_a_table_takes_rows_another_experiment_already_ran_under_the_same_config
     (configs / "t53.yaml").write_text("table:\n  title: auto\n  methods: {searchformer: CT, dualformer: DF}\n"
                                       "  columns: {test/auto/1_optimal_64: 1-Optimal}\n")
     runs = [("t53", "searchformer", 1, 10.0), ("t53", "dualformer", 1, 60.0), ("t53", "dualformer", 2, 70.0),
-            ("t54", "searchformer_step1", 1, 20.0), ("t53", "searchformer", 1, 99.0)]
+            ("t54", "searchformer_step1", 1, 20.0), ("t53", "searchformer", 1, 99.0), ("t53", "dualformer", 1, 0.0)]
     for i, (experiment, method, seed, value) in enumerate(runs):
-        write_record(RunRecord(experiment=experiment, task="maze7", method=method, seed=seed,
+        # the last: a Sokoban row of t53, a task this mazes-only table does not cover
+        write_record(RunRecord(experiment=experiment, task="sokoban_mini" if i == 5 else "maze7", method=method, seed=seed,
                                mode="smoke" if i == 4 else "paper", metrics={"test/auto/1_optimal_64": value},
                                curve=[], cost=Cost(), config={"task": {"n_test": 10 if i == 4 else 100}, "model": {}}),
                      tmp_path / "records")
     make_tables.make(tmp_path / "records", tmp_path, configs, ["t54"])
     table = (tmp_path / "tables" / "t54.md").read_text()
     assert "| Step 0 | 1 | 10.0 [" in table, "the other experiment's record, same mode only (not the smoke one)"
-    assert "| Dualformer | 2 | 65.0 ± 5.0 [" in table and "| Step 1 | 1 | 20.0 [" in table
+    assert "| Dualformer | 2 | 65.0 ± 5.0 [" in table and "| Step 1 | 1 | 20.0 [" in table, "mazes only"
     assert "Rows Step 0, Dualformer: the records of experiment `t53`" in table, "the table says where they come from"
     assert not (tmp_path / "tables" / "t53.smoke.md").exists(), "only the asked experiment's tables"
 

@@ -107,10 +107,10 @@ class BootstrapModel(PlanningModel):
         from dualformer.train import Trainer
 
         folder = self._round_dir(round_)
-        sequences, stats = self._load_sequences(folder)
+        sequences, stats = self._load_round(folder)
         if sequences is None:
             sequences, stats = self.collect(settings, round_)
-            self._save_sequences(folder, sequences, stats)
+            self._save_round(folder, sequences, stats)
         if logger is not None and stats:  # also when reused: each record says what every round found
             logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
         self._bootstrap_data = sequences
@@ -178,9 +178,9 @@ class BootstrapModel(PlanningModel):
         rows = [self._bootstrap_data[i] for i in indices]
         return Batch(*self._pad([p for p, _ in rows]), *self._pad([d for _, d in rows]))
 
-    # -- the kept sequences, so a resumed round does not sample again --------------------------
+    # -- a round's kept sequences and findings, so a resumed round does not sample again -------
     @staticmethod
-    def _load_sequences(folder: Path | None) -> tuple[list[tuple[list[int], list[int]]] | None, dict | None]:
+    def _load_round(folder: Path | None) -> tuple[list[tuple[list[int], list[int]]] | None, dict | None]:
         """The round's kept sequences and what its sampling found (None, None: not sampled yet;
         rounds sampled before the findings were kept beside them give None for those)."""
         path = folder / "sequences.json" if folder else None
@@ -191,7 +191,7 @@ class BootstrapModel(PlanningModel):
                 json.loads(stats.read_text()) if stats.exists() else None)
 
     @staticmethod
-    def _save_sequences(folder: Path | None, sequences: list[tuple[list[int], list[int]]], stats: dict) -> None:
+    def _save_round(folder: Path | None, sequences: list[tuple[list[int], list[int]]], stats: dict) -> None:
         if folder is None:
             return
         folder.mkdir(parents=True, exist_ok=True)

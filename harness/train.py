@@ -62,16 +62,13 @@ class CurveRecorder:
         if self._journal is None or not self.log_every:
             return
         if self._line is not None and self._line[0] != step:
-            self._say()
+            self.flush()
         if step % self.log_every == 0:  # the points of one step (loss, throughput, evaluation) in one line
             self._line = (step, {**(self._line[1] if self._line else {}), **metrics})
 
     def flush(self) -> None:
-        """Say the step being gathered now (its line waits for the next step's points otherwise)."""
-        self._say()
-
-    def _say(self) -> None:
-        """A plain-text line for SLURM logs and `tail -f`, where bars are off."""
+        """Say the step being gathered now, as a plain-text line for SLURM logs and `tail -f`
+        where bars are off (it waits for the next step's points otherwise)."""
         if self._line is None:
             return
         (step, metrics), self._line = self._line, None
@@ -83,11 +80,11 @@ class CurveRecorder:
         log.info("step %d%s: %s%s", step, of, values, left)
 
     def summary(self, metrics: Mapping[str, float]) -> None:
-        self._say()
+        self.flush()
         self.inner.summary(metrics)
 
     def finish(self) -> None:
-        self._say()
+        self.flush()
         if self._journal is not None:
             self._journal.close()
         self.inner.finish()

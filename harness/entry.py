@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from harness.llm_run import refuse_secret_overrides
 from harness.runs import exit_on_user_error
+from harness.settings import check_launcher_overrides
 from harness.sweep import sweep_summary
 
 
@@ -21,4 +22,5 @@ def run_cli(hydra_main: Callable[[], Any]) -> None:
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     with sweep_summary(), exit_on_user_error():
         refuse_secret_overrides(sys.argv[1:])  # before Hydra writes the overrides into .hydra/
+        check_launcher_overrides(sys.argv[1:])
         hydra_main()

@@ -31,6 +31,7 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record,
                           save_record)
 from harness.samples import samples_path
+from harness.settings import check_run_settings
 from harness.sweep import failures_recorded
 from harness.typecheck import check_argument_types
 from trace_core.graph import graph_context
@@ -106,6 +107,7 @@ def run(cfg: DictConfig) -> RunRecord:
     """One run of one (task, method, seed): build, loop, test the best parameters, record."""
     from hydra.utils import instantiate
 
+    check_run_settings(cfg)
     info, replayed_record = replay_info(cfg, RunInfo.from_config(cfg, method_group="optimizer"))
     check_argument_types(info.config)
     check_writable(info.record_dir)

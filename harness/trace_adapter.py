@@ -34,8 +34,13 @@ class TraceAdapter:
         self._step_due = self._stepped = self._skipped = False
         if isinstance(getattr(task, "roles", None), dict):  # a task that reports who answered what
             task.roles["optimizer"] = str(getattr(llm, "model", None) or "?")
-        self.optimizer = optimizer(task.parameters(), llm=llm,
-                                   objective=objective or getattr(task, "objective", None))
+        try:
+            self.optimizer = optimizer(task.parameters(), llm=llm,
+                                       objective=objective or getattr(task, "objective", None))
+        except (FileNotFoundError, ValueError) as exc:  # a setting it refuses (a prompt_file that is not there)
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"optimizer.{exc}") from None
 
     def ask(self) -> Params:
         # The step the last feedback calls for is taken here, when its proposal will be evaluated:

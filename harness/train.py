@@ -26,6 +26,7 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, save_record)
 from harness.samples import samples_path
+from harness.settings import check_run_settings
 from harness.sweep import clock, failures_recorded
 from harness.ranks import sharded_solve
 from harness.typecheck import check_argument_types
@@ -93,6 +94,7 @@ class CurveRecorder:
 def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
+    check_run_settings(cfg)
     info = RunInfo.from_config(cfg, method_group="model")
     check_argument_types(info.config)
     check_writable(info.record_dir)

@@ -164,7 +164,11 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
 
 def make(results: Path, out: Path, configs: Path, experiments: list[str] | None = None) -> list[Path]:
     """Write the tables and figures, one set per (experiment, mode, budget); returns the paths written."""
-    records = load_records(results)
+    unreadable: list[str] = []
+    records = load_records(results, skipped=unreadable)
+    if unreadable:  # one damaged file must not hide every other table: build the rest and name it
+        warn(f"skipped {len(unreadable)} unreadable record{'s' * (len(unreadable) > 1)}: {', '.join(unreadable)} "
+             f"(move aside or rerun their jobs)")
     if records.empty:
         raise SystemExit(f"error: no run records under {results}")
     check_duplicates(records)

@@ -78,13 +78,15 @@ def test_the_new_model_trains_and_is_scored(project):
     assert record["curve"][0]["train/acc"] == 1.0
 
 
-def test_a_bad_setting_in_the_new_task_is_one_error_line(project):
+@pytest.mark.parametrize("override, says", [("task.limit=0", "task.limit must be >= 1, got 0"),
+                                             ("task.size=-5", "task.size must be >= 1, got -5")])
+def test_a_bad_setting_in_the_new_task_is_one_error_line(project, override, says):
     _, runs = guide_blocks()
     command = runs["optimize"].strip().replace("python -m", f"{sys.executable} -m", 1).removeprefix("PYTHONPATH=. ")
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": os.pathsep.join([str(project), str(ROOT)])}
-    result = subprocess.run(f"{command} task.limit=0 hydra.run.dir={project / 'runs' / 'bad'}", shell=True,
+    result = subprocess.run(f"{command} {override} hydra.run.dir={project / 'runs' / 'bad'}", shell=True,
                             cwd=project, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 2 and result.stderr.strip() == "error: task.limit must be >= 1, got 0"
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {says}", result.stderr[-3000:]
 
 
 def test_the_new_paper_table_runs_in_smoke_mode_and_renders(project, tmp_path):

@@ -12,21 +12,10 @@ from typing import Any, Iterator
 
 from harness.api import ConfigError
 from harness.identity import config_hash, run_stem
-from harness.provenance import ROOT, environment
+from harness.provenance import environment
 from harness.records import FAILURE_SUFFIX, Cost, RunRecord, read_record, write_record
 
 log = logging.getLogger(__name__)
-
-
-def _register_resolvers() -> None:
-    """`${project_root:}` in configs: outputs land in the project, wherever the command runs."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("project_root"):
-        OmegaConf.register_new_resolver("project_root", lambda: str(ROOT))
-
-
-_register_resolvers()
 
 
 @dataclass(frozen=True)
@@ -75,15 +64,9 @@ class RunInfo:
 
 
 def records_folder(results_dir: str | None, output_dir: Path) -> Path:
-    """A config's relative results_dir is the project's (results/<experiment>/ from any folder); one
-    the user gave on the command line is taken as given, relative to where the command runs."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not results_dir:
-        return output_dir
-    path = Path(results_dir)
-    given = any(o.split("=", 1)[0].lstrip("+~") == "results_dir" for o in HydraConfig.get().overrides.task)
-    return path if path.is_absolute() or given else ROOT / path
+    """Where the record goes: `results_dir` relative to the folder the command runs in (paper
+    experiments: results/<experiment>/), or the Hydra run folder when there is none."""
+    return Path(results_dir) if results_dir else output_dir
 
 
 def is_main_process() -> bool:

@@ -151,11 +151,12 @@ def resolved_config(cfg: Any) -> dict[str, Any]:
                                   resolve=True)
 
 
-def make_logger(cfg: Any, info: RunInfo, resumable: bool = False, higher_is_better: bool | None = None) -> Any:
-    """The run's experiment logger. A resumable run (training, which continues from its checkpoint)
-    takes the config hash as its W&B id, so a rerun continues the same W&B run; others get a new one.
-    Its config says which run it is (method, experiment, mode, task, seed, hash) and its job type
-    which loop made it."""
+def make_logger(cfg: Any, info: RunInfo, higher_is_better: bool | None = None) -> Any:
+    """The run's experiment logger. Its W&B id is the config hash, so a rerun of the same run (a
+    killed job run again, a resumed training) continues the same W&B run instead of leaving an empty
+    one beside a second of the same name. Its group is `<experiment>/<method>`: W&B groups by it by
+    default, so the workspace draws one curve per method (mean over seeds). Its config says which
+    run it is (method, experiment, mode, task, seed, hash) and its job type which loop made it."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
@@ -166,7 +167,7 @@ def make_logger(cfg: Any, info: RunInfo, resumable: bool = False, higher_is_bett
     identity = {"experiment": info.experiment, "method": info.method, "task": info.task, "mode": info.mode,
                 "seed": info.seed, "config_hash": info.config_hash}
     return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=info.config,
-                                   group=info.experiment, run_id=info.config_hash if resumable else None,
+                                   group=f"{info.experiment}/{info.method}", run_id=info.config_hash,
                                    identity=identity, job_type=HydraConfig.get().job.name,
                                    higher_is_better=higher_is_better)
 

@@ -105,7 +105,7 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
     info.output_dir.mkdir(parents=True, exist_ok=True)
     journal = info.output_dir / "progress.jsonl" if is_main_process() else None
-    logger = CurveRecorder(make_logger(cfg, info, resumable=True), journal, log_every=cfg.get("log_every", 0),
+    logger = CurveRecorder(make_logger(cfg, info), journal, log_every=cfg.get("log_every", 0),
                            total_steps=getattr(model, "total_steps", None) or OmegaConf.select(cfg, "model.train.steps"))
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began

@@ -1,6 +1,8 @@
 """Golden test: fixed records -> the exact table text, the CSV, and a figure."""
 from __future__ import annotations
 
+import json
+
 import importlib.util
 import sys
 
@@ -157,6 +159,11 @@ def test_tables_can_be_pushed_to_their_experiments_wandb_group(tmp_path):
     assert run.group == "golden_demo" and run.job_type == "tables"
     assert ("paper_table", "table-golden_demo") in run.artifacts
     assert {kind for kind, _ in run.artifacts} >= {"run_table"}, "the table itself, as a wandb.Table"
+    [table] = (tmp_path / "wandb").glob("offline-run-*/files/media/table/*.table.json")
+    pushed = json.loads(table.read_text())
+    column = pushed["columns"].index("mean")
+    means = [row[column] for row in pushed["data"]]
+    assert 4.5 in means and all(m is None or isinstance(m, float) for m in means), "numbers stay numbers"
 
 
 def test_columns_keep_their_own_format_and_trained_models_get_no_llm_column(tmp_path):

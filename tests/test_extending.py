@@ -104,3 +104,22 @@ def test_the_new_paper_table_runs_in_smoke_mode_and_renders(project, tmp_path):
     assert tables.returncode == 0, tables.stderr[-3000:]
     table = (tmp_path / "tables" / "bowl_table.smoke.md").read_text()  # smoke tables say what they are
     assert table.startswith("# SMOKE TEST") and "Bowl: squared distance" in table and "Random search" in table and "GP" in table
+
+
+def test_the_guides_configs_pass_the_projects_config_tests(project, tmp_path):
+    """Dropped into configs/, the guide's YAML files pass tests/test_configs.py like the project's own."""
+    import shutil
+
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    guide = sorted(p.relative_to(project / "configs") for p in (project / "configs").rglob("*.yaml"))
+    for name in guide:
+        shutil.copy(project / "configs" / name, configs / name)
+    names = " or ".join(sorted({p.stem for p in guide}))
+    env = {**os.environ, "HARNESS_TEST_CONFIGS": str(configs), "WANDB_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join([str(project), str(ROOT)])}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_configs.py"),
+                             "-k", names], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    ran = result.stdout.strip().splitlines()[-1]
+    assert "passed" in ran and "failed" not in ran, ran

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.cli import answer_info_flags
+from harness.info import answer_info_flags
 from harness.llm_run import refuse_secret_overrides
 from harness.runs import exit_on_user_error
 from harness.settings import check_launcher_overrides

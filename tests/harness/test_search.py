@@ -78,3 +78,39 @@ def test_best_of_n_wraps_a_black_box_optimizer(tmp_path):
                                           "optimizer@optimizer.inner=pso", "mode=smoke", "logger=none",
                                           "progress=false"], tmp_path))
     assert 1 <= len(record.curve) <= 3 and record.method == "best_of_n"
+
+
+def bbh_endpoint():
+    """OptoPrime's n-th request suggests template variant n; the student always answers (Z)."""
+    proposals = iter(range(100))
+
+    def respond(messages: list[dict]) -> str:
+        if messages[0]["content"].startswith("You improve a program"):
+            template = f"Variant {next(proposals)}. Answer the question.\nQuestion: {{question}}\nAnswer:"
+            return json.dumps({"reasoning": "test", "suggestion": {"prompt_template": template}})
+        return "Answer: (Z)"
+    return respond
+
+
+def test_optoprime_multi_on_bbh_counts_every_candidate_and_each_roles_requests(tmp_path):
+    args = lambda url: ["task=bbh", "task.subtask=date_understanding", "optimizer=optoprime_multi", "mode=smoke",  # noqa: E731
+                        "task.limit=4", "llm=openai", f"llm.base_url={url}", f"llm.cache_path={tmp_path / 'c.sqlite'}",
+                        "llm.model=optimizer-model", "task.student.model=student-model", "llm.max_retries=0",
+                        "logger=none", "progress=false"]
+    with serving(responder=bbh_endpoint()) as server:
+        record = run(compose_run("optimize", args(server.url), tmp_path / "a"))
+        seen = server.seen
+        replayed = run(compose_run("optimize", [a.replace("llm=openai", "llm=replay") for a in args(server.url)],
+                                   tmp_path / "b"))
+        assert server.seen == seen, "the replay asked nothing"
+    templates = [p["params"][next(k for k in p["params"] if k.startswith("prompt_template"))] for p in record.curve]
+    assert [t.split(".")[0] for t in templates[1:]] == ["Variant 0", "Variant 1", "Variant 2"]
+    assert [p["search/candidate"] for p in record.curve] == [-1, 0, 1, 2], "each candidate is one evaluation"
+    assert [p["llm/optimizer/requests"] for p in record.curve] == [0, 3, 0, 0]
+    optimizer_calls = sum(b["model"] == "optimizer-model" for b in server.bodies)
+    assert record.metrics["llm/optimizer/requests"] == optimizer_calls == 3
+    student = sum(p["llm/student/requests"] for p in record.curve) + record.metrics["test/n_test"]
+    assert record.metrics["llm/student/requests"] == student, "training, validation and test answers"
+    assert replayed.cost.llm_calls == 0 and replayed.curve == record.curve
+    assert {k: v for k, v in replayed.metrics.items() if k.startswith("llm/")} == \
+        {k: v for k, v in record.metrics.items() if k.startswith("llm/")}

@@ -13,6 +13,9 @@
   the task evaluates its proposal, the copy is told the feedback; the best `width` copies (by the
   task's score) are kept. width 1 = best-of-n, width > 1 = beam search.
 
+The default inner method is Trace NoMem asking at temperature 0.7 (optimizer=trace_sampled):
+copies of a method at temperature 0 would all propose the same thing.
+
 Every evaluation is one step of the run: the budget (`task.limit`) and the record's curve count
 each candidate, so these methods spend the same evaluations as a one-candidate method. A proposal
 already evaluated in the same round is not evaluated again. Branches share the run's LLM clients

@@ -57,7 +57,8 @@ def test_optoprime_multi_evaluates_every_candidate_and_steps_from_the_best(tmp_p
 
 
 def test_best_of_n_branches_any_optimizer_and_keeps_the_best_branch(tmp_path):
-    record, server = run_and_replay(tmp_path, "best_of_n", (5.0, 9.0, 2.0, 7.0, -2.0), "llm.temperature=0.7")
+    record, server = run_and_replay(tmp_path, "best_of_n", (5.0, 9.0, 2.0, 7.0, -2.0))
+    assert {b["temperature"] for b in server.bodies} == {0.7}, "the default inner Trace samples (trace_sampled)"
     first_round = {json.dumps(b["messages"]) for b in server.bodies[:3]}
     assert len(first_round) == 1 and server.seen >= 5, "three copies asked the same prompt, as distinct samples"
     assert [p["params"]["x0"] for p in record.curve] == [-1.0, 5.0, 9.0, 2.0, 7.0, -2.0]
@@ -66,7 +67,7 @@ def test_best_of_n_branches_any_optimizer_and_keeps_the_best_branch(tmp_path):
 
 
 def test_beam_keeps_the_best_branches_in_order(tmp_path):
-    record, server = run_and_replay(tmp_path, "beam", (5.0, 2.0, 7.0, 9.0, 3.0, 6.0), "llm.temperature=0.7")
+    record, server = run_and_replay(tmp_path, "beam", (5.0, 2.0, 7.0, 9.0, 3.0, 6.0))
     assert [p["params"]["x0"] for p in record.curve] == [-1.0, 5.0, 2.0, 7.0, 9.0, 3.0, 6.0]
     assert [variables(b) for b in server.bodies[2:6]] == ["(float) x0=2.0"] * 2 + ["(float) x0=5.0"] * 2, \
         "width 2: both kept branches are copied, the better first"

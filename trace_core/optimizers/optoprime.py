@@ -76,8 +76,10 @@ def read_prompt_file(path: str | Path) -> tuple[str, str]:
 class OptoPrime(Optimizer):
     def __init__(self, parameters: Iterable[ParameterNode], llm: Any, objective: str | None = None,
                  memory_size: int = 0, mask: Iterable[str] = (), max_tokens: int = 4096,
-                 json_mode: bool = True, prompt_file: str | Path | None = None) -> None:
+                 json_mode: bool = True, prompt_file: str | Path | None = None,
+                 temperature: float | None = None) -> None:
         super().__init__(parameters, memory_size)
+        self.temperature = temperature  # None: the client's own (e.g. llm.temperature)
         self.llm, self.objective = llm, objective or DEFAULT_OBJECTIVE
         self.mask, self.max_tokens, self.json_mode = tuple(mask), max_tokens, json_mode
         self.prompt_text = read_prompt_file(prompt_file) if prompt_file else (SYSTEM_PROMPT, FORMAT_PROMPT)
@@ -131,6 +133,8 @@ class OptoPrime(Optimizer):
         """One request (`params`: e.g. a candidate's temperature), in JSON mode where the endpoint allows."""
         from trace_core.llm import LLMError, ReplayMissError
 
+        if self.temperature is not None:
+            params = {"temperature": self.temperature, **params}
         if self.json_mode:
             try:
                 return self.llm.complete(messages, max_tokens=self.max_tokens,

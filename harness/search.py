@@ -48,8 +48,10 @@ def _key(params: Params) -> str:
 
 
 class Round:
-    """Candidates to evaluate one at a time, then ranked by the task's score (best first; a
-    failed or unscored evaluation last; ties keep proposal order)."""
+    """Candidates to evaluate one at a time, then ranked by the task's score (best first; a NaN
+    score counts as the worst). Ties go to the later candidate: under Table 1's paper protocol an
+    unvalidated step scores -inf, and among OptoPrimeMulti's candidates the last one is asked at
+    the lowest temperature, the one trace-opt 0.1.3.8 keeps by default."""
 
     def __init__(self, candidates: list[tuple[Params, Any]], higher_is_better: bool) -> None:
         seen: set[str] = set()
@@ -76,13 +78,14 @@ class Round:
         return not self.pending and self.asked is None
 
     def ranked(self) -> list[Tried]:
-        def value(tried: Tried) -> float:
-            score = tried.feedback.score
-            if math.isnan(score):
-                return -math.inf
-            return score if self.higher_is_better else -score
+        def value(i: int) -> tuple[bool, float, int]:
+            score = self.tried[i].feedback.score
+            if math.isnan(score):  # below everything, -inf included
+                return False, 0.0, i
+            return True, score if self.higher_is_better else -score, i
 
-        return sorted(self.tried, key=value, reverse=True)
+        order = sorted(range(len(self.tried)), key=value, reverse=True)
+        return [self.tried[i] for i in order]
 
 
 class MultiCandidateAdapter(TraceAdapter):

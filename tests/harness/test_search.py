@@ -115,3 +115,20 @@ def test_optoprime_multi_on_bbh_counts_every_candidate_and_each_roles_requests(t
     assert replayed.cost.llm_calls == 0 and replayed.curve == record.curve
     assert {k: v for k, v in replayed.metrics.items() if k.startswith("llm/")} == \
         {k: v for k, v in record.metrics.items() if k.startswith("llm/")}
+
+
+def test_a_round_ranks_by_the_tasks_score_and_gives_ties_to_the_later_candidate():
+    """Under Table 1's paper protocol an unvalidated step scores -inf: candidates that all tie go to
+    the last one (OptoPrimeMulti's lowest temperature, the candidate trace-opt keeps by default)."""
+    from harness.api import Feedback
+    from harness.search import Round
+
+    round_ = Round([({"x": 1}, 0), ({"x": 2}, 1), ({"x": 1}, 2), ({"x": 3}, 3)], higher_is_better=True)
+    assert len(round_.pending) == 3, "an identical proposal is evaluated once"
+    for score in (float("-inf"), float("-inf"), float("nan")):
+        round_.told(round_.next(), Feedback(score=score))
+    assert round_.done and [t.source for t in round_.ranked()] == [1, 0, 3]
+    lower = Round([({"x": 1}, 0), ({"x": 2}, 1)], higher_is_better=False)
+    for score in (2.0, 1.0):
+        lower.told(lower.next(), Feedback(score=score))
+    assert [t.source for t in lower.ranked()] == [1, 0]

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from harness import progress
 from harness.api import ConfigError, Optimizer, Params, Task, is_better
 from harness.entry import run_cli
-from harness.llm_run import check_replay, replay_info, run_usage
+from harness.llm_run import RoleSpending, check_replay, replay_info, run_usage
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record,
@@ -56,6 +56,7 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
     from tqdm.auto import tqdm
 
     trajectory = Trajectory()
+    spending = RoleSpending(task, optimizer)  # calls and tokens per role, per evaluation
     with progress_file.open("a") as journal, tqdm(total=task.limit, desc=desc,
                                                   disable=not show_progress) as bar:
         for step in range(task.limit):
@@ -75,6 +76,7 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
             numbers = {k: v for k, v in feedback.info.items() if isinstance(v, (int, float))}
             if hasattr(optimizer, "step_metrics"):  # e.g. prompt tokens of an LLM optimizer
                 numbers.update(optimizer.step_metrics())
+            numbers.update(spending.step())
             point = {"step": step, "score": feedback.score, "best": trajectory.best_score,
                      "params": dict(params), **numbers}
             trajectory.curve.append(point)
@@ -134,6 +136,7 @@ def run(cfg: DictConfig) -> RunRecord:
                                   log_every=cfg.get("log_every", 0))
             metrics = summarize(trajectory)
             metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
+            metrics.update(RoleSpending(task, optimizer).totals())  # every role, the test included
             logger.summary(metrics)
             if hasattr(optimizer, "exchanges"):  # an LLM optimizer: what it asked and what came back
                 logger.table("llm/exchanges", *optimizer.exchanges())

@@ -156,7 +156,9 @@ def load_records(root: str | Path, skipped: list[str] | None = None) -> "pandas.
 
 def llm_used(config: dict[str, Any]) -> str:
     """What answered a run's LLM calls, in a few words: a table says which rows are real-LLM runs."""
-    llm = (config.get("optimizer") or {}).get("llm")  # only methods that ask a model name one
+    optimizer = config.get("optimizer") or {}
+    # only methods that ask a model name one (a search wrapper: its inner method)
+    llm = optimizer.get("llm") or (optimizer.get("inner") or {}).get("llm")
     if not llm:
         return "no LLM"
     if str(llm.get("_target_", "")).endswith("ScriptedLLM"):

@@ -76,8 +76,10 @@ def read_prompt_file(path: str | Path) -> tuple[str, str]:
 class OptoPrime(Optimizer):
     def __init__(self, parameters: Iterable[ParameterNode], llm: Any, objective: str | None = None,
                  memory_size: int = 0, mask: Iterable[str] = (), max_tokens: int = 4096,
-                 json_mode: bool = True, prompt_file: str | Path | None = None) -> None:
+                 json_mode: bool = True, prompt_file: str | Path | None = None,
+                 temperature: float | None = None) -> None:
         super().__init__(parameters, memory_size)
+        self.temperature = temperature  # None: the client's own (e.g. llm.temperature)
         self.llm, self.objective = llm, objective or DEFAULT_OBJECTIVE
         self.mask, self.max_tokens, self.json_mode = tuple(mask), max_tokens, json_mode
         self.prompt_text = read_prompt_file(prompt_file) if prompt_file else (SYSTEM_PROMPT, FORMAT_PROMPT)
@@ -100,12 +102,21 @@ class OptoPrime(Optimizer):
 
     # -- one step -----------------------------------------------------------------------------
     def propose(self) -> dict[ParameterNode, Any]:
+        return self._ask(self._prompt())
+
+    def _prompt(self) -> list[dict[str, str]]:
+        """This step's messages (the current values and feedback join the memory here)."""
         report = build_report(self.subgraphs, self.objective)
         current = (current_values(self.subgraphs), report.feedback)
-        log = StepLog(messages=self.messages(report, current))
-        self.logs.append(log)
+        messages = self.messages(report, current)
         self.remember(*current)
-        completion = self._complete(log.messages)
+        return messages
+
+    def _ask(self, messages: list[dict[str, str]], **params: Any) -> dict[ParameterNode, Any]:
+        """One request on `messages`, read into an update; its StepLog joins `logs`."""
+        log = StepLog(messages=messages)
+        self.logs.append(log)
+        completion = self._complete(log.messages, **params)
         log.reply = completion.text
         log.prompt_tokens = completion.usage.prompt_tokens
         log.completion_tokens = completion.usage.completion_tokens
@@ -118,19 +129,22 @@ class OptoPrime(Optimizer):
             self.llm.mark(completion, log.note)  # the cache notes it: `cache_cli evict --marked` drops it
         return self._accept(suggestion, log)
 
-    def _complete(self, messages: list[dict[str, str]]) -> Any:
+    def _complete(self, messages: list[dict[str, str]], **params: Any) -> Any:
+        """One request (`params`: e.g. a candidate's temperature), in JSON mode where the endpoint allows."""
         from trace_core.llm import LLMError, ReplayMissError
 
+        if self.temperature is not None:
+            params = {"temperature": self.temperature, **params}
         if self.json_mode:
             try:
                 return self.llm.complete(messages, max_tokens=self.max_tokens,
-                                         response_format={"type": "json_object"})
+                                         response_format={"type": "json_object"}, **params)
             except LLMError as exc:
                 # An endpoint that rejects JSON mode (400/422, or a 500 saying so) is asked once more
                 # without it; when replaying such a run, that second request is the one the cache holds.
                 if not isinstance(exc, ReplayMissError) and not exc.rejected:
                     raise
-        return self.llm.complete(messages, max_tokens=self.max_tokens)
+        return self.llm.complete(messages, max_tokens=self.max_tokens, **params)
 
     def _accept(self, suggestion: dict[str, Any], log: StepLog) -> dict[ParameterNode, Any]:
         """Keep the suggested values that fit their parameter and change it; record why the

@@ -98,6 +98,7 @@ def write_atomic(path: Path, text: str) -> Path:
     # Temp file in the same directory so os.replace is a rename on one file system.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would hide records that tables show
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -107,6 +108,19 @@ def write_atomic(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process umask, read without setting it (os.umask would, for a moment, for all threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_record(path: str | Path) -> RunRecord:

@@ -1,0 +1,103 @@
+"""Clean stops and folders (issue 25, defect 7): a stopped sweep stops its workers, every
+invocation gets its own run folder, records share the umask with tables."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support import ROOT, compose_run
+
+ENV = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore",
+       "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+SLOW = ["task=numeric", "+task.delay=0.5", "task._target_=toys.slow_numeric", "optimizer=gp", "task.limit=400"]
+
+
+def test_records_are_written_with_the_umask_like_tables(tmp_path):
+    """Records were 0600 (mkstemp's mode) while tables were 0644."""
+    from harness.records import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        path = write_atomic(tmp_path / "r.json", "{}")
+        table = tmp_path / "t.md"
+        table.write_text("x")
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == oct(table.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_two_sweeps_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    """Two sweeps started in one second shared `runs/multirun/<day>/<time>` and interleaved their
+    progress.jsonl; the folder is now claimed (mkdir) by the first, the second gets a suffix."""
+    from harness import runs
+
+    monkeypatch.setattr(runs, "ROOT", tmp_path)
+    first = compose_run("optimize", [], tmp_path / "out")
+    second = compose_run("optimize", [], tmp_path / "out")
+    assert first.hydra.sweep.dir != second.hydra.sweep.dir
+    assert first.hydra.run.dir != second.hydra.run.dir
+    assert first.hydra.sweep.dir == first.hydra.sweep.dir, "one invocation resolves to one folder"
+    assert Path(first.hydra.sweep.dir).is_dir() and str(tmp_path) in first.hydra.sweep.dir
+
+
+def _children(pid: int) -> set[int]:
+    """Every descendant of `pid` (the loky workers and their helpers)."""
+    found, frontier = set(), {pid}
+    while frontier:
+        parent = frontier.pop()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            child = int(stat.parent.name)
+            if int(fields[1]) == parent and child not in found:
+                found.add(child)
+                frontier.add(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_joblib_sweep_stops_its_workers(tmp_path, signum):
+    """SIGTERM to the command left its loky workers computing (two more records 28 s and 40 s
+    later); now the workers go with it, and a stopped job says so in a failure record."""
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.optimize", "-m", "logger=none", "progress=false",
+                             *SLOW, "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                             f"results_dir={results}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                            cwd=ROOT, env=ENV, stdout=(tmp_path / "out.txt").open("w"), stderr=subprocess.STDOUT)
+    workers: set[int] = set()
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list((tmp_path / "sweep").glob("*/progress.jsonl"))) < 2:
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert workers, "the sweep runs its jobs in worker processes"
+        proc.send_signal(signum)
+        proc.wait(timeout=60)  # (the workers hold the output open: no pipe here)
+        deadline = time.time() + 20
+        while time.time() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.2)
+        out = (tmp_path / "out.txt").read_text()
+        assert not any(_alive(pid) for pid in workers), f"workers still running after the sweep stopped:\n{out}"
+        assert proc.returncode == 128 + signum, out
+        assert out.strip().splitlines()[-1].startswith("error: sweep stopped by"), out
+        assert not list(results.glob("*__seed*[0-9].json")), "no record from a stopped job"
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

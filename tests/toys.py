@@ -113,4 +113,4 @@ def slow_numeric(delay: float = 0.5, **kwargs):
             time.sleep(delay)
             return super().evaluate(params)
 
-    return SlowNumeric(**kwargs)
+    return SlowNumeric(**{"stop_on_success": False, **kwargs})  # keeps going after an exact hit

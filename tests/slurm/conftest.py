@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import LocalCluster, missing_programs
+from slurm.cluster import LocalCluster, missing_programs
 
 
 def _skip_reason() -> str | None:

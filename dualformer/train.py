@@ -13,7 +13,7 @@ the losses after a resume are bit-identical to an uninterrupted run.
 A checkpoint also stores its identity (the training settings, the architecture, the number of
 examples and what the caller says about its data, e.g. a fingerprint of the training set and the
 dropout) and is only ever resumed under the same identity; it keeps the logged curve and the
-seconds spent so far, so a resumed run's record is the whole run. SIGTERM / SIGUSR1 (what SLURM
+seconds spent so far, so a resumed run's record is the whole run. SIGTERM / SIGUSR1 / SIGUSR2 (what SLURM
 sends before it stops or requeues a job) save a checkpoint after the current step, then exit.
 `batch_size` is the global batch: each of `world` processes takes `batch_size / world` of it.
 """
@@ -40,7 +40,7 @@ from harness.progress import bar as progress_bar
 
 # TrainConfig fields that do not change the weights a checkpoint holds.
 NOT_IDENTITY = ("log_every", "checkpoint_every", "checkpoint_dir", "device", "bf16", "compile")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # USR2: submitit's pre-timeout signal
 
 
 @dataclass

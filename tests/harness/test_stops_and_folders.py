@@ -101,3 +101,23 @@ def test_a_stopped_joblib_sweep_stops_its_workers(tmp_path, signum):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_resumed_training_run_journals_each_step_once(tmp_path):
+    """A job killed between checkpoints and requeued ran the steps after its checkpoint again and
+    appended them to the same progress.jsonl (a failure record then counted 164 steps where 83 ran)."""
+    import json
+
+    from harness.loggers import NullLogger
+    from harness.train import CurveRecorder
+
+    journal = tmp_path / "progress.jsonl"
+    first = CurveRecorder(NullLogger(), journal)
+    for step in range(1, 11):  # killed after step 10; the last checkpoint was at step 6
+        first.log({"train/loss": 1.0 / step}, step=step)
+    resumed = CurveRecorder(NullLogger(), journal)
+    resumed.restore([{"step": s, "train/loss": 1.0 / s} for s in range(1, 7)], seconds=5.0)
+    for step in range(7, 13):
+        resumed.log({"train/loss": 1.0 / step}, step=step)
+    resumed.finish()
+    assert [json.loads(line)["step"] for line in journal.read_text().splitlines()] == list(range(1, 13))

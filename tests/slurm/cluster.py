@@ -191,6 +191,13 @@ LogFile={d}/log/slurmdbd.log
         """A SLURM client command (squeue, sacct, scancel, scontrol) against this cluster."""
         return subprocess.run(list(command), capture_output=True, text=True, env=self.env, check=check, timeout=60)
 
+    def array_task(self, index: int) -> str:
+        """The SLURM id (`<array>_<index>`) of a queued or running array task (or of the one job)."""
+        rows = self.run("squeue", "-h", "-r", "-o", "%i").stdout.split()
+        if len(rows) == 1 and "_" not in rows[0]:
+            return rows[0]  # submitit submits a one-job sweep as a plain job
+        return next(row for row in rows if row.endswith(f"_{index}"))
+
     def stop(self, timeout: float = 30.0) -> None:
         """Cancel every job first (slurmd then has no steps to wait for), then SIGTERM all daemons
         together, SIGKILL any still there after `timeout`."""

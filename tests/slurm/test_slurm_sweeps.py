@@ -3,30 +3,12 @@ cancelled mid-run, which leaves a failure record while the sweep waits for the o
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from harness.records import FAILURE_SUFFIX, load_records
+from slurm.jobs import SLOW, job_env, sweep_command, wait_for_steps
 from support import ROOT
-
-# Jobs small enough for a 2-core machine: 1 CPU, 1 GB, a limit far above what they need.
-LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60",
-            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
-SLOW = ["task=numeric", "seed=1", "task._target_=toys.slow_numeric", "+task.delay=0.3", "optimizer=gp"]
-
-
-def sweep_command(entry: str, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", f"harness.{entry}", "-m", "logger=none", "progress=false", *LAUNCHER, *overrides]
-
-
-def job_env(slurm_env: dict[str, str]) -> dict[str, str]:
-    """What a user's shell holds, passed on to the jobs by sbatch: the checkout and the test toys."""
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    return {**slurm_env, "PYTHONPATH": path, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
-
 
 def test_a_sweep_runs_as_one_array_and_reports_as_jobs_end(slurm_env, tmp_path):
     results = tmp_path / "results"
@@ -40,11 +22,6 @@ def test_a_sweep_runs_as_one_array_and_reports_as_jobs_end(slurm_env, tmp_path):
     assert len(notes) == 3, "the sweep's notes live in its own (shared) folder, not the submitter's /tmp"
 
 
-def _array_task(cluster, index: int) -> str:
-    rows = cluster.run("squeue", "-h", "-r", "-o", "%i").stdout.split()
-    return next(row for row in rows if row.endswith(f"_{index}"))
-
-
 def test_a_cancelled_job_leaves_a_failure_record_and_the_sweep_waits_for_the_rest(slurm_cluster, slurm_env, tmp_path):
     """scancel of one job ended the sweep with a raw UncompletedJobError: no failure record, no
     summary, the other jobs left running unwatched; the job itself went on until SIGKILL."""
@@ -53,16 +30,8 @@ def test_a_cancelled_job_leaves_a_failure_record_and_the_sweep_waits_for_the_res
                                           f"hydra.sweep.dir={sweep}"),
                             cwd=ROOT, env=job_env(slurm_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        journal: Path | None = None
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            journals = list(sweep.glob("0_*/progress.jsonl"))
-            if journals and journals[0].read_text().count("\n") >= 2:
-                journal = journals[0]
-                break
-            time.sleep(0.3)
-        assert journal is not None, "job 0 started"
-        slurm_cluster.run("scancel", _array_task(slurm_cluster, 0))
+        journal = wait_for_steps(sweep, 2)
+        slurm_cluster.run("scancel", slurm_cluster.array_task(0))
         out, err = proc.communicate(timeout=180)
     finally:
         proc.kill()

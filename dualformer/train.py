@@ -20,6 +20,7 @@ sends before it stops or requeues a job) save a checkpoint after the current ste
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import threading
@@ -40,6 +41,7 @@ from harness.progress import bar as progress_bar
 
 # TrainConfig fields that do not change the weights a checkpoint holds.
 NOT_IDENTITY = ("log_every", "checkpoint_every", "checkpoint_dir", "device", "bf16", "compile")
+log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # USR2: submitit's pre-timeout signal
 
 
@@ -84,6 +86,31 @@ def stop_requests() -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def training_claim(checkpoint_dir: str | None, world: int) -> Iterator[None]:
+    """One trainer per checkpoint: Tables 5.1-5.4 share models (checkpoint_group), and two jobs of one
+    model in a parallel sweep both trained it from step 0. The second now waits on this lock and
+    then resumes the finished checkpoint. A POSIX lock (lockf) is what NFS locks across hosts; a DDP
+    run's ranks would wait on each other, so it takes none (one job per model is the sweep's part)."""
+    if not checkpoint_dir or world > 1:
+        yield
+        return
+    import fcntl
+
+    folder = Path(checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "training.lock", "a+") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log.info("waiting for %s: another job is training this model; this one then reuses it", folder)
+            fcntl.lockf(handle, fcntl.LOCK_EX)  # released when that job ends, however it ends
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
 
 
 class Trainer:
@@ -164,6 +191,10 @@ class Trainer:
         """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses.
 
         A logger with `restore(curve, seconds)` gets the earlier attempts' curve and seconds."""
+        with training_claim(self.config.checkpoint_dir, self.world):
+            return self._run(logger, on_step)
+
+    def _run(self, logger: Any, on_step: Callable[[int, float], None] | None) -> list[float]:
         if self.resume() and logger is not None and hasattr(logger, "restore"):
             logger.restore(self.history, self.earlier_seconds)
         losses, self._started = [], time.perf_counter()

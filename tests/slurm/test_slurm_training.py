@@ -39,3 +39,17 @@ def test_sigusr2_saves_requeues_and_resumes_without_repeating_a_step(slurm_clust
     log = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.out"))
     assert log.count("Starting with JobEnvironment") == 2, "the job ran twice: requeued once"
     assert "resumed from step" in log, log
+
+
+def test_two_jobs_of_one_model_train_it_once(slurm_env, tmp_path):
+    """Two array tasks whose models are one checkpoint (here: the same training, tested with two
+    sample counts) both trained it from step 0; the second now waits and reuses it."""
+    results, sweep = tmp_path / "results", tmp_path / "sweep"
+    result = subprocess.run(sweep_command("train", *TRAIN, "model.samples=4,2", f"results_dir={results}",
+                                          f"model.train.checkpoint_dir={tmp_path / 'ckpt'}", f"hydra.sweep.dir={sweep}"),
+                            cwd=ROOT, env=job_env(slurm_env), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    trained = [journal.read_text().count('"train/loss"') for journal in sorted(sweep.glob("*/progress.jsonl"))]
+    assert sorted(trained) == [0, STEPS], trained
+    curves = load_records(results)["curve"]
+    assert [len([p for p in curve if "train/loss" in p]) for curve in curves] == [STEPS, STEPS], "both records hold the curve"

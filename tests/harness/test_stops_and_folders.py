@@ -121,3 +121,20 @@ def test_a_resumed_training_run_journals_each_step_once(tmp_path):
         resumed.log({"train/loss": 1.0 / step}, step=step)
     resumed.finish()
     assert [json.loads(line)["step"] for line in journal.read_text().splitlines()] == list(range(1, 13))
+
+
+def test_a_restarted_optimize_run_journals_afresh(tmp_path):
+    """A requeued optimize job starts again from step 0 in the same run folder: its journal (and the
+    step count of a failure record, read from it) held both attempts."""
+    from hydra.utils import instantiate
+
+    from harness.loggers import NullLogger
+    from harness.optimize import optimize
+
+    cfg = compose_run("optimize", ["task=numeric", "task._target_=toys.slow_numeric", "+task.delay=0",
+                                   "optimizer=gp", "task.limit=4", "seed=1"], tmp_path)
+    journal = tmp_path / "progress.jsonl"
+    for _attempt in range(2):
+        task = instantiate(cfg.task)
+        optimize(task, instantiate(cfg.optimizer)(task=task), NullLogger(), journal, show_progress=False)
+    assert journal.read_text().count("\n") == 4

@@ -12,6 +12,8 @@ What it changes, and why:
   record (submitit only logged "Bypassing signal SIGTERM" and went on until SIGKILL). A training
   run saves its checkpoint first (dualformer.train), also on SIGUSR2, the pre-timeout signal,
   after which submitit requeues the job; the requeued run resumes from that checkpoint.
+- A job of several tasks (`tasks_per_node`, one per GPU) is one DDP run, its tasks the ranks, set
+  up as torchrun would; before, each task trained the whole model alone.
 - `signal_delay_s` is checked against `timeout_min`: a signal due before the job has had half its
   time requeued a 1-minute job 9 s in.
 """
@@ -59,6 +61,20 @@ def _stop(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # harness.sweep.failures_recorded writes the failure record
 
 
+def ddp_from_slurm() -> None:
+    """A job of several tasks (slurm_gpu: tasks_per_node = GPUs per node) is one DDP run: set what
+    torchrun would (rank, world, rendezvous on the first node) from SLURM's view of this task."""
+    import submitit
+
+    job = submitit.JobEnvironment()
+    if job.num_tasks < 2:
+        return
+    os.environ.update(RANK=str(job.global_rank), WORLD_SIZE=str(job.num_tasks), LOCAL_RANK=str(job.local_rank),
+                      LOCAL_WORLD_SIZE=str(job.num_tasks // job.num_nodes), MASTER_ADDR=job.hostnames[0])
+    # One port per job (its tasks agree on it; jobs sharing a node do not collide).
+    os.environ.setdefault("MASTER_PORT", str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000))
+
+
 class HarnessSlurmLauncher(SubmititSlurmLauncher):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -68,6 +84,7 @@ class HarnessSlurmLauncher(SubmititSlurmLauncher):
     def __call__(self, *args: Any) -> JobReturn:
         requeue = signal.getsignal(signal.SIGUSR2)  # submitit's: checkpoint (ourselves) and requeue
         signal.signal(signal.SIGTERM, _stop)
+        ddp_from_slurm()
         try:
             return super().__call__(*args)
         except SystemExit as exc:

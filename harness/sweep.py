@@ -52,7 +52,7 @@ def in_multirun() -> bool:
 def failures_recorded(cfg: Any, method_group: str) -> Iterator[Outcome]:
     """In a multirun, turn this job's exception into a failure record; a single run still raises."""
     outcome = Outcome()
-    if not in_multirun():
+    if not in_multirun() or os.environ.get("RANK", "0") != "0":  # a DDP run's rank 0 speaks for it
         yield outcome
         return
     begun = datetime.now(timezone.utc).replace(microsecond=0)  # records carry whole seconds

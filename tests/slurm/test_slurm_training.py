@@ -53,3 +53,19 @@ def test_two_jobs_of_one_model_train_it_once(slurm_env, tmp_path):
     assert sorted(trained) == [0, STEPS], trained
     curves = load_records(results)["curve"]
     assert [len([p for p in curve if "train/loss" in p]) for curve in curves] == [STEPS, STEPS], "both records hold the curve"
+
+
+def test_two_tasks_of_one_job_train_as_one_ddp_run(slurm_env, tmp_path):
+    """A job with several tasks (slurm_gpu: one per GPU) ran the whole training once per task, each
+    alone: nothing set up DDP from SLURM's environment. Now the tasks are the ranks of one run
+    (gloo on CPU here), rank 0 records it, and the test set is split between them."""
+    results, sweep = tmp_path / "results", tmp_path / "sweep"
+    result = subprocess.run(sweep_command("train", *TRAIN, "hydra.launcher.tasks_per_node=2", f"results_dir={results}",
+                                          f"hydra.sweep.dir={sweep}"),
+                            cwd=ROOT, env=job_env(slurm_env), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (record,) = [json.loads(p.read_text()) for p in results.glob("*__seed42__*.json")]
+    shares = record["provenance"]["test_examples_per_rank"]
+    assert shares is not None and len(shares) == 2 and sum(shares) == 3, shares  # mode=smoke: 3 test tasks
+    journal = next(sweep.glob("*/progress.jsonl"))
+    assert journal.read_text().count('"train/loss"') == STEPS, "rank 0 alone journals"

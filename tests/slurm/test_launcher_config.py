@@ -15,12 +15,12 @@ pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
 @pytest.mark.parametrize("recipe", ["slurm", "slurm_gpu"])
 def test_the_recipes_compose_and_build_the_harness_launcher(recipe, tmp_path):
+    from hydra.utils import instantiate
+
     import harness.runs  # noqa: F401 (the configs' resolvers)
     from harness.slurm import HarnessSlurmLauncher
 
     cfg = compose_run("optimize", [f"hydra/launcher={recipe}", f"hydra.sweep.dir={tmp_path}"], tmp_path)
-    from hydra.utils import instantiate
-
     launcher = instantiate(cfg.hydra.launcher)
     assert isinstance(launcher, HarnessSlurmLauncher)
     assert 2 * launcher.params["signal_delay_s"] <= 60 * launcher.params["timeout_min"]

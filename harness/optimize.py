@@ -57,7 +57,7 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
 
     trajectory = Trajectory()
     spending = RoleSpending(task, optimizer)  # calls and tokens per role, per evaluation
-    with progress_file.open("a") as journal, tqdm(total=task.limit, desc=desc,
+    with progress_file.open("w") as journal, tqdm(total=task.limit, desc=desc,
                                                   disable=not show_progress) as bar:
         for step in range(task.limit):
             if optimizer.finished or getattr(task, "finished", False):
@@ -80,7 +80,8 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
             point = {"step": step, "score": feedback.score, "best": trajectory.best_score,
                      "params": dict(params), **numbers}
             trajectory.curve.append(point)
-            # The journal keeps the feedback text too, and survives a run that dies mid-way.
+            # The journal keeps the feedback text too, and survives a run that dies mid-way (a requeued
+            # job starts it afresh: an optimize run restarts from step 0).
             journal.write(json.dumps(jsonable({**point, "text": feedback.text})) + "\n")
             journal.flush()
             logger.log({"train/score": feedback.score, "train/best": trajectory.best_score,

@@ -99,6 +99,7 @@ def write_atomic(path: Path, text: str) -> Path:
     # Temp file in the same directory so os.replace is a rename on one file system.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would hide records that tables show
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -112,6 +113,19 @@ def write_atomic(path: Path, text: str) -> Path:
 
 class UnreadableRecord(ConfigError):
     """A record file cut short or damaged (a full disk, an interrupted copy, a hand edit)."""
+
+
+def current_umask() -> int:
+    """The process umask, read without setting it (os.umask would, for a moment, for all threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_record(path: str | Path) -> RunRecord:

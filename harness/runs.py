@@ -18,6 +18,31 @@ from harness.records import FAILURE_SUFFIX, Cost, RunRecord, read_record, write_
 log = logging.getLogger(__name__)
 
 
+def _register_resolvers() -> None:
+    """`${unique_dir:<path>}` in configs: the run folder, claimed for this command alone."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("unique_dir"):  # cached: one invocation, one folder (jobs get the cache)
+        OmegaConf.register_new_resolver("unique_dir", claim_folder, use_cache=True)
+
+
+def claim_folder(path: str) -> str:
+    """`path`, or `path-2`, `path-3`, ... : the first that this call creates. Run folders are named
+    by the second they start in; two commands started in one second would otherwise share one."""
+    base = Path(path)
+    for n in range(1, 1000):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return str(candidate)
+        except FileExistsError:
+            continue
+    raise ConfigError(f"no free run folder next to {base} (999 taken)")
+
+
+_register_resolvers()
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """Names come from Hydra's group choices, so the record says what the command line said."""

@@ -34,11 +34,24 @@ from harness.typecheck import check_argument_types
 log = logging.getLogger(__name__)
 
 
+def keep_journal_to(path: Path, step: int, handle: Any) -> None:
+    """Drop the journal's points after `step` (the checkpoint a resumed run starts from): a job
+    killed between checkpoints and requeued appended those steps again, so the journal and a
+    failure record counted 164 steps where 83 ran. `handle`: the journal, open for appending."""
+    handle.flush()
+    kept = [line for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    handle.truncate(0)
+    handle.writelines(kept)
+    handle.flush()
+
+
 class CurveRecorder:
     """A logger in front of the real one: keeps every point for the record and the journal."""
 
     def __init__(self, inner: Any, journal: Path | None, log_every: int = 0, total_steps: int | None = None) -> None:
         self.inner, self.curve, self.earlier_seconds = inner, [], 0.0
+        self._journal_path = journal
         self._journal = journal.open("a") if journal is not None else None  # None: not rank 0
         self.log_every, self.total_steps = int(log_every or 0), total_steps
         self._line: tuple[int, dict[str, Any]] | None = None  # the step being gathered for its log line
@@ -51,7 +64,11 @@ class CurveRecorder:
         the record holds the whole run (W&B has those points already: same run id)."""
         self.curve = [dict(point) for point in curve] + self.curve
         self.earlier_seconds = float(seconds)
-        self._clock_from = (time.monotonic(), max((int(p["step"]) for p in curve), default=0))
+        step = max((int(p["step"]) for p in curve), default=0)
+        self._clock_from = (time.monotonic(), step)
+        if self._journal is not None:  # a requeued job: the steps after the checkpoint are run again
+            keep_journal_to(self._journal_path, step, self._journal)
+        log.info("resumed from step %d (%s of training before)", step, clock(seconds))
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         point = {"step": step, **metrics}

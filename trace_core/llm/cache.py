@@ -17,8 +17,9 @@ A hit's reply carries the tokens the original call used (the running total count
 off, or was not the JSON a JSON-mode request asked for, or that a caller `mark`ed as unreadable,
 carry a note; `python -m trace_core.llm.cache_cli` lists rows and evicts one, or all marked ones.
 
-Each row is committed as soon as it is written (SQLite in WAL mode), so a run that dies keeps
-every reply it paid for, and several processes of a sweep can share one file.
+Each row is committed as soon as it is written (SQLite's rollback journal, whose locks hold on a
+network filesystem), so a run that dies keeps every reply it paid for, and the processes of a
+sweep, on one host or on a cluster's nodes, can share one file.
 """
 from __future__ import annotations
 
@@ -117,13 +118,18 @@ def open_cache(path: str | Path) -> sqlite3.Connection:
     except (OSError, sqlite3.OperationalError) as exc:  # e.g. a read-only mount that access() did not see
         raise LLMConfigError(f"llm.cache_path: cannot write {path} ({exc}): name another file "
                              f"(llm.cache_path=... or TRACE_LLM_CACHE), or llm.cache_path=null for none") from None
+    # The rollback journal, not WAL: WAL's shared-memory index works only for processes on one host,
+    # and a sweep's jobs on a cluster share this file over a network filesystem, where the rollback
+    # journal's POSIX locks hold. Writes are a few per LLM call: the per-commit fsync costs nothing.
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA journal_mode=DELETE")  # also turns an older WAL-mode file back
+    except sqlite3.OperationalError:  # another process has that older file open in WAL: keep its mode
+        pass
     except sqlite3.DatabaseError as exc:  # damaged past its header: say which file, and what to do
         db.close()
         raise LLMConfigError(f"llm.cache_path: {path} is not a readable response cache ({exc}): move it aside "
                              f"(mv {path} {path}.bad) and rerun") from None
-    db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable when the process dies
+    db.execute("PRAGMA synchronous=FULL")  # a committed reply survives the process and the host
     db.execute(_SCHEMA)
     present = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
     for column, spec in _ADDED_COLUMNS.items():

@@ -126,12 +126,13 @@ def run(cfg: DictConfig) -> RunRecord:
         info.output_dir.mkdir(parents=True, exist_ok=True)
 
         started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
+        bars = progress.bars_wanted(cfg)
         try:
-            trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
-                                  show_progress=progress.bars_wanted(cfg), desc=info.name,
-                                  log_every=cfg.get("log_every", 0))
-            metrics = summarize(trajectory)
-            metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
+            with progress.shown(bars):  # the task's own bars (e.g. BBH's test questions) too
+                trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
+                                      show_progress=bars, desc=info.name, log_every=cfg.get("log_every", 0))
+                metrics = summarize(trajectory)
+                metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
             logger.summary(metrics)
             if hasattr(optimizer, "exchanges"):  # an LLM optimizer: what it asked and what came back
                 logger.table("llm/exchanges", *optimizer.exchanges())

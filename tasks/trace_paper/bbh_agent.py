@@ -149,7 +149,7 @@ class BBHTask:
 
     def __init__(self, subtask: str, student: Any, source: str | None = None, cot: bool = False,
                  limit: int = 15, max_test: int | None = None, mode: str = "paper",
-                 smoke_source: str = "tests/data/bbh", progress: bool = True, protocol: str = "paper") -> None:
+                 smoke_source: str = "tests/data/bbh", protocol: str = "paper") -> None:
         if limit < 1:
             raise ConfigError(f"task.limit must be >= 1, got {limit}")
         if protocol not in PROTOCOLS:
@@ -163,7 +163,7 @@ class BBHTask:
         self.splits = paper_splits(load_bbh(subtask, self.source))
         if not self.splits.train:
             raise ConfigError(f"task: {subtask} in {self.source} has no training examples")
-        self.limit, self.max_test, self.progress = int(limit), max_test, progress
+        self.limit, self.max_test = int(limit), max_test
         self.student = student
         self.agent = BBHAgent(student, cot=self.cot, protocol=protocol)
         self.objective = None if protocol == "paper" else (f"The program answers questions of the BIG-Bench Hard task '{subtask}'. Change the "
@@ -223,8 +223,7 @@ class BBHTask:
         if not examples:
             return 0.0
         answers = evaluate_all(lambda ex: self._answer(ex.question, program), examples,
-                               self.workers, desc=f"{self.subtask} {desc}",
-                               show_progress=self.progress)
+                               self.workers, desc=f"{self.subtask} {desc}")
         verdicts = [self._score(ex.answer, a) for ex, a in zip(examples, answers)]
         if desc == "test":  # each answer with its target, beside the record (harness.samples)
             self.test_samples = [{"question": ex.question, "answer": str(a), "target": ex.answer,

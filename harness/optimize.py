@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from harness import progress
 from harness.api import ConfigError, Optimizer, Params, Task, is_better
+from harness.code_identity import code_provenance
 from harness.entry import run_cli
 from harness.llm_run import check_replay, replay_info, run_usage
 from harness.provenance import CONFIGS
@@ -120,7 +121,8 @@ def run(cfg: DictConfig) -> RunRecord:
         # Built before any skip: a config the task or method refuses is an error, record or not.
         task: Task = instantiate(cfg.task)
         optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
-        if (done := previous_record(cfg, info)) is not None:
+        code = code_provenance(info.config)  # the source its targets loaded: part of what it computed
+        if (done := previous_record(cfg, info, code)) is not None:
             return done
         logger = make_logger(cfg, info, higher_is_better=task.higher_is_better)
         info.output_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +140,7 @@ def run(cfg: DictConfig) -> RunRecord:
                 logger.table("llm/exchanges", *optimizer.exchanges())
             record = save_record(info, metrics, trajectory.curve, started, code_version,
                                  llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models, logger=logger,
-                                 samples=getattr(task, "test_samples", None))
+                                 samples=getattr(task, "test_samples", None), extra_provenance=code)
             logger.attach([info.record_path, samples_path(info.record_path)])
         finally:
             logger.finish()

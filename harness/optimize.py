@@ -27,10 +27,11 @@ from harness.api import ConfigError, Optimizer, Params, Task, is_better
 from harness.code_identity import code_provenance
 from harness.entry import run_cli
 from harness.llm_run import check_replay, replay_info, run_usage
+from harness.preflight import check_llms, no_calls_note
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
-from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record,
-                          save_record)
+from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
+                          previous_record, resolved_config, save_record)
 from harness.samples import samples_path
 from harness.sweep import failures_recorded
 from harness.typecheck import check_argument_types
@@ -138,9 +139,11 @@ def run(cfg: DictConfig) -> RunRecord:
             logger.summary(metrics)
             if hasattr(optimizer, "exchanges"):  # an LLM optimizer: what it asked and what came back
                 logger.table("llm/exchanges", *optimizer.exchanges())
+            usage = run_usage(ledger, optimizer)
             record = save_record(info, metrics, trajectory.curve, started, code_version,
-                                 llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models, logger=logger,
-                                 samples=getattr(task, "test_samples", None), extra_provenance=code)
+                                 llm_usage=usage, llm_models=ledger.models, logger=logger,
+                                 samples=getattr(task, "test_samples", None),
+                                 extra_provenance={**code, **no_calls_note(info.config, usage)})
             logger.attach([info.record_path, samples_path(info.record_path)])
         finally:
             logger.finish()
@@ -150,12 +153,24 @@ def run(cfg: DictConfig) -> RunRecord:
 
 @hydra.main(config_path=str(CONFIGS), config_name="optimize", version_base="1.3")  # absolute: entry points too
 def main(cfg: DictConfig) -> float:
+    with exit_on_user_error():  # before any job writes anything: a sweep stops here, not job by job
+        check_llms_of(cfg)
     with exit_on_user_error(), failures_recorded(cfg, "optimizer") as outcome:
         outcome.record = run(cfg)
     if outcome.record is None:  # this job of a multirun failed: its failure record says why
         return float("nan")
     best = outcome.record.metrics["train/best_score"]
     return best if math.isfinite(best) else float("nan")  # the objective, for sweeper plugins
+
+
+def check_llms_of(cfg: DictConfig) -> None:
+    """The LLM endpoints (or replay cache) the run will ask answer: checked once, by rank 0."""
+    try:
+        config = resolved_config(cfg)
+    except Exception:  # noqa: BLE001 (a config that does not resolve: run() says why, as a job failure)
+        return
+    if is_main_process():
+        check_llms(config)
 
 
 if __name__ == "__main__":

@@ -30,16 +30,26 @@ def targets(config: Any) -> Iterator[str]:
 
 
 def defining_module(target: str) -> Any:
-    """The module the target's object is defined in (a package re-exporting it is not the source)."""
-    from hydra.utils import get_object
-
-    obj = get_object(target)
-    return inspect.getmodule(obj) or sys.modules.get(getattr(obj, "__module__", ""), None)
+    """The module the target's object is defined in (a package re-exporting it is not the source),
+    or None when the run never imported it (a config group it does not use): nothing is imported here."""
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:cut]))
+        if module is not None:
+            break
+    else:
+        return None
+    obj: Any = module
+    for name in parts[cut:]:
+        obj = getattr(obj, name, None)
+        if obj is None:
+            return None
+    return inspect.getmodule(obj) or module
 
 
 def module_hashes(config: Mapping[str, Any]) -> dict[str, str]:
-    """{module name: sha256 of its source file} for the modules the config's targets are defined in;
-    modules without a source file (compiled, built in) are left out."""
+    """{module name: sha256 of its source file} for the loaded modules the config's targets are
+    defined in; modules without a source file (compiled, built in) are left out."""
     hashes = {}
     for target in sorted(set(targets(config))):
         module = defining_module(target)

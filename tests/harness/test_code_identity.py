@@ -52,11 +52,16 @@ def only_record(results: Path) -> dict:
 
 
 def test_hashes_name_the_module_each_target_is_defined_in():
+    import tasks.trace_paper.numeric  # noqa: F401 (what instantiating the run's config imports)
+    import trace_core.llm  # noqa: F401
+
     config = {"task": {"_target_": "tasks.trace_paper.numeric.NumericTask"},
-              "llm": {"_target_": "trace_core.llm.openai_llm"}, "seed": 1}
+              "llm": {"_target_": "trace_core.llm.openai_llm"}, "seed": 1,
+              "unused": {"_target_": "never_imported_pkg.Thing"}}
     hashes = module_hashes(config)
     assert "tasks.trace_paper.numeric" in hashes  # the class's module, not the package
-    assert any(name.startswith("trace_core.llm.") for name in hashes)  # where openai_llm is defined
+    assert "trace_core.llm.factory" in hashes  # where openai_llm is defined, not the package re-exporting it
+    assert not any(name.startswith("never_imported") for name in hashes), "only modules the run loaded"
     assert all(len(h) == 16 for h in hashes.values())
 
 

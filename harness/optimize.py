@@ -31,7 +31,7 @@ from harness.preflight import check_llms, no_calls_note
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
-                          previous_record, resolved_config, save_record)
+                          previous_record, save_record)
 from harness.samples import samples_path
 from harness.sweep import failures_recorded
 from harness.typecheck import check_argument_types
@@ -164,13 +164,14 @@ def main(cfg: DictConfig) -> float:
 
 
 def check_llms_of(cfg: DictConfig) -> None:
-    """The LLM endpoints (or replay cache) the run will ask answer: checked once, by rank 0."""
+    """The LLM endpoints (or replay cache) the run will ask answer: checked by rank 0, unless
+    skip_done will return the run's finished record (it evaluates nothing)."""
     try:
-        config = resolved_config(cfg)
+        info, _ = replay_info(cfg, RunInfo.from_config(cfg, method_group="optimizer"))
     except Exception:  # noqa: BLE001 (a config that does not resolve: run() says why, as a job failure)
         return
-    if is_main_process():
-        check_llms(config)
+    if is_main_process() and not (cfg.get("skip_done") and info.record_path.exists()):
+        check_llms(info.config)
 
 
 if __name__ == "__main__":

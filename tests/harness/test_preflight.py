@@ -97,3 +97,11 @@ def test_a_run_that_asked_nothing_says_so_and_names_no_model(tmp_path):
     [row] = load_records(tmp_path / "results").to_dict("records")
     assert row["cost/llm_calls"] == 0 and row["cost/llm_models"] == ""
     assert row["llm"] == "0 LLM calls" and MODEL not in row["llm"]
+
+
+def test_a_finished_run_is_skipped_without_asking_its_endpoint(tmp_path):
+    """skip_done returns the record of a finished run: it evaluates nothing, so nothing is checked."""
+    with serving(models=[MODEL]) as server:
+        assert optimize(tmp_path, f"llm.base_url={server.url}", f"llm.model={MODEL}").returncode == 0
+    gone = optimize(tmp_path, f"llm.base_url={server.url}", f"llm.model={MODEL}")  # the server has stopped
+    assert gone.returncode == 0 and "skipping" in gone.stdout + gone.stderr, gone.stderr[-2000:]

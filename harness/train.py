@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import progress
 from harness.api import Model
+from harness.code_identity import code_provenance
 from harness.entry import run_cli
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
@@ -118,7 +119,8 @@ def run(cfg: DictConfig) -> RunRecord:
     # Built before any skip: a config the task or model refuses is an error, record or not.
     task = instantiate(cfg.task)
     model: Model = instantiate(cfg.model)()
-    if (done := previous_record(cfg, info)) is not None:
+    code = code_provenance(info.config)  # the source its targets loaded: part of what it computed
+    if (done := previous_record(cfg, info, code)) is not None:
         return done
     info.output_dir.mkdir(parents=True, exist_ok=True)
     journal = info.output_dir / "progress.jsonl" if is_main_process() else None
@@ -135,7 +137,7 @@ def run(cfg: DictConfig) -> RunRecord:
         logger.summary(metrics)
         record = save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
                              earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),
-                             extra_provenance={"test_examples_per_rank": shares})
+                             extra_provenance={"test_examples_per_rank": shares, **code})
         logger.inner.attach([info.record_path, samples_path(info.record_path)])
     finally:
         logger.finish()

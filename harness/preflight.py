@@ -58,7 +58,21 @@ def check_llms(config: Mapping[str, Any]) -> None:
         if llm.get("cache_mode") == "replay":
             check_replay_cache(llm.get("cache_path"), str(llm.get("model")))
         else:
+            check_cache_file(llm.get("cache_path"))  # needs no network: said before the endpoint's answer
             check_endpoint(llm)
+
+
+def check_cache_file(cache_path: str | None) -> None:
+    """The response cache a recording run will write: a damaged file, or a place it cannot be made."""
+    if not cache_path:
+        return
+    from trace_core.llm import LLMConfigError
+    from trace_core.llm.cache import check_cache_path
+
+    try:
+        check_cache_path(Path(cache_path), writable=True)
+    except LLMConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_replay_cache(cache_path: str | None, model: str) -> None:

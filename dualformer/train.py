@@ -114,8 +114,11 @@ class Trainer:
         if self.world > 1:
             if not torch.distributed.is_initialized():
                 torch.distributed.init_process_group("nccl" if cuda else "gloo")
+            # No buffer broadcast: the model's only buffers are rotary tables derived from the
+            # positions, which each rank grows to its own longest sequence; broadcasting rank 0's
+            # (of another size) aborted every run with sequences over 256 tokens (issue 26).
             self.forward = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if cuda else None)
+                self.model, device_ids=[self.device.index] if cuda else None, broadcast_buffers=False)
         if config.compile if config.compile is not None else cuda:
             self.forward = torch.compile(self.forward)
         torch.manual_seed(config.seed)

@@ -30,3 +30,23 @@ def test_two_ranks_make_one_wandb_run_one_record_and_a_full_curve(tmp_path):
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1, "one W&B run"
     journal = (tmp_path / "run" / "progress.jsonl").read_text()
     assert journal.count('"train/loss"') == 4, "one journal, not two"
+
+
+def torchrun(args: list[str], tmp_path, timeout: int = 280) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node=2 -m harness.train <args>` on CPU (gloo), W&B offline."""
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "harness.train", *args, "progress=false",
+               f"results_dir={tmp_path / 'res'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_two_ranks_train_sequences_longer_than_256_tokens(tmp_path):
+    """Issue 26, defect 1: each rank grew its rotary tables to its own longest sequence and DDP
+    broadcast buffers of different sizes (gloo SIGABRT at step 2). Every paper task is longer."""
+    result = torchrun(["task=maze15", "model=dualformer", "mode=smoke", "logger=none",
+                       "model.train.batch_size=4"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    frame = load_records(tmp_path / "res")
+    assert [p["step"] for p in frame["curve"][0] if "train/loss" in p] == [1, 2, 3, 4]

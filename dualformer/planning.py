@@ -224,7 +224,7 @@ class PlanningModel:
         identity = {"data": fingerprint(e.id for e in task.train), "dropout": repr(self.dropout)}
         self.trainer = Trainer(self.model, config, monitor.counting(self._batch), len(self.sequences),
                                identity=identity, order=order)
-        self.trainer.run(logger, on_step=monitor)
+        self.trainer.run(logger, measure=monitor)
 
     def _compile_setting(self) -> bool | None:
         """torch.compile only over bucketed (padded to a multiple) shapes: with random batches
@@ -272,7 +272,7 @@ class PlanningModel:
 
     def solve_batch(self, examples: list[Example]) -> list[dict[str, list[Answer]]]:
         """`samples` answers per mode for several prompts, decoded together (padded prompts)."""
-        from dualformer.sample import sample
+        from dualformer.sample import prompt_seed, sample
 
         vocab = self.task.vocab
         device = next(self.model.parameters()).device
@@ -281,8 +281,10 @@ class PlanningModel:
         bos, eos = vocab.encode(["bos", "eos"])
         answers: list[dict[str, list[Answer]]] = [{} for _ in examples]
         for mode in self.modes:
+            # each prompt its own random stream: the same samples alone, batched or split over ranks
+            seeds = [prompt_seed(self.seed, e.id, mode) for e in examples]
             out = sample(self.model, prompt, mask, bos, eos, prefix=vocab.encode(MODE_PREFIX[mode][1:]),
-                         n=self.samples, temperature=self.temperature, max_len=self.response_limit())
+                         n=self.samples, temperature=self.temperature, max_len=self.response_limit(), seeds=seeds)
             for mine, tokens in zip(answers, out.tokens):
                 mine[mode] = [self._read(t) for t in tokens]
         return answers

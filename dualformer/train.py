@@ -67,6 +67,21 @@ def fingerprint(items: Iterable[Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+def all_mean(value: float) -> float:
+    """The mean of `value` over the DDP processes (each rank's loss is its equal share's mean)."""
+    return all_sum(value) / torch.distributed.get_world_size()
+
+
+def all_sum(value: float) -> float:
+    """The sum of `value` over the DDP processes; `value` itself outside DDP."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return value
+    nccl = torch.distributed.get_backend() == "nccl"  # NCCL reduces GPU tensors only
+    total = torch.tensor([value], dtype=torch.float64, device="cuda" if nccl else "cpu")
+    torch.distributed.all_reduce(total)
+    return float(total.item())
+
+
 class Preempted(SystemExit):
     """Raised after a stop signal, once the checkpoint is written; exit status 128 + signal."""
 
@@ -106,6 +121,8 @@ class Trainer:
         cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
         self.bf16 = cuda if config.bf16 is None else config.bf16
+        if cuda:  # NCCL's collectives (and all_gather_object) use the current device
+            torch.cuda.set_device(self.device)
         self.model = model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=config.betas,
                                            weight_decay=config.weight_decay)
@@ -152,7 +169,7 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        return float(loss.detach())
+        return all_mean(float(loss.detach())) if self.world > 1 else float(loss.detach())
 
     def _loss(self, batch: Batch) -> torch.Tensor:
         if self.forward is self.model:
@@ -163,10 +180,14 @@ class Trainer:
         valid = batch.token_mask[:, 1:].float()
         return ((per_token * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
 
-    def run(self, logger: Any = None, on_step: Callable[[int, float], None] | None = None) -> list[float]:
-        """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses.
+    def run(self, logger: Any = None, on_step: Callable[[int, float], None] | None = None,
+            measure: Callable[[int, float], dict[str, float] | None] | None = None) -> list[float]:
+        """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses
+        (under DDP the mean over all processes: the global batch's loss).
 
-        A logger with `restore(curve, seconds)` gets the earlier attempts' curve and seconds."""
+        A logger with `restore(curve, seconds)` gets the earlier attempts' curve and seconds.
+        measure(step, loss): metrics to log at that step (throughput, held-out evaluation), taken
+        before the step's checkpoint so a resumed run's curve keeps them; on_step runs after it."""
         if self.resume() and logger is not None and hasattr(logger, "restore"):
             logger.restore(self.history, self.earlier_seconds)
         losses, self._started = [], time.perf_counter()
@@ -179,6 +200,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.4f}")
                 if self.step % self.config.log_every == 0:
                     self._log(logger, {"train/loss": loss, "train/lr": self.config.lr_at(self.step - 1)})
+                if measure and (metrics := measure(self.step, loss)):
+                    self._log(logger, metrics)
                 if self.config.checkpoint_dir and (self.step % self.config.checkpoint_every == 0 or stops):
                     self.save()
                 if stops:  # after the checkpoint: SLURM's grace period is for exactly this

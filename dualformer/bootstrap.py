@@ -69,6 +69,15 @@ class _StepOffset:
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         self.inner.log(metrics, step=step + self.offset)
 
+    def restore(self, curve: list[dict[str, Any]], seconds: float) -> None:
+        """A resumed round's earlier points, on the run's step axis (the recorder adds them)."""
+        if hasattr(self.inner, "restore"):
+            self.inner.restore([{**p, "step": p["step"] + self.offset} for p in curve], seconds)
+
+    @property
+    def run_identity(self) -> Any:
+        return getattr(self.inner, "run_identity", None)
+
 
 @dataclass
 class BootstrapModel(PlanningModel):

@@ -195,6 +195,11 @@ class PlanningModel:
         """Training steps of the whole fit (the run's log lines count the time left against it)."""
         return self.train.get("steps")
 
+    @property
+    def trained_by(self) -> dict[str, str] | None:
+        """The run (git sha, config hash) that trained the weights answering now (a checkpoint's)."""
+        return getattr(getattr(self, "trainer", None), "trained_by", None)
+
     def fit(self, task: PlanningTask, logger: Any) -> None:
         import torch
 

@@ -118,6 +118,9 @@ class Trainer:
                          "n_examples": n_examples, **(identity or {})}
         self.history: list[dict[str, Any]] = []  # the logged points, kept in the checkpoint
         self.earlier_seconds = 0.0  # training seconds of the attempts this one resumes
+        # The run that trained these weights (git sha, config hash: the logger's run_identity),
+        # kept in the checkpoint, so a run that only evaluates them names it in its record.
+        self.trained_by: dict[str, str] | None = None
         cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
         self.bf16 = cuda if config.bf16 is None else config.bf16
@@ -190,6 +193,8 @@ class Trainer:
         before the step's checkpoint so a resumed run's curve keeps them; on_step runs after it."""
         if self.resume() and logger is not None and hasattr(logger, "restore"):
             logger.restore(self.history, self.earlier_seconds)
+        if self.trained_by is None:
+            self.trained_by = getattr(logger, "run_identity", None)
         losses, self._started = [], time.perf_counter()
         bar = progress_bar(total=self.config.steps, initial=self.step, desc="train", disable=self.rank != 0)
         with stop_requests() as stops:
@@ -238,6 +243,7 @@ class Trainer:
                  "step": self.step, "epoch": self.epoch, "position": self.position,
                  "torch_rng": torch.get_rng_state(), "config": asdict(self.config),
                  "identity": self.identity, "history": self.history, "seconds": self.seconds,
+                 "trained_by": self.trained_by,
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -256,6 +262,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.history, self.earlier_seconds = list(state["history"]), float(state["seconds"])
+        self.trained_by = state.get("trained_by")
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -47,9 +47,10 @@ class CurveRecorder:
 
     def restore(self, curve: list[dict[str, Any]], seconds: float) -> None:
         """A resumed training run hands back the curve and seconds of its earlier attempts, so
-        the record holds the whole run (W&B has those points already: same run id)."""
-        self.curve = [dict(point) for point in curve] + self.curve
-        self.earlier_seconds = float(seconds)
+        the record holds the whole run (W&B has those points already: same run id). Added to what
+        is here: each bootstrap round's trainer restores its own after round 0's."""
+        self.curve += [dict(point) for point in curve]
+        self.earlier_seconds += float(seconds)
         self._clock_from = (time.monotonic(), max((int(p["step"]) for p in curve), default=0))
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
@@ -107,6 +108,7 @@ def run(cfg: DictConfig) -> RunRecord:
                            total_steps=getattr(model, "total_steps", None) or OmegaConf.select(cfg, "model.train.steps"))
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
+    logger.run_identity = {"git_sha": code_version, "config_hash": info.config_hash}  # into checkpoints
     try:
         with progress.shown(progress.bars_wanted(cfg)):
             model.fit(task, logger)
@@ -116,7 +118,8 @@ def run(cfg: DictConfig) -> RunRecord:
         logger.summary(metrics)
         record = save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
                              earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),
-                             extra_provenance={"test_examples_per_rank": shares})
+                             extra_provenance={"test_examples_per_rank": shares,
+                                               "trained_by": getattr(model, "trained_by", None)})
         logger.inner.attach([info.record_path, samples_path(info.record_path)])
     finally:
         logger.finish()

@@ -6,10 +6,16 @@
     python scripts/gen_data.py sokoban --train 100000 --test 10000 --out data/sokoban
     python scripts/gen_data.py maze --size 10 --train 2000 --test 200 --out /tmp/maze10 --shard-size 500
 
+Split over machines or array tasks (one folder they all see), then seal once:
+    python scripts/gen_data.py maze --size 30 --train 1000000 --test 100000 --out data/maze30 --shard 3/8
+    python scripts/gen_data.py maze --size 30 --train 1000000 --test 100000 --out data/maze30 --seal
+    (SLURM array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)
+
 Options: --seed (default 0), --workers (processes, default: all cores), --shard-size (examples per
 shard, default 10000), --test-fraction (share of layouts that belong to the test split, default
 0.1), --attempts (maze: start/goal draws per layout, 100), --max-trace-tokens (Sokoban: keep traces
-shorter than this, default 10000; 0 = no cap), --walls / --boxes (Sokoban: 2 and 2), --no-progress.
+shorter than this, default 10000; 0 = no cap), --walls / --boxes (Sokoban: 2 and 2), --no-progress, --shard i/n (write only shards i, i + n, ...: no
+manifest), --seal (write nothing new: check every shard against its sha256, then the manifest).
 
 What lands in --out:
     settings.json            what was asked; rerunning with other settings is refused
@@ -165,6 +171,8 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool]:
     parser.add_argument("--walls", type=int, default=sokoban.N_WALLS)
     parser.add_argument("--boxes", type=int, default=sokoban.N_BOXES)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--shard", default=None, help="i/n: this machine writes shards i, i+n, ...")
+    parser.add_argument("--seal", action="store_true", help="check every shard, then write the manifest")
     a = parser.parse_args(argv)
     size = a.size if a.size is not None else (30 if a.family == "maze" else sokoban.SIZE)
     checks = [
@@ -179,6 +187,8 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool]:
         (a.max_trace_tokens < 0, f"--max-trace-tokens must be >= 0, got {a.max_trace_tokens}"),
         (a.family == "sokoban" and a.deterministic,
          "--deterministic is for mazes (Sokoban data uses the nondeterministic A*)"),
+        (a.shard is not None and part(a.shard) is None, f"--shard must be i/n with 0 <= i < n, got {a.shard}"),
+        (a.shard is not None and a.seal, "--shard writes a part, --seal checks the whole: one at a time"),
         (a.family == "sokoban" and (a.walls < 0 or a.boxes < 1
                                     or a.walls + 2 * a.boxes + 1 > (size - 2) ** 2),
          f"--walls {a.walls} / --boxes {a.boxes} do not fit a {size}x{size} level"),
@@ -189,7 +199,29 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool]:
     family_only = {"deterministic": a.deterministic, "attempts": a.attempts} if a.family == "maze" else \
         {"max_trace_tokens": a.max_trace_tokens, "walls": a.walls, "boxes": a.boxes}
     settings = Settings(a.family, size, a.train, a.test, a.seed, a.shard_size, a.test_fraction, **family_only)
-    return settings, a.out, a.workers, not a.no_progress
+    return settings, a.out, a.workers, not a.no_progress, (part(a.shard) if a.shard else None), a.seal
+
+
+def part(text: str) -> tuple[int, int] | None:
+    """(i, n) from "i/n", None when it is not a valid part."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        return None
+    return (i, n) if 0 <= i < n else None
+
+
+def seal(settings: Settings, out: Path) -> None:
+    """Before the manifest: every shard written, each file as its summary's sha256 says."""
+    missing = [shard_name(s, i) for s, i, _ in settings.shards() if not (out / f"{shard_name(s, i)}.json").exists()]
+    if missing:
+        _error(f"{len(missing)} of {len(settings.shards())} shards are not written (first: {missing[0]}); "
+               "run the missing --shard parts, then --seal again")
+    for split, index, _ in settings.shards():
+        summary = json.loads((out / f"{shard_name(split, index)}.json").read_text())
+        if hashlib.sha256((out / summary["file"]).read_bytes()).hexdigest() != summary["sha256"]:
+            _error(f"{out / summary['file']} does not match its sha256: delete it and its .json, "
+                   "rerun its --shard part, then --seal again")
 
 
 def prepare(settings: Settings, out: Path) -> None:
@@ -208,10 +240,13 @@ def prepare(settings: Settings, out: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def run_shards(settings: Settings, out: Path, workers: int, progress: bool) -> None:
-    jobs = [(settings, split, index, count, str(out)) for split, index, count in settings.shards()
+def run_shards(settings: Settings, out: Path, workers: int, progress: bool,
+               mine: tuple[int, int] = (0, 1)) -> None:
+    """Write the shards not written yet; mine = (i, n): only every n-th shard from the i-th."""
+    shards = [shard for j, shard in enumerate(settings.shards()) if j % mine[1] == mine[0]]
+    jobs = [(settings, split, index, count, str(out)) for split, index, count in shards
             if not (out / f"{shard_name(split, index)}.json").exists()]
-    done = settings.train + settings.test - sum(job[3] for job in jobs)
+    done = sum(count for _, _, count in shards) - sum(job[3] for job in jobs)
     pool = None
     if workers > 1 and len(jobs) > 1:
         # fork where there is one (the workers inherit this module, however it was imported),
@@ -219,7 +254,7 @@ def run_shards(settings: Settings, out: Path, workers: int, progress: bool) -> N
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         pool = multiprocessing.get_context(method).Pool(min(workers, len(jobs)))
     try:
-        with tqdm(total=settings.train + settings.test, initial=done, unit="ex", disable=not progress,
+        with tqdm(total=sum(count for _, _, count in shards), initial=done, unit="ex", disable=not progress,
                   desc=f"{settings.family} {settings.size}", smoothing=0.1) as bar:
             summaries = pool.imap_unordered(write_shard, jobs) if pool else map(write_shard, jobs)
             for summary in summaries:
@@ -258,10 +293,18 @@ def write_manifest(settings: Settings, out: Path) -> dict[str, Any]:
     return manifest
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    settings, out, workers, progress = parse_args(argv)
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    """The manifest, or None after a --shard part (the dataset is sealed once all parts are done)."""
+    settings, out, workers, progress, mine, sealing = parse_args(argv)
     prepare(settings, out)
-    run_shards(settings, out, workers, progress)
+    if mine is not None:
+        run_shards(settings, out, workers, progress, mine)
+        print(f"{out}: part {mine[0]}/{mine[1]} written; when every part is, seal it with --seal")
+        return None
+    if sealing:
+        seal(settings, out)
+    else:
+        run_shards(settings, out, workers, progress)
     manifest = write_manifest(settings, out)
     stats = manifest["stats"]
     print(f"{out}: {manifest['counts']['train']} train / {manifest['counts']['test']} test examples, "

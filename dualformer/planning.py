@@ -109,7 +109,10 @@ class PlanningTask:
         self.vocab = maze_vocabulary(self.size) if family == "maze" else sokoban_vocabulary(self.size)
         if data_dir:
             check_dataset(data_dir, family, self.size, n_train, n_test)
-            self.train = _take(load_examples(data_dir, "train"), n_train, None, train_keep_fraction, "train")
+            # a maze setting (as in generation): a Sokoban level's id decides its split, so an id
+            # threshold under test_fraction would keep no training level at all
+            keep = train_keep_fraction if family == "maze" else 1.0
+            self.train = _take(load_examples(data_dir, "train"), n_train, None, keep, "train")
             held = _take(load_examples(data_dir, "test"), n_test + n_eval, test_tasks_per_layout, 1.0, "test")
             self.test_set, self.eval_set = held[:n_test], held[n_test:]
         else:

@@ -32,13 +32,15 @@ class Samples:
 def sample(model: Transformer, prompt: torch.Tensor, prompt_mask: torch.Tensor, bos: int, eos: int,
            prefix: list[int] = (), n: int = 64, temperature: float = 1.0, max_len: int = 10_000,
            generator: torch.Generator | None = None, use_cache: bool = True,
-           drop_finished: bool = True, seeds: list[int] | None = None) -> Samples:
+           drop_finished: bool = True, seeds: list[int] | None = None, kv_in_place: bool = True) -> Samples:
     """Draw `n` continuations per prompt; stops at `eos` or after `max_len` decoder tokens.
 
     drop_finished: a row that wrote `eos` leaves the batch (and the cache), so the remaining steps
     cost what the unfinished rows need; False keeps every row to the end (the former behaviour,
     kept for scripts/bench.py's before/after).
     seeds: one per prompt, its own random stream (`generator` is then unused).
+    kv_in_place: the cache writes each token into spare capacity (False: concatenates, a full copy
+    per token; scripts/bench.py's before/after).
     """
     model.eval()
     rows = prompt.shape[0] * n
@@ -46,7 +48,7 @@ def sample(model: Transformer, prompt: torch.Tensor, prompt_mask: torch.Tensor, 
     memory = memory.repeat_interleave(n, dim=0)
     memory_mask = memory_mask.repeat_interleave(n, dim=0)
     start = torch.tensor([bos, *prefix], device=prompt.device).expand(rows, -1)
-    cache = KVCache() if use_cache else None
+    cache = KVCache(in_place=kv_in_place) if use_cache else None
     out = torch.full((rows, max_len + 1), eos, dtype=torch.long, device=prompt.device)
     out[:, :start.shape[1]] = start
     active = torch.arange(rows, device=prompt.device)  # which rows the batch still holds

@@ -15,7 +15,9 @@ examples and what the caller says about its data, e.g. a fingerprint of the trai
 dropout) and is only ever resumed under the same identity; it keeps the logged curve and the
 seconds spent so far, so a resumed run's record is the whole run. SIGTERM / SIGUSR1 (what SLURM
 sends before it stops or requeues a job) save a checkpoint after the current step, then exit.
-`batch_size` is the global batch: each of `world` processes takes `batch_size / world` of it.
+`batch_size` is the global batch: each of `world` processes takes `batch_size / world` of it, and
+the loss a step returns and logs is the mean over the processes (the global batch's). DDP does not
+broadcast buffers: the rotary tables are derived, and grow per rank (issue 26).
 """
 from __future__ import annotations
 

@@ -50,3 +50,29 @@ def test_prompt_seeds_differ_per_key_and_fit_a_generator():
     seeds = {prompt_seed(42, "abc", mode) for mode in ("fast", "slow", "auto")}
     assert len(seeds) == 3 and all(0 <= s < 2**63 for s in seeds)
     assert prompt_seed(42, "abc", "fast") == prompt_seed(42, "abc", "fast")
+
+
+def test_the_in_place_cache_decodes_what_the_copying_one_does_without_copying_each_step():
+    """Issue 26, defect 6: keys and values are written into a buffer that grows by doubling,
+    not concatenated into a new tensor at every decoded token."""
+    from dualformer.model import KVCache
+
+    torch.manual_seed(0)
+    model = Transformer(preset("tiny", vocab_size=15)).eval()
+    prompts = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]])
+    mask = prompts != 0
+    seeds = [prompt_seed(1, i) for i in range(2)]
+    copying = sample(model, prompts, mask, BOS, 2, prefix=[CREATE], n=3, max_len=150, seeds=seeds, kv_in_place=False)
+    in_place = sample(model, prompts, mask, BOS, 2, prefix=[CREATE], n=3, max_len=150, seeds=seeds)
+    assert in_place.tokens == copying.tokens and in_place.finished == copying.finished
+    cache = KVCache()
+    memory, memory_mask = model.encode(prompts, mask)
+    model.decode(torch.tensor([[BOS], [BOS]]), memory, memory_mask, cache)
+    storage = cache.self_kv[0][0].untyped_storage().data_ptr()
+    for _ in range(20):  # within the buffer's first capacity: the same storage, written in place
+        model.decode(torch.tensor([[5], [6]]), memory, memory_mask, cache)
+    assert cache.self_kv[0][0].untyped_storage().data_ptr() == storage and cache.length == 21
+    with torch.no_grad():
+        full = model.decode(torch.tensor([[BOS] + [5] * 20 + [7], [BOS] + [6] * 20 + [7]]), memory, memory_mask)
+        step = model.decode(torch.tensor([[7], [7]]), memory, memory_mask, cache)
+    assert torch.allclose(full[:, -1], step[:, -1], atol=1e-5)

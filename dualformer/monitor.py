@@ -26,7 +26,8 @@ class TrainingMonitor:
         self.tokens, self.since = 0, time.perf_counter()
 
     def counting(self, make_batch: Callable[[list[int], int], Any]) -> Callable[[list[int], int], Any]:
-        """make_batch, counting the real tokens of every batch it builds."""
+        """make_batch, counting the real tokens of every batch it builds (with the trainer's
+        prefetch, a window's count ends at the batch built ahead of its last step)."""
         def counted(indices: list[int], epoch: int) -> Any:
             batch = make_batch(indices, epoch)
             self.tokens += int(batch.prompt_mask.sum()) + int(batch.token_mask.sum())

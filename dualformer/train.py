@@ -107,9 +107,11 @@ class Trainer:
     def __init__(self, model: Transformer, config: TrainConfig,
                  make_batch: Callable[[list[int], int], Batch], n_examples: int,
                  identity: dict[str, Any] | None = None,
-                 order: Callable[[int], np.ndarray] | None = None) -> None:
+                 order: Callable[[int], np.ndarray] | None = None, prefetch: bool = True) -> None:
         """identity: what else defines the checkpoint (data, dropout); order: epoch -> permutation
-        of the examples (e.g. dualformer.batching's length buckets), None: a seeded random one."""
+        of the examples (e.g. dualformer.batching's length buckets), None: a seeded random one.
+        prefetch: build the next batch in a thread while this step runs (the same batches: they
+        are a function of their indices and epoch; False: each built in line, before its step)."""
         self.config, self.make_batch, self.n_examples, self.order = config, make_batch, n_examples, order
         self.rank, self.world = distributed()
         if config.batch_size % self.world:
@@ -132,6 +134,10 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=config.betas,
                                            weight_decay=config.weight_decay)
         self.step, self.epoch, self.position = 0, 0, 0
+        self.prefetch = prefetch
+        # the batch being built ahead, and (epoch, position) before it was drawn: what a checkpoint keeps
+        self._ahead: tuple[Any, tuple[int, int]] | None = None
+        self._builder: Any = None  # its thread (one), while run() runs
         self.forward = self.model
         if self.world > 1:
             if not torch.distributed.is_initialized():
@@ -165,7 +171,7 @@ class Trainer:
     # -- one step -----------------------------------------------------------------------------
     def train_step(self) -> float:
         self.model.train()
-        batch = self.make_batch(self._next_indices(), self.epoch).to(self.device)
+        batch = self._batch().to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr_at(self.step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -175,6 +181,22 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return all_mean(float(loss.detach())) if self.world > 1 else float(loss.detach())
+
+    def _batch(self) -> Batch:
+        """This step's batch; with prefetch on, the next step's starts building in a thread now."""
+        if self._ahead is None:
+            batch = self.make_batch(self._next_indices(), self.epoch)
+        else:
+            batch, self._ahead = self._ahead[0].result(), None
+        if self._builder is not None and self.step + 1 < self.config.steps:
+            drawn_from = (self.epoch, self.position)
+            indices = self._next_indices()
+            self._ahead = (self._builder.submit(self.make_batch, indices, self.epoch), drawn_from)
+        return batch
+
+    def _position(self) -> tuple[int, int]:
+        """(epoch, position) after the steps taken: a batch drawn ahead is not taken yet."""
+        return self._ahead[1] if self._ahead is not None else (self.epoch, self.position)
 
     def _loss(self, batch: Batch) -> torch.Tensor:
         if self.forward is self.model:
@@ -199,7 +221,7 @@ class Trainer:
             self.trained_by = getattr(logger, "run_identity", None)
         losses, self._started = [], time.perf_counter()
         bar = progress_bar(total=self.config.steps, initial=self.step, desc="train", disable=self.rank != 0)
-        with stop_requests() as stops:
+        with stop_requests() as stops, self._building():
             while self.step < self.config.steps:
                 loss = self.train_step()
                 losses.append(loss)
@@ -220,6 +242,24 @@ class Trainer:
         if self.config.checkpoint_dir:
             self.save()
         return losses
+
+    @contextmanager
+    def _building(self) -> Iterator[None]:
+        """The batch-building thread for one run(); a batch built ahead and not taken is dropped."""
+        if not self.prefetch:
+            yield
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="batches")
+        try:
+            yield
+        finally:
+            if self._ahead is not None:
+                self.epoch, self.position = self._ahead[1]
+                self._ahead = None
+            self._builder.shutdown(wait=True, cancel_futures=True)
+            self._builder = None
 
     @property
     def seconds(self) -> float:
@@ -242,7 +282,7 @@ class Trainer:
             return
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "step": self.step, "epoch": self.epoch, "position": self.position,
+                 "step": self.step, "epoch": self._position()[0], "position": self._position()[1],
                  "torch_rng": torch.get_rng_state(), "config": asdict(self.config),
                  "identity": self.identity, "history": self.history, "seconds": self.seconds,
                  "trained_by": self.trained_by,

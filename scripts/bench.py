@@ -13,7 +13,9 @@ peak bf16 throughput given by --peak-tflops). Then on real mazes (`--maze-size`,
 preset, Dualformer dropout): the real-token fraction of training batches and real tokens/s,
 random vs length-bucketed batches, and responses/s of the 64-sample evaluation before (one prompt
 per call, every row to the end, max_len 1000) vs after (several prompts per call, finished rows
-dropped, max_len 1.5x the longest training response), after `--warm-steps` of training.
+dropped, max_len 1.5x the longest training response), after `--warm-steps` of training; and the
+milliseconds one batch takes to build, with training steps/s with the next batch built in a
+thread while the step runs (prefetch) against built in line (train_prefetch_speedup).
 
 `data`: time to generate one 30x30 maze task and one solvable Sokoban level (A* with its trace),
 against a straightforward reference implementation in the same run (scripts/bench_data.py).
@@ -122,6 +124,18 @@ def bench_planning(size: int, batch: int, steps: int, warm_steps: int, prompts: 
         result[f"train_real_tokens_per_s_{batching}"] = sum(r for r, _ in seen) / seconds
     result["train_real_throughput_ratio"] = (result["train_real_tokens_per_s_bucketed"]
                                              / result["train_real_tokens_per_s_random"])
+    trainer.make_batch, trainer.order, model.batching = model._batch, None, "random"
+    started = time.perf_counter()
+    for i in range(steps):  # what building a batch costs alone, in line
+        model._batch(list(range(i * batch, (i + 1) * batch)), 0)
+    result["train_batch_build_ms"] = 1000 * (time.perf_counter() - started) / steps
+    for prefetch in (False, True):  # the next batch built in a thread while the step runs (issue 26)
+        trainer.prefetch, trainer.config.steps = prefetch, trainer.config.steps + steps
+        started = time.perf_counter()
+        trainer.run()
+        result[f"train_steps_per_s_prefetch_{'on' if prefetch else 'off'}"] = steps / (time.perf_counter() - started)
+    result["train_prefetch_speedup"] = (result["train_steps_per_s_prefetch_on"]
+                                        / result["train_steps_per_s_prefetch_off"])
     result.update(_sampling_before_after(model, task))
     return result
 

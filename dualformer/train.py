@@ -107,11 +107,13 @@ class Trainer:
     def __init__(self, model: Transformer, config: TrainConfig,
                  make_batch: Callable[[list[int], int], Batch], n_examples: int,
                  identity: dict[str, Any] | None = None,
-                 order: Callable[[int], np.ndarray] | None = None, prefetch: bool = True) -> None:
+                 order: Callable[[int], np.ndarray] | None = None, prefetch: bool = True,
+                 fused_adamw: bool | None = None) -> None:
         """identity: what else defines the checkpoint (data, dropout); order: epoch -> permutation
         of the examples (e.g. dualformer.batching's length buckets), None: a seeded random one.
         prefetch: build the next batch in a thread while this step runs (the same batches: they
-        are a function of their indices and epoch; False: each built in line, before its step)."""
+        are a function of their indices and epoch; False: each built in line, before its step).
+        fused_adamw: one fused kernel per optimizer step (None: on a GPU; same steps to float error)."""
         self.config, self.make_batch, self.n_examples, self.order = config, make_batch, n_examples, order
         self.rank, self.world = distributed()
         if config.batch_size % self.world:
@@ -132,7 +134,8 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.model = model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=config.betas,
-                                           weight_decay=config.weight_decay)
+                                           weight_decay=config.weight_decay,
+                                           fused=cuda if fused_adamw is None else fused_adamw)
         self.step, self.epoch, self.position = 0, 0, 0
         self.prefetch = prefetch
         # the batch being built ahead, and (epoch, position) before it was drawn: what a checkpoint keeps

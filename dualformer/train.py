@@ -218,9 +218,10 @@ class Trainer:
         A logger with `restore(curve, seconds)` gets the earlier attempts' curve and seconds.
         measure(step, loss): metrics to log at that step (throughput, held-out evaluation), taken
         before the step's checkpoint so a resumed run's curve keeps them; on_step runs after it."""
-        if self.resume() and logger is not None and hasattr(logger, "restore"):
+        resumed = self.resume()
+        if resumed and logger is not None and hasattr(logger, "restore"):
             logger.restore(self.history, self.earlier_seconds)
-        if self.trained_by is None:
+        if not resumed and self.trained_by is None:  # a checkpoint from before trained_by: unknown
             self.trained_by = getattr(logger, "run_identity", None)
         losses, self._started = [], time.perf_counter()
         bar = progress_bar(total=self.config.steps, initial=self.step, desc="train", disable=self.rank != 0)

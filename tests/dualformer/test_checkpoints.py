@@ -35,6 +35,15 @@ def trainer(folder, identity=None, **changes) -> Trainer:
                    identity=identity)
 
 
+class Killed(Exception):
+    pass
+
+
+def die_at_step_3(step, loss):
+    if step == 3:  # after the step-3 checkpoint (BASE: checkpoint_every=3)
+        raise Killed
+
+
 @pytest.mark.parametrize("changes, says", [
     ({"lr": 1e-2}, "train.lr"),
     ({"identity": {"data": "other-examples"}}, "data"),
@@ -48,13 +57,6 @@ def test_a_checkpoint_is_never_resumed_under_other_settings(tmp_path, changes, s
 
 
 def test_a_resumed_run_reports_the_whole_curve_and_all_its_seconds(tmp_path):
-    class Killed(Exception):
-        pass
-
-    def die_at_step_3(step, loss):
-        if step == 3:
-            raise Killed
-
     with pytest.raises(Killed):
         trainer(tmp_path).run(on_step=die_at_step_3)
     recorder = CurveRecorder(NullLogger(), tmp_path / "progress.jsonl")
@@ -106,13 +108,6 @@ def test_batches_built_ahead_in_a_thread_train_and_resume_exactly_as_built_in_li
                     noting, 16)
     assert ahead.prefetch and ahead.run() == in_line
     assert len(built) == 6, "no batch built beyond the last step"
-
-    class Killed(Exception):
-        pass
-
-    def die_at_step_3(step, loss):
-        if step == 3:
-            raise Killed
 
     with pytest.raises(Killed):
         trainer(tmp_path / "ck").run(on_step=die_at_step_3)  # checkpoint at step 3, step 4's batch built

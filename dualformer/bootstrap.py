@@ -118,7 +118,10 @@ class BootstrapModel(PlanningModel):
         sequences, stats = self._load_round(folder)
         if sequences is None:
             sequences, stats = self.collect(settings, round_)
-            self._save_round(folder, sequences, stats)
+            from harness.ranks import rank
+
+            if rank() == 0:  # every rank holds the same gathered sequences: one writer (two raced on the .tmp)
+                self._save_round(folder, sequences, stats)
         if logger is not None and stats:  # also when reused: each record says what every round found
             logger.log({f"bootstrap/{k}": v for k, v in stats.items()}, step=0)
         self._bootstrap_data = sequences

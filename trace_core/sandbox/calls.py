@@ -4,14 +4,18 @@ here); defining and calling it happen in a worker, and its errors come back as f
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
+import types
 from typing import Any
 
 from trace_core.code import TRAINABLE_FILENAME, format_failure, function_parameters, signature_problem
 from trace_core.graph import MessageNode, Node
 from trace_core.reads import Reads, recording_reads
-from trace_core.sandbox import default_executor, default_mode
+from trace_core.sandbox import default_executor, default_mode, in_worker
 from trace_core.sandbox.executor import FunctionSpec, SandboxError, SandboxTimeout, WorkerCrashed
+from trace_core.sandbox.executor import _plain as plain
+from trace_core.sandbox.transfer import MUTABLE
 
 # A trace_core.bundle.BundledFunction: bundle hands its calls over to this module, so this module
 # does not import bundle back (the type is named in words, not imported).
@@ -19,8 +23,8 @@ BundledFunction = Any
 
 
 def sandboxed(bundled: BundledFunction) -> bool:
-    """Does this bundle's trainable code run in a worker process?"""
-    return bundled.parameter is not None and (bundled.sandbox or default_mode()) == "process"
+    """Does this bundle's trainable code run in a worker process? (Inside a worker, it runs there.)"""
+    return bundled.parameter is not None and (bundled.sandbox or default_mode()) == "process" and not in_worker()
 
 
 def call(bundled: BundledFunction, inputs: dict[str, Node], args: tuple, kwargs: dict[str, Any]
@@ -40,12 +44,14 @@ def call(bundled: BundledFunction, inputs: dict[str, Node], args: tuple, kwargs:
     with recording_reads() as reads:
         try:
             rebound: dict[str, Any] = {}
+            called: list[Any] = []  # trainable functions the code called (their code is an input)
             try:
-                value = default_executor().call(spec, args, kwargs, bundled.time_limit_s,
-                                                current_cells(bundled), rebound)
+                value = default_executor().call(spec, args, kwargs, bundled.time_limit_s, current_cells(bundled),
+                                                rebound, current_globals(bundled, source), called)
             finally:
                 for cell_name, cell_value in rebound.items():  # `nonlocal` writes, as in-process
                     bundled._cells[cell_name].cell_contents = cell_value
+                bundled._note_calls(inputs, called)
         except SandboxTimeout as exc:
             bundled._fail(f"(TimeoutError) `{name}` {exc}", inputs, exc)
         except SandboxError as exc:
@@ -97,6 +103,46 @@ def function_spec(bundled: BundledFunction, source: str) -> FunctionSpec:
     bundled._sandbox_spec = FunctionSpec(spec.source, name, spec.filename, spec.module, spec.modules,
                                          spec.globals, extra, {}, tuple(sorted(rebinds & set(bundled._cells))))
     return bundled._sandbox_spec
+
+
+def fields(bundled: BundledFunction) -> dict[str, Any]:
+    """A trainable function as a worker defines it when other trainable code uses it: its
+    current code, closure and globals (transfer.py sends it; rebuild.py defines it there)."""
+    source = bundled.parameter._data
+    try:
+        spec = function_spec(bundled, source)
+    except (SyntaxError, ValueError):  # defined in the worker, so the error becomes the caller's feedback
+        spec = FunctionSpec.of(inspect.unwrap(bundled._fn), source, TRAINABLE_FILENAME.format(bundled.op.name))
+    return {**spec.fields(), "cells": current_cells(bundled), "overrides": current_globals(bundled, source)}
+
+
+def current_globals(bundled: BundledFunction, source: str) -> dict[str, Any]:
+    """The names the code reads from its enclosing function or module whose values the worker's
+    own import would not hold as they are here now: objects, nodes, functions, and mutable
+    containers (their changes come back). Modules and immutable plain values it has."""
+    module_globals = inspect.unwrap(bundled._fn).__globals__
+    found: dict[str, Any] = {}
+    for name in read_names(source):
+        if name == bundled.op.name or name in bundled._cells:
+            continue
+        if name in bundled._enclosing:
+            value = bundled._enclosing[name]
+        elif name in module_globals:
+            value = module_globals[name]
+        else:
+            continue
+        if isinstance(value, types.ModuleType) or (plain(value) and type(value) not in MUTABLE):
+            continue
+        found[name] = value
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def read_names(source: str) -> frozenset[str]:
+    try:
+        return frozenset(n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name))
+    except SyntaxError:
+        return frozenset()
 
 
 def current_cells(bundled: BundledFunction) -> dict[str, Any]:

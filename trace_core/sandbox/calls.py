@@ -72,12 +72,22 @@ def outside_nodes(bundled: BundledFunction, source: str) -> list[Node]:
     every trainable dependency arrived as an input (MissingInputsError) holds in both modes."""
     if bundled.allow_external_dependencies:
         return []
-    try:
-        names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    except SyntaxError:
-        return []
-    scope = {**inspect.unwrap(bundled._fn).__globals__, **bundled._namespace, **current_cells(bundled)}
-    return [scope[name] for name in sorted(names) if isinstance(scope.get(name), Node)]
+    module_globals = inspect.unwrap(bundled._fn).__globals__
+    found = [_lookup(bundled, module_globals, name) for name in sorted(read_names(source))]
+    return [value for value in found if isinstance(value, Node)]
+
+
+_MISSING = object()
+
+
+def _lookup(bundled: BundledFunction, module_globals: dict[str, Any], name: str) -> Any:
+    """What `name` means to the code now: an enclosing function's local, the closure, or the module's global."""
+    if name in bundled._enclosing:
+        return bundled._enclosing[name]
+    cell = bundled._cells.get(name)
+    if cell is not None:
+        return cell.cell_contents if _filled(cell) else _MISSING
+    return module_globals.get(name, _MISSING)
 
 
 def function_spec(bundled: BundledFunction, source: str) -> FunctionSpec:
@@ -99,7 +109,8 @@ def function_spec(bundled: BundledFunction, source: str) -> FunctionSpec:
     spec = FunctionSpec.of(inner, source, TRAINABLE_FILENAME.format(name))
     # Enclosing locals that the original source names (its decorators too), not all of them.
     used = {n.id for n in ast.walk(ast.parse(bundled._source[0])) if isinstance(n, ast.Name)}
-    extra = {k: v for k, v in bundled._namespace.items() if k not in inner.__globals__ and k in used}
+    extra = {k: v for k, v in bundled._namespace.items()  # objects go per call (current_globals)
+             if k not in inner.__globals__ and k in used and plain(v)}
     bundled._sandbox_spec = FunctionSpec(spec.source, name, spec.filename, spec.module, spec.modules,
                                          spec.globals, extra, {}, tuple(sorted(rebinds & set(bundled._cells))))
     return bundled._sandbox_spec
@@ -125,24 +136,21 @@ def current_globals(bundled: BundledFunction, source: str) -> dict[str, Any]:
     for name in read_names(source):
         if name == bundled.op.name or name in bundled._cells:
             continue
-        if name in bundled._enclosing:
-            value = bundled._enclosing[name]
-        elif name in module_globals:
-            value = module_globals[name]
-        else:
-            continue
-        if isinstance(value, types.ModuleType) or (plain(value) and type(value) not in MUTABLE):
+        value = _lookup(bundled, module_globals, name)
+        if value is _MISSING or isinstance(value, types.ModuleType) or (plain(value) and type(value) not in MUTABLE):
             continue
         found[name] = value
     return found
 
 
 @functools.lru_cache(maxsize=256)
-def read_names(source: str) -> frozenset[str]:
+def read_names(source: str) -> tuple[str, ...]:
+    """The names the code reads (parsed once per source: this runs on every call)."""
     try:
-        return frozenset(n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name))
+        tree = ast.parse(source)
     except SyntaxError:
-        return frozenset()
+        return ()
+    return tuple(sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}))
 
 
 def current_cells(bundled: BundledFunction) -> dict[str, Any]:

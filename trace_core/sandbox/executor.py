@@ -17,7 +17,6 @@ import collections
 import concurrent.futures
 import functools
 import importlib.machinery
-import io
 import json
 import os
 import pickle

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import ConfigError, Feedback, Params
+from trace_core.llm import Metered
 
 log = logging.getLogger(__name__)
 MODES = ("none", "copro")
@@ -84,7 +85,9 @@ class HarnessEngine:
 
 def _endpoint(llm: Any) -> tuple[str, str | None, str]:
     """(model, base_url, api key) of an OpenAI-compatible client (behind a cache, if any)."""
-    inner = getattr(llm, "inner", llm)
+    inner = llm
+    while not hasattr(inner, "base_url") and getattr(inner, "inner", None) is not None:
+        inner = inner.inner  # through a role meter and a response cache
     if not hasattr(inner, "base_url"):
         raise ConfigError("optimizer.backend=native needs llm=openai (an endpoint to point DSPy at)")
     return inner.model, inner.base_url, os.environ.get(inner.api_key_env) or "not-needed"
@@ -145,22 +148,26 @@ class DSPyProgram:
     `optimize="copro"`) on a BBH task, through the task's `attach_program`."""
 
     finished = False
+    modes: tuple[str, ...] = MODES  # what `optimize` may name (a subclass adds its compilers)
+    prompt_role = "prompt_model"    # the record's name for the model that writes instructions
 
     def __init__(self, task: Any, llm: Any, optimize: str = "copro", breadth: int = 10, depth: int = 3,
                  init_temperature: float = 1.4, num_threads: int | None = None, backend: str = "harness",
                  output_dir: str | None = None) -> None:
         if not all(hasattr(task, a) for a in ("attach_program", "splits", "student", "score")):
             raise ConfigError(f"{type(task).__name__} is not a BBH task: the DSPy rows need one (task=bbh)")
-        if optimize not in MODES or backend not in BACKENDS:
-            raise ConfigError(f"optimizer.optimize must be one of {MODES} and optimizer.backend one of "
+        if optimize not in self.modes or backend not in BACKENDS:
+            raise ConfigError(f"optimizer.optimize must be one of {self.modes} and optimizer.backend one of "
                               f"{BACKENDS}, got {optimize!r} and {backend!r}")
-        if optimize == "copro" and not callable(getattr(llm, "complete", None)):
-            raise ConfigError("COPRO asks a prompt model: add llm=openai (or llm=scripted for a smoke run)")
-        if breadth < 2 or depth < 1:
+        if optimize != "none" and not callable(getattr(llm, "complete", None)):
+            raise ConfigError(f"{optimize} asks a prompt model: add llm=openai (or llm=scripted for a smoke run)")
+        if optimize == "copro" and (breadth < 2 or depth < 1):
             raise ConfigError(f"COPRO needs breadth >= 2 and depth >= 1, got {breadth} and {depth}")
         self.task, self.llm, self.optimize, self.backend = task, llm, optimize, backend
         self.breadth, self.depth, self.init_temperature = breadth, depth, init_temperature
         self.num_threads = num_threads
+        # The prompt model's requests, counted apart from the student's (often the same client).
+        self.meters = [Metered(llm, self.prompt_role)] if optimize != "none" else []
         self.output_dir = Path(output_dir) if output_dir else None
         self.name = f"dspy-{optimize}{'-cot' if task.cot else ''}"
         self._program: Any = None  # built (and compiled) on first use, with the DSPy objects below
@@ -183,7 +190,7 @@ class DSPyProgram:
         from trace_core.llm import Usage
 
         if self.backend == "harness":
-            return self.llm.usage if self.optimize == "copro" else Usage()
+            return self.llm.usage if self.optimize != "none" else Usage()
         # DSPy's own client: count what its history recorded, for both models (the task's client
         # never saw the student's calls)
         history = [e for lm in (self._prompt_lm, self._student_lm) if lm is not None for e in lm.history]
@@ -206,7 +213,7 @@ class DSPyProgram:
                 self._student_lm = make_lm(self.task.student, self.backend)
                 self._adapter = tolerant_adapter()
                 program = build_program(self.task.cot)
-                self._program = self._compile(program) if self.optimize == "copro" else program
+                self._program = self._compile(program) if self.optimize != "none" else program
                 self._record_roles()
                 self._save()
             return self._program
@@ -220,7 +227,7 @@ class DSPyProgram:
                     for e in splits.train + splits.val]
         metric = lambda example, prediction, trace=None: self.task.score(example.answer, prediction.answer)  # noqa: E731
         threads = self.num_threads or getattr(self.task, "workers", 1)
-        self._prompt_lm = make_lm(self.llm, self.backend)
+        self._prompt_lm = make_lm(self.meters[0], self.backend)
         teleprompter = COPRO(prompt_model=self._prompt_lm, metric=metric, breadth=self.breadth,
                              depth=self.depth, init_temperature=self.init_temperature)
         # COPRO prints the prompt model's last exchange on every round (stdout, briefly redirected
@@ -238,8 +245,8 @@ class DSPyProgram:
         if roles is None:
             return
         roles["student"] = str(getattr(self.task.student, "model", None) or "?")
-        if self.optimize == "copro":
-            roles["prompt_model"] = str(getattr(self.llm, "model", None) or "?")
+        if self.optimize != "none":
+            roles[self.prompt_role] = str(getattr(self.llm, "model", None) or "?")
         roles["backend"] = ("harness (trace_core client: cached, replayable)" if self.backend == "harness" else
                             "native (DSPy's own client: uncached, not replayable; cost = DSPy's history)")
         roles["dspy"] = f"dspy {import_dspy().__version__} (paper: 2.4)"

@@ -190,6 +190,9 @@ class PlanningModel:
     eval_every: int = 0         # > 0: answer task.eval_set every this many steps (dualformer.monitor)
     eval_samples: int = 4       # responses per held-out task and mode in those evaluations
 
+    def __post_init__(self) -> None:
+        train_config({"seed": self.seed, **self.train})  # a bad step count is refused before any work
+
     @property
     def total_steps(self) -> int | None:
         """Training steps of the whole fit (the run's log lines count the time left against it)."""

@@ -13,13 +13,14 @@ the losses after a resume are bit-identical to an uninterrupted run.
 A checkpoint also stores its identity (the training settings, the architecture, the number of
 examples and what the caller says about its data, e.g. a fingerprint of the training set and the
 dropout) and is only ever resumed under the same identity; it keeps the logged curve and the
-seconds spent so far, so a resumed run's record is the whole run. SIGTERM / SIGUSR1 (what SLURM
+seconds spent so far, so a resumed run's record is the whole run. SIGTERM / SIGUSR1 / SIGUSR2 (what SLURM
 sends before it stops or requeues a job) save a checkpoint after the current step, then exit.
 `batch_size` is the global batch: each of `world` processes takes `batch_size / world` of it.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import threading
@@ -40,7 +41,8 @@ from harness.progress import bar as progress_bar
 
 # TrainConfig fields that do not change the weights a checkpoint holds.
 NOT_IDENTITY = ("log_every", "checkpoint_every", "checkpoint_dir", "device", "bf16", "compile")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+log = logging.getLogger(__name__)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # USR2: submitit's pre-timeout signal
 
 
 @dataclass
@@ -84,6 +86,31 @@ def stop_requests() -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def training_claim(checkpoint_dir: str | None, world: int) -> Iterator[None]:
+    """One trainer per checkpoint: Tables 5.1-5.4 share models (checkpoint_group), and two jobs of one
+    model in a parallel sweep both trained it from step 0. The second now waits on this lock and
+    then resumes the finished checkpoint. A POSIX lock (lockf) is what NFS locks across hosts; a DDP
+    run's ranks would wait on each other, so it takes none (one job per model is the sweep's part)."""
+    if not checkpoint_dir or world > 1:
+        yield
+        return
+    import fcntl
+
+    folder = Path(checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "training.lock", "a+") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log.info("waiting for %s: another job is training this model; this one then reuses it", folder)
+            fcntl.lockf(handle, fcntl.LOCK_EX)  # released when that job ends, however it ends
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
 
 
 class Trainer:
@@ -164,6 +191,10 @@ class Trainer:
         """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses.
 
         A logger with `restore(curve, seconds)` gets the earlier attempts' curve and seconds."""
+        with training_claim(self.config.checkpoint_dir, self.world):
+            return self._run(logger, on_step)
+
+    def _run(self, logger: Any, on_step: Callable[[int, float], None] | None) -> list[float]:
         if self.resume() and logger is not None and hasattr(logger, "restore"):
             logger.restore(self.history, self.earlier_seconds)
         losses, self._started = [], time.perf_counter()

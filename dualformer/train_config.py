@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from harness.api import ConfigError
+
 
 @dataclass
 class TrainConfig:
@@ -26,6 +28,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # a config list, or a checkpoint's tuple
+        # The types are checked when the config is composed; the ranges here, before any work (a
+        # negative step count trained nothing and still wrote a record).
+        for name in ("steps", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.warmup < 0 or self.checkpoint_every < 0:
+            raise ConfigError(f"model.train: need lr > 0, warmup >= 0, checkpoint_every >= 0; got lr={self.lr}, "
+                              f"warmup={self.warmup}, checkpoint_every={self.checkpoint_every}")
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine from the peak down to min_lr_ratio of it at `steps`."""

@@ -31,7 +31,10 @@ LLM_TARGETS = frozenset({"trace_core.llm.openai_llm"})
 
 def identity_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that defines the run."""
-    return {k: _without_transport(v) for k, v in config.items() if k not in PRESENTATION_KEYS}
+    identity = {k: _without_transport(v) for k, v in config.items() if k not in PRESENTATION_KEYS}
+    if isinstance(identity.get("optimizer"), Mapping):  # the run folder a method writes side files to
+        identity["optimizer"] = {k: v for k, v in identity["optimizer"].items() if k != "output_dir"}
+    return identity
 
 
 def _without_transport(value: Any) -> Any:

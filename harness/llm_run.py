@@ -71,10 +71,18 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+# Metrics that count what reached the network (a task's own client totals): a replay, served
+# from the cache, changes them by design. Per-role requests and tokens (`llm/<role>/*`) do not.
+NETWORK_METRICS = re.compile(r"(^|/)student_(calls|cache_hits|prompt_tokens)$")
+
+
 def differences(replayed: Any, original: Any) -> dict[str, Any]:
-    """What differs between two records: metric values, and the per-step scores and parameters."""
+    """What differs between two records: metric values (not network counts), and the per-step
+    scores and parameters."""
     found: dict[str, Any] = {}
     for key in sorted(set(replayed.metrics) | set(original.metrics)):
+        if NETWORK_METRICS.search(key):
+            continue
         new, old = replayed.metrics.get(key), original.metrics.get(key)
         if not _same(new, old):
             found[f"metrics/{key}"] = {"original": old, "replay": new}
@@ -104,3 +112,29 @@ def check_replay(record: Any, original_path: Path | None, output_dir: Path) -> d
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / CHECK_FILE).write_text(json.dumps(verdict, indent=1, default=str))
     return verdict
+
+
+class RoleSpending:
+    """Requests and tokens per role (trace_core.llm.Metered meters the task and the method hold):
+    per evaluation for the curve, and in total for the record's metrics."""
+
+    def __init__(self, *owners: Any) -> None:
+        self.meters = [m for owner in owners for m in getattr(owner, "meters", [])]
+        self._before = self._now()
+
+    def _now(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for meter in self.meters:  # two meters of one role (e.g. two students) add up
+            for key, value in meter.as_metrics().items():
+                totals[key] = totals.get(key, 0) + value
+        return totals
+
+    def step(self) -> dict[str, int]:
+        """What each role spent since the last call (this evaluation, with its ask and tell)."""
+        now = self._now()
+        spent = {key: value - self._before.get(key, 0) for key, value in now.items()}
+        self._before = now
+        return spent
+
+    def totals(self) -> dict[str, int]:
+        return self._now()

@@ -25,12 +25,13 @@ from omegaconf import DictConfig
 from harness import progress
 from harness.api import ConfigError, Optimizer, Params, Task, is_better
 from harness.entry import run_cli
-from harness.llm_run import check_replay, replay_info, run_usage
+from harness.llm_run import RoleSpending, check_replay, replay_info, run_usage
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record,
                           save_record)
 from harness.samples import samples_path
+from harness.settings import check_run_settings
 from harness.sweep import failures_recorded
 from harness.typecheck import check_argument_types
 from trace_core.graph import graph_context
@@ -55,7 +56,8 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
     from tqdm.auto import tqdm
 
     trajectory = Trajectory()
-    with progress_file.open("a") as journal, tqdm(total=task.limit, desc=desc,
+    spending = RoleSpending(task, optimizer)  # calls and tokens per role, per evaluation
+    with progress_file.open("w") as journal, tqdm(total=task.limit, desc=desc,
                                                   disable=not show_progress) as bar:
         for step in range(task.limit):
             if optimizer.finished or getattr(task, "finished", False):
@@ -74,10 +76,12 @@ def optimize(task: Task, optimizer: Optimizer, logger: Any, progress_file: Path,
             numbers = {k: v for k, v in feedback.info.items() if isinstance(v, (int, float))}
             if hasattr(optimizer, "step_metrics"):  # e.g. prompt tokens of an LLM optimizer
                 numbers.update(optimizer.step_metrics())
+            numbers.update(spending.step())
             point = {"step": step, "score": feedback.score, "best": trajectory.best_score,
                      "params": dict(params), **numbers}
             trajectory.curve.append(point)
-            # The journal keeps the feedback text too, and survives a run that dies mid-way.
+            # The journal keeps the feedback text too, and survives a run that dies mid-way (a requeued
+            # job starts it afresh: an optimize run restarts from step 0).
             journal.write(json.dumps(jsonable({**point, "text": feedback.text})) + "\n")
             journal.flush()
             logger.log({"train/score": feedback.score, "train/best": trajectory.best_score,
@@ -106,6 +110,7 @@ def run(cfg: DictConfig) -> RunRecord:
     """One run of one (task, method, seed): build, loop, test the best parameters, record."""
     from hydra.utils import instantiate
 
+    check_run_settings(cfg)
     info, replayed_record = replay_info(cfg, RunInfo.from_config(cfg, method_group="optimizer"))
     check_argument_types(info.config)
     check_writable(info.record_dir)
@@ -132,6 +137,7 @@ def run(cfg: DictConfig) -> RunRecord:
                                   log_every=cfg.get("log_every", 0))
             metrics = summarize(trajectory)
             metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
+            metrics.update(RoleSpending(task, optimizer).totals())  # every role, the test included
             logger.summary(metrics)
             if hasattr(optimizer, "exchanges"):  # an LLM optimizer: what it asked and what came back
                 logger.table("llm/exchanges", *optimizer.exchanges())

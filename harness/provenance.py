@@ -11,8 +11,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]  # the project: configs/, runs/, results/
-CONFIGS = ROOT / "configs"
+ROOT = Path(__file__).resolve().parents[1]  # the code: a checkout (configs/, scripts/ beside it) or site-packages
+
+
+def _shipped(folder: str, package: str) -> Path:
+    """`folder` of the checkout, or where a wheel install put it (pyproject maps it to `package`)."""
+    if (ROOT / folder).is_dir():
+        return ROOT / folder
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    return Path(next(iter(spec.submodule_search_locations))) if spec else ROOT / folder
+
+
+CONFIGS = _shipped("configs", "harness_configs")
+SCRIPTS = _shipped("scripts", "harness_scripts")
 # Folders whose files can change a number; results/, runs/ and docs do not.
 CODE_FOLDERS = ("harness", "trace_core", "tasks", "dualformer", "baselines", "configs", "scripts",
                 "pyproject.toml")

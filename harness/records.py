@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.api import ConfigError
 from harness.identity import config_hash, run_stem
 from harness.plainjson import jsonable, unjson_float  # noqa: F401 (jsonable: the runners import it from here)
 from harness.provenance import git_sha
@@ -98,6 +99,7 @@ def write_atomic(path: Path, text: str) -> Path:
     # Temp file in the same directory so os.replace is a rename on one file system.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would hide records that tables show
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -109,16 +111,40 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
+class UnreadableRecord(ConfigError):
+    """A record file cut short or damaged (a full disk, an interrupted copy, a hand edit)."""
+
+
+def current_umask() -> int:
+    """The process umask, read without setting it (os.umask would, for a moment, for all threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def read_record(path: str | Path) -> RunRecord:
-    return RunRecord.from_dict(json.loads(Path(path).read_text()))
+    try:
+        return RunRecord.from_dict(json.loads(Path(path).read_text()))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # bad JSON, or JSON of another shape
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+        raise UnreadableRecord(f"{path}: not a readable run record ({reason}); move it aside "
+                               f"(mv {path} {path}.bad) and rerun to redo that run") from None
 
 
-def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas imported lazily)
+def load_records(root: str | Path, skipped: list[str] | None = None) -> "pandas.DataFrame":  # noqa: F821
     """All records under `root` (recursively) as one row each; metrics become columns.
 
     Columns: experiment, task, method, seed, mode, path, curve (list of dicts), llm (what answered
     its LLM calls), config_hash, config (the resolved config), cost/<field>, and one column per
     metric key (`train/best_score`, ...). Failure records (`*.failed.json`) are not runs: skipped.
+    An unreadable record raises UnreadableRecord, or, when a `skipped` list is given, is left out
+    and its path appended there (the tables are built from the rest and name it).
     """
     import pandas as pd
 
@@ -126,7 +152,13 @@ def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas 
     for path in sorted(Path(root).rglob("*.json")):
         if path.name.startswith(".") or path.name.endswith(FAILURE_SUFFIX) or "__seed" not in path.name:
             continue  # an interrupted write's temp file; a failed job's note (harness.sweep); not a record
-        record = read_record(path)
+        try:
+            record = read_record(path)
+        except UnreadableRecord:
+            if skipped is None:
+                raise
+            skipped.append(str(path))
+            continue
         row = {"experiment": record.experiment, "task": record.task, "method": record.method,
                "seed": record.seed, "mode": record.mode, "path": str(path), "curve": record.curve,
                "llm": llm_used(record.config), "config_hash": record.config_hash, "config": record.config}
@@ -138,7 +170,9 @@ def load_records(root: str | Path) -> "pandas.DataFrame":  # noqa: F821 (pandas 
 
 def llm_used(config: dict[str, Any]) -> str:
     """What answered a run's LLM calls, in a few words: a table says which rows are real-LLM runs."""
-    llm = (config.get("optimizer") or {}).get("llm")  # only methods that ask a model name one
+    optimizer = config.get("optimizer") or {}
+    # only methods that ask a model name one (a search wrapper: its inner method)
+    llm = optimizer.get("llm") or (optimizer.get("inner") or {}).get("llm")
     if not llm:
         return "no LLM"
     if str(llm.get("_target_", "")).endswith("ScriptedLLM"):

@@ -12,18 +12,32 @@ from typing import Any, Iterator
 
 from harness.api import ConfigError
 from harness.identity import config_hash, run_stem
-from harness.provenance import ROOT, environment
+from harness.provenance import environment
 from harness.records import FAILURE_SUFFIX, Cost, RunRecord, read_record, write_record
 
 log = logging.getLogger(__name__)
 
 
 def _register_resolvers() -> None:
-    """`${project_root:}` in configs: outputs land in the project, wherever the command runs."""
+    """`${unique_dir:<path>}` in configs: the run folder, claimed for this command alone."""
     from omegaconf import OmegaConf
 
-    if not OmegaConf.has_resolver("project_root"):
-        OmegaConf.register_new_resolver("project_root", lambda: str(ROOT))
+    if not OmegaConf.has_resolver("unique_dir"):  # cached: one invocation, one folder (jobs get the cache)
+        OmegaConf.register_new_resolver("unique_dir", claim_folder, use_cache=True)
+
+
+def claim_folder(path: str) -> str:
+    """`path`, or `path-2`, `path-3`, ... : the first that this call creates. Run folders are named
+    by the second they start in; two commands started in one second would otherwise share one."""
+    base = Path(path)
+    for n in range(1, 1000):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return str(candidate)
+        except FileExistsError:
+            continue
+    raise ConfigError(f"no free run folder next to {base} (999 taken)")
 
 
 _register_resolvers()
@@ -75,15 +89,9 @@ class RunInfo:
 
 
 def records_folder(results_dir: str | None, output_dir: Path) -> Path:
-    """A config's relative results_dir is the project's (results/<experiment>/ from any folder); one
-    the user gave on the command line is taken as given, relative to where the command runs."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not results_dir:
-        return output_dir
-    path = Path(results_dir)
-    given = any(o.split("=", 1)[0].lstrip("+~") == "results_dir" for o in HydraConfig.get().overrides.task)
-    return path if path.is_absolute() or given else ROOT / path
+    """Where the record goes: `results_dir` relative to the folder the command runs in (paper
+    experiments: results/<experiment>/), or the Hydra run folder when there is none."""
+    return Path(results_dir) if results_dir else output_dir
 
 
 def is_main_process() -> bool:
@@ -168,11 +176,12 @@ def resolved_config(cfg: Any) -> dict[str, Any]:
                                   resolve=True)
 
 
-def make_logger(cfg: Any, info: RunInfo, resumable: bool = False, higher_is_better: bool | None = None) -> Any:
-    """The run's experiment logger. A resumable run (training, which continues from its checkpoint)
-    takes the config hash as its W&B id, so a rerun continues the same W&B run; others get a new one.
-    Its config says which run it is (method, experiment, mode, task, seed, hash) and its job type
-    which loop made it."""
+def make_logger(cfg: Any, info: RunInfo, higher_is_better: bool | None = None) -> Any:
+    """The run's experiment logger. Its W&B id is the config hash, so a rerun of the same run (a
+    killed job run again, a resumed training) continues the same W&B run instead of leaving an empty
+    one beside a second of the same name. Its group is `<experiment>/<method>`: W&B groups by it by
+    default, so the workspace draws one curve per method (mean over seeds). Its config says which
+    run it is (method, experiment, mode, task, seed, hash) and its job type which loop made it."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
@@ -183,7 +192,7 @@ def make_logger(cfg: Any, info: RunInfo, resumable: bool = False, higher_is_bett
     identity = {"experiment": info.experiment, "method": info.method, "task": info.task, "mode": info.mode,
                 "seed": info.seed, "config_hash": info.config_hash}
     return instantiate(cfg.logger)(name=info.name, directory=info.output_dir, config=info.config,
-                                   group=info.experiment, run_id=info.config_hash if resumable else None,
+                                   group=f"{info.experiment}/{info.method}", run_id=info.config_hash,
                                    identity=identity, job_type=HydraConfig.get().job.name,
                                    higher_is_better=higher_is_better)
 

@@ -6,16 +6,20 @@ process ends non-zero with a one-line summary.
     with sweep_summary():                                   # around the whole Hydra call
         hydra_main()
 
-Jobs may run in other processes (joblib launcher), so each appends one JSON line to a file the
-parent names in HARNESS_SWEEP_LOG; the parent reads it when Hydra returns.
+Jobs may run in other processes (joblib launcher) or on other hosts (SLURM), so each writes its
+note (ok, skipped, failed) as one small file in a folder of the sweep's own folder, which the
+parent names in HARNESS_SWEEP_LOG and reads when Hydra returns. One file per job, replaced
+atomically, is safe on a network filesystem (appends to one shared file are not), and a job that
+is requeued and then finishes leaves only its last note.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import signal
 import sys
-import tempfile
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -48,7 +52,7 @@ def in_multirun() -> bool:
 def failures_recorded(cfg: Any, method_group: str) -> Iterator[Outcome]:
     """In a multirun, turn this job's exception into a failure record; a single run still raises."""
     outcome = Outcome()
-    if not in_multirun():
+    if not in_multirun() or os.environ.get("RANK", "0") != "0":  # a DDP run's rank 0 speaks for it
         yield outcome
         return
     begun = datetime.now(timezone.utc).replace(microsecond=0)  # records carry whole seconds
@@ -58,17 +62,34 @@ def failures_recorded(cfg: Any, method_group: str) -> Iterator[Outcome]:
         path, name, reason = write_failure(cfg, method_group, exc)
         log.error("job %s failed: %s (failure record %s)", name, reason, path)
         _note({"status": "failed", "name": name, "reason": reason, "path": str(path)})
+    except SystemExit as exc:  # a stop signal (scancel, requeue, pre-timeout): say so, then stop
+        if not isinstance(exc.code, int) or exc.code < 128:
+            raise
+        reason = stop_reason(exc.code - 128)
+        path, name, _ = write_failure(cfg, method_group, exc, reason)
+        log.error("job %s stopped: %s (failure record %s)", name, reason, path)
+        requeue = exc.code - 128 == signal.SIGUSR2  # the launcher requeues it: not done yet
+        _note({"status": "requeued" if requeue else "failed", "name": name, "reason": reason, "path": str(path)})
+        raise
     else:  # a record made before the job began is one skip_done returned: the job did not run
         record = outcome.record
         skipped = record is not None and datetime.fromisoformat(record.created) < begun
         _note({"status": "skipped" if skipped else "ok"})
 
 
-def write_failure(cfg: Any, method_group: str, exc: BaseException) -> tuple[Path, str, str]:
+def stop_reason(signum: int) -> str:
+    name = signal.Signals(signum).name
+    why = {"SIGTERM": "cancelled or pre-empted", "SIGUSR2": "pre-timeout signal: requeued",
+           "SIGUSR1": "pre-timeout signal", "SIGINT": "interrupted"}.get(name, "signal")
+    return f"stopped by {name} ({why}; a training run saved its checkpoint)"
+
+
+def write_failure(cfg: Any, method_group: str, exc: BaseException,
+                  reason: str | None = None) -> tuple[Path, str, str]:
     """Write `<record name>.failed.json` (reason, step reached, config) where the record would go."""
     from harness.runs import RunInfo, user_error_message
 
-    reason = user_error_message(exc) or f"{type(exc).__name__}: {exc}".splitlines()[0]
+    reason = reason or user_error_message(exc) or f"{type(exc).__name__}: {exc}".splitlines()[0]
     try:
         info = RunInfo.from_config(cfg, method_group)
         directory, name, config = info.record_dir, info.name, info.config
@@ -88,20 +109,40 @@ def write_failure(cfg: Any, method_group: str, exc: BaseException) -> tuple[Path
     return path, name, reason
 
 
-def _note(entry: dict[str, Any]) -> None:
+def _note(entry: dict[str, Any], key: str | None = None) -> None:
+    """This job's note in the sweep's notes folder (the start note's key is `start`)."""
     target = os.environ.get(SWEEP_LOG)
-    if target:
-        with open(target, "a") as handle:  # one short line per job: appends do not interleave
-            handle.write(json.dumps(entry) + "\n")
-        if entry["status"] != "start":
-            log.info(progress_line([json.loads(line) for line in Path(target).read_text().splitlines() if line]))
+    if not target:
+        return
+    if key is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        key = f"job{HydraConfig.get().job.num}"
+    write_atomic(Path(target) / f"{key}.json", json.dumps(entry))
+    if entry["status"] != "start":
+        log.info(progress_line(read_notes(Path(target))))
+
+
+def read_notes(folder: Path) -> list[dict[str, Any]]:
+    notes = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            notes.append(json.loads(path.read_text()))
+        except (OSError, ValueError):  # a note being replaced this instant: the next line says it
+            continue
+    return notes
+
+
+def note_lost_job(num: int, name: str, reason: str, path: Path) -> None:
+    """The submitter's note for a job that ended without saying how (killed, cancelled, timed out)."""
+    _note({"status": "failed", "name": name, "reason": reason, "path": str(path)}, key=f"job{num}")
 
 
 def progress_line(entries: list[dict[str, Any]]) -> str:
     """`sweep: 3/20 jobs done (1 failed), 2m10s elapsed, about 12m30s left` from the sweep log;
     jobs skipped for an existing record are said and left out of the rate."""
     start = next((e for e in entries if e["status"] == "start"), None)
-    done = [e for e in entries if e["status"] != "start"]
+    done = [e for e in entries if e["status"] not in ("start", "requeued")]
     failed = sum(e["status"] == "failed" for e in done)
     skipped = sum(e["status"] == "skipped" for e in done)
     line = f"sweep: {len(done)}/{start['total'] if start else '?'} jobs done"
@@ -141,8 +182,40 @@ class SweepProgress(Callback):
         try:
             total = count_jobs(config)
         except Exception:  # noqa: BLE001 (another sweeper's syntax: no total, the counts still show)
-            return
-        _note({"status": "start", "total": total, "time": time.time()})
+            total = None
+        if not os.environ.get(SWEEP_LOG):  # this sweep's notes, in its own folder (shared by its jobs)
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            folder = Path(str(config.hydra.sweep.dir)) / ".harness" / f"sweep-{stamp}-{os.getpid()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            os.environ[SWEEP_LOG] = str(folder)
+        if total is not None:
+            _note({"status": "start", "total": total, "time": time.time()}, key="start")
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM / SIGINT to the command. A KeyboardInterrupt, because that is what makes joblib
+    abort its pool and end the loky workers (left to itself, SIGTERM ended only the parent)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def stops_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -151,16 +224,18 @@ def sweep_summary() -> Iterator[None]:
     if os.environ.get(SWEEP_LOG):  # a nested call (a test, a job) reports to the outer one
         yield
         return
-    fd, target = tempfile.mkstemp(prefix="harness-sweep-", suffix=".jsonl")
-    os.close(fd)
-    os.environ[SWEEP_LOG] = target
     try:
-        yield
-        entries = [json.loads(line) for line in Path(target).read_text().splitlines() if line]
+        with stops_interrupt():
+            yield  # SweepProgress names the notes folder when a multirun starts
+        target = os.environ.get(SWEEP_LOG)
+        entries = read_notes(Path(target)) if target else []
         entries = [e for e in entries if e["status"] != "start"]  # SweepProgress's note of the sweep's size
+    except Stopped as stop:
+        print(f"error: sweep stopped by {signal.Signals(stop.signum).name}; finished records are kept "
+              "(rerun the same command to resume)", file=sys.stderr)
+        raise SystemExit(128 + stop.signum) from None
     finally:
         os.environ.pop(SWEEP_LOG, None)
-        Path(target).unlink(missing_ok=True)
     failed = [e for e in entries if e["status"] == "failed"]
     if failed:
         first = failed[0]

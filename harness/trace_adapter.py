@@ -28,14 +28,23 @@ class TraceAdapter:
         if not callable(getattr(llm, "complete", None)):
             raise ConfigError("this optimizer asks a language model: add llm=openai "
                               "(or llm=scripted for a smoke run)")
-        self.llm, self.extra_feedback = llm, extra_feedback
+        from trace_core.llm import Metered
+
+        # The optimizer's requests, counted apart from the student's (often the same client).
+        self.llm, self.extra_feedback = Metered(llm, "optimizer"), extra_feedback
+        self.meters = [self.llm]
         # _step_due: feedback is in, its step is taken at the next ask; _stepped: this round's ask
         # did call the LLM (its numbers are this step's); _skipped: the task asked for no update.
         self._step_due = self._stepped = self._skipped = False
         if isinstance(getattr(task, "roles", None), dict):  # a task that reports who answered what
             task.roles["optimizer"] = str(getattr(llm, "model", None) or "?")
-        self.optimizer = optimizer(task.parameters(), llm=llm,
-                                   objective=objective or getattr(task, "objective", None))
+        try:
+            self.optimizer = optimizer(task.parameters(), llm=self.llm,
+                                       objective=objective or getattr(task, "objective", None))
+        except (FileNotFoundError, ValueError) as exc:  # a setting it refuses (a prompt_file that is not there)
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"optimizer.{exc}") from None
 
     def ask(self) -> Params:
         # The step the last feedback calls for is taken here, when its proposal will be evaluated:

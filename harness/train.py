@@ -26,6 +26,7 @@ from harness.records import RunRecord, git_sha, jsonable
 from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
                           previous_record, save_record)
 from harness.samples import samples_path
+from harness.settings import check_run_settings
 from harness.sweep import clock, failures_recorded
 from harness.ranks import sharded_solve
 from harness.typecheck import check_argument_types
@@ -33,11 +34,24 @@ from harness.typecheck import check_argument_types
 log = logging.getLogger(__name__)
 
 
+def keep_journal_to(path: Path, step: int, handle: Any) -> None:
+    """Drop the journal's points after `step` (the checkpoint a resumed run starts from): a job
+    killed between checkpoints and requeued appended those steps again, so the journal and a
+    failure record counted 164 steps where 83 ran. `handle`: the journal, open for appending."""
+    handle.flush()
+    kept = [line for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    handle.truncate(0)
+    handle.writelines(kept)
+    handle.flush()
+
+
 class CurveRecorder:
     """A logger in front of the real one: keeps every point for the record and the journal."""
 
     def __init__(self, inner: Any, journal: Path | None, log_every: int = 0, total_steps: int | None = None) -> None:
         self.inner, self.curve, self.earlier_seconds = inner, [], 0.0
+        self._journal_path = journal
         self._journal = journal.open("a") if journal is not None else None  # None: not rank 0
         self.log_every, self.total_steps = int(log_every or 0), total_steps
         self._line: tuple[int, dict[str, Any]] | None = None  # the step being gathered for its log line
@@ -50,7 +64,11 @@ class CurveRecorder:
         the record holds the whole run (W&B has those points already: same run id)."""
         self.curve = [dict(point) for point in curve] + self.curve
         self.earlier_seconds = float(seconds)
-        self._clock_from = (time.monotonic(), max((int(p["step"]) for p in curve), default=0))
+        step = max((int(p["step"]) for p in curve), default=0)
+        self._clock_from = (time.monotonic(), step)
+        if self._journal is not None:  # a requeued job: the steps after the checkpoint are run again
+            keep_journal_to(self._journal_path, step, self._journal)
+        log.info("resumed from step %d (%s of training before)", step, clock(seconds))
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         point = {"step": step, **metrics}
@@ -93,6 +111,7 @@ class CurveRecorder:
 def run(cfg: DictConfig) -> RunRecord:
     from hydra.utils import instantiate
 
+    check_run_settings(cfg)
     info = RunInfo.from_config(cfg, method_group="model")
     check_argument_types(info.config)
     check_writable(info.record_dir)
@@ -103,7 +122,7 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
     info.output_dir.mkdir(parents=True, exist_ok=True)
     journal = info.output_dir / "progress.jsonl" if is_main_process() else None
-    logger = CurveRecorder(make_logger(cfg, info, resumable=True), journal, log_every=cfg.get("log_every", 0),
+    logger = CurveRecorder(make_logger(cfg, info), journal, log_every=cfg.get("log_every", 0),
                            total_steps=getattr(model, "total_steps", None) or OmegaConf.select(cfg, "model.train.steps"))
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began

@@ -29,7 +29,11 @@ def push_tables(written: Iterable[Path], directory: Path, project: str = "trace-
                          config={"table": name, "experiment": experiment},
                          settings=wandb.Settings(console="off", silent=True, x_disable_stats=True))
         frame = pd.read_csv(csv)
-        logged = {"table": wandb.Table(dataframe=frame.astype(str))}
+        # Numbers stay numbers (W&B can sort, filter and plot them); text columns are text, and an
+        # empty cell (no paper value) is None rather than NaN.
+        frame = frame.astype({c: str for c in frame.columns if frame[c].dtype == object})
+        frame = frame.astype(object).where(frame.notna(), None)
+        logged = {"table": wandb.Table(dataframe=frame)}
         if figure.is_file():
             logged["figure"] = wandb.Image(str(figure))
         run.log(logged)

@@ -5,11 +5,15 @@
         --out data/maze10-det
     python scripts/gen_data.py sokoban --train 100000 --test 10000 --out data/sokoban
     python scripts/gen_data.py maze --size 10 --train 2000 --test 200 --out /tmp/maze10 --shard-size 500
+    sbatch --array=0-15 --cpus-per-task=8 --wrap "python scripts/gen_data.py maze --size 30 \
+        --train 1000000 --test 100000 --out data/maze30 --workers 8 --slurm-array"
 
 Options: --seed (default 0), --workers (processes, default: all cores), --shard-size (examples per
 shard, default 10000), --test-fraction (share of layouts that belong to the test split, default
 0.1), --attempts (maze: start/goal draws per layout, 100), --max-trace-tokens (Sokoban: keep traces
-shorter than this, default 10000; 0 = no cap), --walls / --boxes (Sokoban: 2 and 2), --no-progress.
+shorter than this, default 10000; 0 = no cap), --walls / --boxes (Sokoban: 2 and 2), --no-progress,
+--slurm-array (this process is one task of a SLURM array job: it writes every n-th shard, n the
+array's size, and the task that finds all shards written seals the manifest; same files as one process).
 
 What lands in --out:
     settings.json            what was asked; rerunning with other settings is refused
@@ -148,7 +152,16 @@ class _Parser(argparse.ArgumentParser):
         _error(message)
 
 
-def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool]:
+def array_share() -> tuple[int, int]:
+    """(this task's index, the number of tasks) of the SLURM array job this process runs in."""
+    try:
+        first, step = int(os.environ["SLURM_ARRAY_TASK_MIN"]), int(os.environ.get("SLURM_ARRAY_TASK_STEP", 1))
+        return (int(os.environ["SLURM_ARRAY_TASK_ID"]) - first) // step, int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+    except (KeyError, ValueError):
+        _error("--slurm-array: not a task of a SLURM array job (submit with sbatch --array=0-<n-1>)")
+
+
+def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool, tuple[int, int] | None]:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("family", choices=["maze", "sokoban"])
     parser.add_argument("--out", type=Path, required=True)
@@ -165,6 +178,7 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool]:
     parser.add_argument("--walls", type=int, default=sokoban.N_WALLS)
     parser.add_argument("--boxes", type=int, default=sokoban.N_BOXES)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--slurm-array", action="store_true", help="one task of an array job: every n-th shard")
     a = parser.parse_args(argv)
     size = a.size if a.size is not None else (30 if a.family == "maze" else sokoban.SIZE)
     checks = [
@@ -189,11 +203,12 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool]:
     family_only = {"deterministic": a.deterministic, "attempts": a.attempts} if a.family == "maze" else \
         {"max_trace_tokens": a.max_trace_tokens, "walls": a.walls, "boxes": a.boxes}
     settings = Settings(a.family, size, a.train, a.test, a.seed, a.shard_size, a.test_fraction, **family_only)
-    return settings, a.out, a.workers, not a.no_progress
+    return settings, a.out, a.workers, not a.no_progress, array_share() if a.slurm_array else None
 
 
-def prepare(settings: Settings, out: Path) -> None:
-    """Create --out, or check that it holds this very dataset; drop temporary files of a killed run."""
+def prepare(settings: Settings, out: Path, shared: bool = False) -> None:
+    """Create --out, or check that it holds this very dataset; drop temporary files of a killed run
+    (not when `shared`: an array job's other tasks are writing theirs)."""
     out.mkdir(parents=True, exist_ok=True)
     wanted = asdict(settings)
     path = out / SETTINGS
@@ -204,13 +219,16 @@ def prepare(settings: Settings, out: Path) -> None:
             _error(f"{out} holds a dataset made with other settings ({changed}); choose another --out")
     else:
         _write_atomic(path, json.dumps(wanted, indent=1).encode())
-    for stale in out.glob(".*.tmp-*"):
+    for stale in [] if shared else out.glob(".*.tmp-*"):
         stale.unlink(missing_ok=True)
 
 
-def run_shards(settings: Settings, out: Path, workers: int, progress: bool) -> None:
-    jobs = [(settings, split, index, count, str(out)) for split, index, count in settings.shards()
-            if not (out / f"{shard_name(split, index)}.json").exists()]
+def run_shards(settings: Settings, out: Path, workers: int, progress: bool,
+               share: tuple[int, int] | None = None) -> int:
+    """Write the shards not written yet (of this array task's share, if any); returns how many."""
+    task, tasks = share or (0, 1)
+    jobs = [(settings, split, index, count, str(out)) for k, (split, index, count) in enumerate(settings.shards())
+            if k % tasks == task and not (out / f"{shard_name(split, index)}.json").exists()]
     done = settings.train + settings.test - sum(job[3] for job in jobs)
     pool = None
     if workers > 1 and len(jobs) > 1:
@@ -228,6 +246,7 @@ def run_shards(settings: Settings, out: Path, workers: int, progress: bool) -> N
         if pool is not None:
             pool.terminate()
             pool.join()
+    return len(jobs)
 
 
 def write_manifest(settings: Settings, out: Path) -> dict[str, Any]:
@@ -259,9 +278,16 @@ def write_manifest(settings: Settings, out: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    settings, out, workers, progress = parse_args(argv)
-    prepare(settings, out)
-    run_shards(settings, out, workers, progress)
+    settings, out, workers, progress, share = parse_args(argv)
+    prepare(settings, out, shared=share is not None)
+    wrote = run_shards(settings, out, workers, progress, share)
+    if share is not None:
+        total = len(settings.shards())
+        left = sum(not (out / f"{shard_name(split, index)}.json").exists() for split, index, _ in settings.shards())
+        print(f"{out}: array task {share[0]} of {share[1]} wrote {wrote} shards of {total}; "
+              + (f"{left} still being written: the last task seals the manifest" if left else "sealing the manifest"))
+        if left:
+            return {}
     manifest = write_manifest(settings, out)
     stats = manifest["stats"]
     print(f"{out}: {manifest['counts']['train']} train / {manifest['counts']['test']} test examples, "

@@ -162,9 +162,41 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
     return "\n".join(lines) + "\n"
 
 
+def spending_note(runs: pd.DataFrame, spec: TableSpec) -> str:
+    """What each method's LLMs spent, per role (the records' `llm/<role>/*` totals): mean requests
+    and tokens per record, and requests per step of the run's loop. Methods spend very different
+    budgets (k candidates per step, GEPA's reflections, DSPy's student rollouts), so a score is
+    read beside its cost. Empty when no record counts roles."""
+    roles = sorted({c.split("/")[1] for c in runs.columns if c.startswith("llm/") and c.endswith("/requests")})
+    if not roles:
+        return ""
+    lines = ["", "## LLM requests and tokens per run", "",
+             "Means over each row's records. Requests include replies served from the response cache (a replayed "
+             "run counts the same); per step = requests / `train/steps` (the loop's evaluations; a DSPy row "
+             "compiles inside its one evaluation).", "",
+             "| method | role | requests | prompt tokens | completion tokens | requests per step |", "|---|---|---|---|---|---|"]
+    for method, label in spec.methods.items():
+        rows = runs[runs["method"] == method]
+        spent = {role: [rows[f"llm/{role}/{k}"].dropna() for k in ("requests", "prompt_tokens", "completion_tokens")]
+                 for role in roles if f"llm/{role}/requests" in rows and rows[f"llm/{role}/requests"].notna().any()}
+        if not spent:
+            continue
+        steps = rows["train/steps"].mean() if "train/steps" in rows else float("nan")
+        total = [sum(v[i].mean() for v in spent.values()) for i in range(3)]
+        for role, values in [*spent.items(), *([("all roles", None)] if len(spent) > 1 else [])]:
+            means = total if values is None else [v.mean() for v in values]
+            per_step = f"{means[0] / steps:.1f}" if steps and steps == steps else "–"
+            lines.append(f"| {label} | {role} | {means[0]:.0f} | {means[1]:.0f} | {means[2]:.0f} | {per_step} |")
+    return "\n".join(lines) + "\n"
+
+
 def make(results: Path, out: Path, configs: Path, experiments: list[str] | None = None) -> list[Path]:
     """Write the tables and figures, one set per (experiment, mode, budget); returns the paths written."""
-    records = load_records(results)
+    unreadable: list[str] = []
+    records = load_records(results, skipped=unreadable)
+    if unreadable:  # one damaged file must not hide every other table: build the rest and name it
+        warn(f"skipped {len(unreadable)} unreadable record{'s' * (len(unreadable) > 1)}: {', '.join(unreadable)} "
+             f"(move aside or rerun their jobs)")
     if records.empty:
         raise SystemExit(f"error: no run records under {results}")
     check_duplicates(records)
@@ -225,7 +257,7 @@ def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode
     show_llm = not all("model" in config for config in runs["config"])
     (tables / f"{name}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method,
                                                 mode, budget, unlisted, show_llm) + protocol_note(runs)
-                                       + shared_note(shared or {}, spec))
+                                       + shared_note(shared or {}, spec) + spending_note(runs, spec))
     summary.to_csv(tables / f"{name}.csv", index=False, float_format="%.4f")
     if mode != "paper":
         spec.title = f"{mode.upper()}: {spec.title}"  # the figure says it too

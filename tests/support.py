@@ -1,6 +1,7 @@
 """Test helpers: compose the real configs in process, the way `python -m harness.*` would."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -8,7 +9,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+# Another folder can stand in for configs/ (HARNESS_TEST_CONFIGS): tests/test_extending.py runs the
+# config tests over configs/ with the guide's files dropped in, as a user would drop them.
+CONFIGS = Path(os.environ.get("HARNESS_TEST_CONFIGS") or ROOT / "configs")
 DATA = Path(__file__).resolve().parent / "data"
 
 

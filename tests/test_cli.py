@@ -27,7 +27,7 @@ def optimize(*overrides: str, timeout: int = 120) -> subprocess.CompletedProcess
     ("optimizer=pso optimizer.n_particles=-1", "optimizer.n_particles must be >= 1, got -1"),
     ("task.init_green=[15,95]", "task.init_green: NS green 95 is outside [15, 90]"),
     ("optimizer.nosuch=1", "Could not override 'optimizer.nosuch'"),
-    ("seed=abc", "seed must be an integer"),
+    ("seed=abc", "seed: expected an integer, got 'abc'"),
 ])
 def test_bad_input_ends_with_one_clear_error_line(override, says, tmp_path):
     result = optimize(*override.split(), f"hydra.run.dir={tmp_path}")

@@ -78,13 +78,15 @@ def test_the_new_model_trains_and_is_scored(project):
     assert record["curve"][0]["train/acc"] == 1.0
 
 
-def test_a_bad_setting_in_the_new_task_is_one_error_line(project):
+@pytest.mark.parametrize("override, says", [("task.limit=0", "task.limit must be >= 1, got 0"),
+                                             ("task.size=-5", "task.size must be >= 1, got -5")])
+def test_a_bad_setting_in_the_new_task_is_one_error_line(project, override, says):
     _, runs = guide_blocks()
     command = runs["optimize"].strip().replace("python -m", f"{sys.executable} -m", 1).removeprefix("PYTHONPATH=. ")
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": os.pathsep.join([str(project), str(ROOT)])}
-    result = subprocess.run(f"{command} task.limit=0 hydra.run.dir={project / 'runs' / 'bad'}", shell=True,
+    result = subprocess.run(f"{command} {override} hydra.run.dir={project / 'runs' / 'bad'}", shell=True,
                             cwd=project, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 2 and result.stderr.strip() == "error: task.limit must be >= 1, got 0"
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {says}", result.stderr[-3000:]
 
 
 def test_the_new_paper_table_runs_in_smoke_mode_and_renders(project, tmp_path):
@@ -102,3 +104,22 @@ def test_the_new_paper_table_runs_in_smoke_mode_and_renders(project, tmp_path):
     assert tables.returncode == 0, tables.stderr[-3000:]
     table = (tmp_path / "tables" / "bowl_table.smoke.md").read_text()  # smoke tables say what they are
     assert table.startswith("# SMOKE TEST") and "Bowl: squared distance" in table and "Random search" in table and "GP" in table
+
+
+def test_the_guides_configs_pass_the_projects_config_tests(project, tmp_path):
+    """Dropped into configs/, the guide's YAML files pass tests/test_configs.py like the project's own."""
+    import shutil
+
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    guide = sorted(p.relative_to(project / "configs") for p in (project / "configs").rglob("*.yaml"))
+    for name in guide:
+        shutil.copy(project / "configs" / name, configs / name)
+    names = " or ".join(sorted({p.stem for p in guide}))
+    env = {**os.environ, "HARNESS_TEST_CONFIGS": str(configs), "WANDB_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join([str(project), str(ROOT)])}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_configs.py"),
+                             "-k", names], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    ran = result.stdout.strip().splitlines()[-1]
+    assert "passed" in ran and "failed" not in ran, ran

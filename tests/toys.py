@@ -99,3 +99,18 @@ def bump_first_variable(messages):
         name, value = next(iter(newest["variables"].items()))
         new = value + 1
     return json.dumps({"reasoning": "scripted test double", "suggestion": {name: new}})
+
+
+def slow_numeric(delay: float = 0.5, **kwargs):
+    """The numeric task with a pause in every evaluation: a job that is still computing when a
+    test stops it (sweeps killed mid-way, SLURM jobs cancelled or requeued)."""
+    import time
+
+    from tasks.trace_paper.numeric import NumericTask
+
+    class SlowNumeric(NumericTask):
+        def evaluate(self, params):
+            time.sleep(delay)
+            return super().evaluate(params)
+
+    return SlowNumeric(**{"stop_on_success": False, **kwargs})  # keeps going after an exact hit

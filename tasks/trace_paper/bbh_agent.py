@@ -26,6 +26,7 @@ Facts: specs/trace.md §4.3 and §4.5.
 from __future__ import annotations
 
 import math
+import sys
 import re  # noqa: F401  (trainable code runs in this module's namespace: let it use re)
 from typing import Any, Callable
 
@@ -34,6 +35,7 @@ from tasks.trace_paper.bbh import (BBH_DATA, Example, concurrency, evaluate_all,
                                    resolve, score_bbh, score_bbh_exact)
 from trace_core import ExecutionError, bundle, graph_context, model, node
 from trace_core.code import function_source
+from trace_core.llm import Metered
 
 STUDENT_SYSTEM = "You answer questions carefully and follow the requested format."
 PAPER_STUDENT_SYSTEM = "You are a helpful assistant."  # the paper's generic system message
@@ -149,7 +151,7 @@ class BBHTask:
 
     def __init__(self, subtask: str, student: Any, source: str | None = None, cot: bool = False,
                  limit: int = 15, max_test: int | None = None, mode: str = "paper",
-                 smoke_source: str = "tests/data/bbh", progress: bool = True, protocol: str = "paper") -> None:
+                 smoke_source: str = "tests/data/bbh", progress: bool | str = True, protocol: str = "paper") -> None:
         if limit < 1:
             raise ConfigError(f"task.limit must be >= 1, got {limit}")
         if protocol not in PROTOCOLS:
@@ -163,9 +165,13 @@ class BBHTask:
         self.splits = paper_splits(load_bbh(subtask, self.source))
         if not self.splits.train:
             raise ConfigError(f"task: {subtask} in {self.source} has no training examples")
-        self.limit, self.max_test, self.progress = int(limit), max_test, progress
-        self.student = student
-        self.agent = BBHAgent(student, cot=self.cot, protocol=protocol)
+        # The run's `progress` may be "auto" (bars on a terminal only), as the root config's default is.
+        self.progress = sys.stderr.isatty() if progress == "auto" else progress not in (False, "false")
+        self.limit, self.max_test = int(limit), max_test
+        # The student's requests are counted apart from the optimizer's (often the same client).
+        self.student = Metered(student, "student") if callable(getattr(student, "complete", None)) else student
+        self.meters = [self.student] if isinstance(self.student, Metered) else []
+        self.agent = BBHAgent(self.student, cot=self.cot, protocol=protocol)
         self.objective = None if protocol == "paper" else (f"The program answers questions of the BIG-Bench Hard task '{subtask}'. Change the "
                           "values in #Variables (the prompt template and the code of create_prompt and "
                           "extract_answer) so that the program outputs exactly the expected answer, as "
@@ -203,6 +209,11 @@ class BBHTask:
     # -- evaluation ---------------------------------------------------------------------------
     def score(self, target: str, prediction: Any) -> bool:
         return self._score(target, prediction)
+
+    def feedback(self, target: str, prediction: Any) -> tuple[bool, str]:
+        """(correct, the feedback text Trace receives for this answer): what GEPA's metric returns."""
+        correct = self._score(target, prediction)
+        return correct, CORRECT if correct else WRONG.format(target=target)
 
     @property
     def workers(self) -> int:

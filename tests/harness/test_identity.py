@@ -72,3 +72,13 @@ def test_an_unwritable_results_folder_is_an_error_before_the_run(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="results_dir"):
         run(compose_run("optimize", BASE + [f"results_dir={blocker / 'sub'}"], tmp_path / "a"))
+
+
+def test_where_a_method_writes_its_side_files_is_not_part_of_the_identity():
+    """The DSPy rows write <program>.yaml into their run folder (optimizer.output_dir): a replay or a
+    rerun in another folder is the same run, so it finds the record it replays (or skips it)."""
+    recorded = {"seed": 1, "optimizer": {"_target_": "baselines.dspy_today.DSPyToday", "optimize": "gepa",
+                                         "output_dir": "runs/2026-12-07/17-08-00"}}
+    again = {"seed": 1, "optimizer": {**recorded["optimizer"], "output_dir": "runs/2026-12-07/17-09-00"}}
+    assert config_hash(recorded) == config_hash(again)
+    assert config_hash(recorded) != config_hash({"seed": 1, "optimizer": {**recorded["optimizer"], "optimize": "miprov2"}})

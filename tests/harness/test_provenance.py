@@ -41,15 +41,19 @@ def test_the_record_names_its_wandb_run(run_dir):
     assert first.provenance["wandb_run_id"], "a training run's id is its config hash: see test_ddp"
 
 
-def test_config_outputs_resolve_against_the_project_root_and_given_paths_as_given(run_dir):
+def test_config_outputs_resolve_against_the_working_folder(run_dir, tmp_path, monkeypatch):
+    """Records (and run folders) land in the folder the command runs in, e.g. a user's own project
+    (docs/extending.md), not in the harness checkout; given paths are taken as given."""
     import tomllib
     from importlib import import_module
 
     from harness.runs import RunInfo
     from support import ROOT
 
+    monkeypatch.chdir(tmp_path)
     cfg = compose_run("optimize", ["experiment=fig5a_numeric", "optimizer=adam"], run_dir)
-    assert RunInfo.from_config(cfg, "optimizer").record_dir == ROOT / "results" / "fig5a_numeric"
+    record_dir = RunInfo.from_config(cfg, "optimizer").record_dir
+    assert record_dir.resolve() == tmp_path / "results" / "fig5a_numeric"
     cfg = compose_run("optimize", ["experiment=fig5a_numeric", "optimizer=adam", "results_dir=mine"], run_dir)
     assert str(RunInfo.from_config(cfg, "optimizer").record_dir) == "mine"
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

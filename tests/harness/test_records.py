@@ -45,3 +45,12 @@ def test_load_records_is_one_row_per_run_and_ignores_temp_files(tmp_path):
     assert sorted(frame["seed"]) == [1, 2]
     assert list(frame.sort_values("seed")["train/best_score"]) == [1.0, 2.0]
     assert frame["cost/llm_calls"].tolist() == [2, 2]
+
+
+def test_a_search_wrappers_llm_is_its_inner_methods():
+    from harness.records import llm_used
+
+    scripted = {"_target_": "trace_core.llm.ScriptedLLM"}
+    assert llm_used({"optimizer": {"inner": {"llm": scripted}}}) == "scripted test double"
+    assert llm_used({"optimizer": {"inner": {"llm": {"model": "m", "cache_mode": "replay"}}}}) == "m (replayed from cache)"
+    assert llm_used({"optimizer": {"_target_": "baselines.gp.GP"}}) == "no LLM"

@@ -17,7 +17,9 @@ def test_a_run_tells_wandb_who_it_is_and_what_it_tried(tmp_path):
     identity = wb.config["run"]
     assert identity == {"experiment": "adhoc", "method": "optoprime", "task": "traced_line", "mode": "paper",
                         "seed": 42, "config_hash": record.config_hash}
-    assert wb.job_type == "optimize" and wb.group == "adhoc"
+    # One W&B group per method of an experiment: the default workspace draws one curve per method
+    # (the mean over seeds), with no manual "group by".
+    assert wb.job_type == "optimize" and wb.group == "adhoc/optoprime"
     assert {"optoprime", "traced_line", "adhoc", "paper"} <= set(wb.tags)
     assert wb.metrics["train/best"] == "min", "the summary keeps the best score (lower is better here)"
     steps = [h for h in wb.history if "train/score" in h]
@@ -28,6 +30,16 @@ def test_a_run_tells_wandb_who_it_is_and_what_it_tried(tmp_path):
     assert "run_table" in kinds, "the prompts and replies as a wandb.Table"
     assert wb.summary["test/x"] == record.metrics["test/x"]
     assert record.provenance["wandb_run_id"] == wb.run_id, "the record names its W&B run"
+    assert wb.run_id == record.config_hash, "the W&B id is the run's identity"
+
+
+def test_a_rerun_of_the_same_config_continues_its_wandb_run(tmp_path):
+    """A killed job's rerun (here: the same config again) resumes the same W&B run instead of leaving
+    an empty run and starting a second one under the same name."""
+    first = run(compose_run("optimize", BASE, tmp_path / "a"))
+    second = run(compose_run("optimize", [*BASE, "skip_done=false"], tmp_path / "b"))
+    [a], [b] = offline_runs(tmp_path / "a"), offline_runs(tmp_path / "b")
+    assert a.run_id == b.run_id == first.config_hash == second.config_hash
 
 
 def test_a_training_run_is_a_train_job_with_its_record_attached(tmp_path):

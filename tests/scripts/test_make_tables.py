@@ -1,6 +1,8 @@
 """Golden test: fixed records -> the exact table text, the CSV, and a figure."""
 from __future__ import annotations
 
+import json
+
 import importlib.util
 import sys
 
@@ -157,6 +159,11 @@ def test_tables_can_be_pushed_to_their_experiments_wandb_group(tmp_path):
     assert run.group == "golden_demo" and run.job_type == "tables"
     assert ("paper_table", "table-golden_demo") in run.artifacts
     assert {kind for kind, _ in run.artifacts} >= {"run_table"}, "the table itself, as a wandb.Table"
+    [table] = (tmp_path / "wandb").glob("offline-run-*/files/media/table/*.table.json")
+    pushed = json.loads(table.read_text())
+    column = pushed["columns"].index("mean")
+    means = [row[column] for row in pushed["data"]]
+    assert 4.5 in means and all(m is None or isinstance(m, float) for m in means), "numbers stay numbers"
 
 
 def test_columns_keep_their_own_format_and_trained_models_get_no_llm_column(tmp_path):
@@ -260,3 +267,29 @@ def test_rows_from_an_experiment_with_no_records_is_one_clear_error(tmp_path):
                            curve=[], cost=Cost(), config={}), tmp_path / "records")
     with pytest.raises(SystemExit, match="rows_from.*t53.*no records"):
         make_tables.make(tmp_path / "records", tmp_path, configs, ["t54"])
+
+
+def test_tables_count_each_methods_llm_requests_and_tokens_per_role(tmp_path):
+    """Methods spend very different budgets (GEPA's reflections, k candidates per step): the table
+    says what each spent, per role, beside its score; methods without roles get no section."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "spend.yaml").write_text("table:\n  title: spend\n  methods: {trace: Trace, gepa: GEPA, adam: Adam}\n"
+                                        "  columns: {test/acc: acc}\n")
+    roles = {"trace": {"optimizer": (15, 30000, 900), "student": (100, 5000, 2000)},
+             "gepa": {"reflection": (8, 20000, 1600), "student": (300, 15000, 6000)}}
+    for method, spent in roles.items():
+        for seed, scale in ((1, 1), (2, 3)):
+            metrics = {"test/acc": 50.0, "train/steps": 15}
+            for role, (requests, prompt, completion) in spent.items():
+                metrics.update({f"llm/{role}/requests": requests * scale, f"llm/{role}/prompt_tokens": prompt * scale,
+                                f"llm/{role}/completion_tokens": completion * scale})
+            write_runs(tmp_path / "records", "spend", method=method, seeds=(seed,), metrics=metrics)
+    write_runs(tmp_path / "records", "spend", method="adam", metrics={"test/acc": 40.0})
+    make_tables.make(tmp_path / "records", tmp_path, configs)
+    text = (tmp_path / "tables" / "spend.md").read_text()
+    section = text.split("LLM requests and tokens per run")[1]
+    assert "| Trace | optimizer | 30 | 60000 | 1800 | 2.0 |" in section, "means over records; requests per step"
+    assert "| GEPA | reflection | 16 | 40000 | 3200 | 1.1 |" in section
+    assert "| GEPA | all roles | 616 | 70000 | 15200 | 41.1 |" in section
+    assert "Adam" not in section

@@ -31,6 +31,31 @@ class LLMConfigError(LLMError, ValueError):
     """A client configured in a way that would be unsafe or cannot work (e.g. a key in a config)."""
 
 
+# Request parameters whose type every OpenAI-compatible server agrees on: a wrong one is refused
+# when the client is built, not sent (a server may silently ignore `temperature="hot"`).
+_NUMBER_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
+_COUNT_PARAMS = ("max_tokens", "max_completion_tokens", "n")
+
+
+def check_request_params(params: dict[str, Any]) -> None:
+    """Raise LLMConfigError for a default request parameter of the wrong type or range."""
+    for name in _NUMBER_PARAMS:
+        value = params.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise LLMConfigError(f"llm.{name}: expected a number, got {value!r}")
+    for name in _COUNT_PARAMS:
+        value = params.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LLMConfigError(f"llm.{name}: expected an integer, got {value!r}")
+        if value < 1:
+            raise LLMConfigError(f"llm.{name} must be >= 1, got {value}")
+    seed = params.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise LLMConfigError(f"llm.seed: expected an integer, got {seed!r}")
+
+
 class ReplayMissError(LLMError):
     """Replay mode was asked for a request that was never recorded."""
 

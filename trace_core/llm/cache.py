@@ -17,8 +17,9 @@ A hit's reply carries the tokens the original call used (the running total count
 off, or was not the JSON a JSON-mode request asked for, or that a caller `mark`ed as unreadable,
 carry a note; `python -m trace_core.llm.cache_cli` lists rows and evicts one, or all marked ones.
 
-Each row is committed as soon as it is written (SQLite in WAL mode), so a run that dies keeps
-every reply it paid for, and several processes of a sweep can share one file.
+Each row is committed as soon as it is written (SQLite's rollback journal, whose locks hold on a
+network filesystem), so a run that dies keeps every reply it paid for, and the processes of a
+sweep, on one host or on a cluster's nodes, can share one file.
 """
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ import dataclasses
 import hashlib
 import heapq
 import json
+import os
 import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .base import LLM, Completion, ReplayMissError, Usage, check_messages, last_user_text, one_line
+from .base import LLM, Completion, LLMConfigError, ReplayMissError, Usage, check_messages, last_user_text, one_line
 
 MODES = ("readwrite", "replay", "refresh")
 
@@ -80,14 +82,54 @@ def is_deterministic(request: dict[str, Any]) -> bool:
             and request.get("n") in (None, 1))
 
 
+def check_cache_path(path: Path, writable: bool) -> None:
+    """Refuse, when the client is built and without writing anything, a cache file that is not a
+    readable SQLite database, or one that cannot be created where it is asked for."""
+    if path.exists():
+        if path.is_dir():
+            raise LLMConfigError(f"llm.cache_path: {path} is a folder; name a file")
+        with path.open("rb") as handle:
+            header = handle.read(16)
+        if header and header != b"SQLite format 3\x00":  # an empty file is a new database
+            raise LLMConfigError(f"llm.cache_path: {path} is not a readable response cache (not an SQLite file): "
+                                 f"move it aside (mv {path} {path}.bad) and rerun, or name another file")
+        if writable and not os.access(path, os.W_OK):
+            raise LLMConfigError(f"llm.cache_path: cannot write {path} (read-only): name another file "
+                                 f"(llm.cache_path=... or TRACE_LLM_CACHE), or llm.cache_path=null for none")
+        return
+    if not writable:
+        return  # replay never creates a file
+    folder = path.parent
+    while not folder.exists():  # the first folder that exists must let us create the rest
+        folder = folder.parent
+    read_only = folder.is_dir() and bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    if not folder.is_dir() or read_only or not os.access(folder, os.W_OK | os.X_OK):
+        raise LLMConfigError(f"llm.cache_path: cannot write {path} ({folder} is not writable): name another file "
+                             f"(llm.cache_path=... or TRACE_LLM_CACHE), or llm.cache_path=null for none")
+
+
 def open_cache(path: str | Path) -> sqlite3.Connection:
     """The cache file, created or brought up to the current schema."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # isolation_level=None: every INSERT is its own committed transaction.
-    db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable when the process dies
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: every INSERT is its own committed transaction.
+        db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+    except (OSError, sqlite3.OperationalError) as exc:  # e.g. a read-only mount that access() did not see
+        raise LLMConfigError(f"llm.cache_path: cannot write {path} ({exc}): name another file "
+                             f"(llm.cache_path=... or TRACE_LLM_CACHE), or llm.cache_path=null for none") from None
+    # The rollback journal, not WAL: WAL's shared-memory index works only for processes on one host,
+    # and a sweep's jobs on a cluster share this file over a network filesystem, where the rollback
+    # journal's POSIX locks hold. Writes are a few per LLM call: the per-commit fsync costs nothing.
+    try:
+        db.execute("PRAGMA journal_mode=DELETE")  # also turns an older WAL-mode file back
+    except sqlite3.OperationalError:  # another process has that older file open in WAL: keep its mode
+        pass
+    except sqlite3.DatabaseError as exc:  # damaged past its header: say which file, and what to do
+        db.close()
+        raise LLMConfigError(f"llm.cache_path: {path} is not a readable response cache ({exc}): move it aside "
+                             f"(mv {path} {path}.bad) and rerun") from None
+    db.execute("PRAGMA synchronous=FULL")  # a committed reply survives the process and the host
     db.execute(_SCHEMA)
     present = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
     for column, spec in _ADDED_COLUMNS.items():
@@ -144,6 +186,7 @@ class CachedLLM(LLM):
         self._issued: dict[str, int] = {}  # identical-request counters of this run
         self._returned: dict[str, list[int]] = {}  # indices whose request failed, to reuse
         self._refreshed: set[str] = set()  # keys asked again in this run (mode="refresh")
+        check_cache_path(self.path, writable=mode != "replay")
         self._restore()
 
     def __repr__(self) -> str:

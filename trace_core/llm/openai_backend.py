@@ -24,7 +24,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from .base import LLM, Completion, LLMConfigError, LLMError, Usage, check_messages, one_line
+from .base import (LLM, Completion, LLMConfigError, LLMError, Usage, check_messages, check_request_params,
+                   one_line)
 from .endpoint import ConcurrencyLimit, endpoint_defaults, is_openai_url, looks_rejected
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class OpenAIChat(LLM):
             raise LLMConfigError(
                 f"refusing llm.{secrets[0]}: a key on the command line or in a config ends up in logs and "
                 f"records; put it in an environment variable and name that variable: llm.api_key_env=<VAR>")
+        check_request_params(default_params)
         super().__init__(default_params)
         if not model:
             raise ValueError("OpenAIChat needs a model name")

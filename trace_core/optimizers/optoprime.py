@@ -7,9 +7,9 @@
     optimizer = OptoPrime([x], llm=llm, protocol="harness")  # our report style (report.Style)
 
 `protocol="paper"` (the default) writes the report as trace-opt 0.1.3.8 does (report.PAPER) and
-sends no temperature, so the server's default applies, as the paper's code did; "harness" is our
-variant (report.HARNESS: repr strings, long values cut, calls under their function's name with
-the current docstring) and keeps the client's temperature. Either way only this optimizer's
+sends no temperature unless `temperature` names one, so the server's default applies, as the
+paper's code did; "harness" is our variant (report.HARNESS: repr strings, long values cut, calls
+under their function's name with the current docstring) and keeps the client's temperature. Either way only this optimizer's
 parameters are #Variables.
 
 The default system message carries the paper's sections and the information it gives about them,
@@ -83,11 +83,13 @@ def read_prompt_file(path: str | Path) -> tuple[str, str]:
 class OptoPrime(Optimizer):
     def __init__(self, parameters: Iterable[ParameterNode], llm: Any, objective: str | None = None,
                  memory_size: int = 0, mask: Iterable[str] = (), max_tokens: int = 4096,
-                 json_mode: bool = True, prompt_file: str | Path | None = None, protocol: str = "paper") -> None:
+                 json_mode: bool = True, prompt_file: str | Path | None = None,
+                 temperature: float | None = None, protocol: str = "paper") -> None:
         super().__init__(parameters, memory_size)
         if protocol not in STYLES:
             raise ValueError(f"optimizer.protocol must be one of {', '.join(STYLES)}; got {protocol!r}")
         self.protocol, self.style = protocol, STYLES[protocol]
+        self.temperature = temperature  # None: the client's own (e.g. llm.temperature); see _complete
         self.llm, self.objective = llm, objective or DEFAULT_OBJECTIVE
         self.mask, self.max_tokens, self.json_mode = tuple(mask), max_tokens, json_mode
         self.prompt_text = read_prompt_file(prompt_file) if prompt_file else (SYSTEM_PROMPT, FORMAT_PROMPT)
@@ -110,12 +112,21 @@ class OptoPrime(Optimizer):
 
     # -- one step -----------------------------------------------------------------------------
     def propose(self) -> dict[ParameterNode, Any]:
+        return self._ask(self._prompt())
+
+    def _prompt(self) -> list[dict[str, str]]:
+        """This step's messages (the current values and feedback join the memory here)."""
         report = build_report(self.subgraphs, self.objective, self.parameters, self.style)
         current = (current_values(self.subgraphs), report.feedback)
-        log = StepLog(messages=self.messages(report, current))
-        self.logs.append(log)
+        messages = self.messages(report, current)
         self.remember(*current)
-        completion = self._complete(log.messages)
+        return messages
+
+    def _ask(self, messages: list[dict[str, str]], **params: Any) -> dict[ParameterNode, Any]:
+        """One request on `messages`, read into an update; its StepLog joins `logs`."""
+        log = StepLog(messages=messages)
+        self.logs.append(log)
+        completion = self._complete(log.messages, **params)
         log.reply = completion.text
         log.prompt_tokens = completion.usage.prompt_tokens
         log.completion_tokens = completion.usage.completion_tokens
@@ -128,20 +139,24 @@ class OptoPrime(Optimizer):
             self.llm.mark(completion, log.note)  # the cache notes it: `cache_cli evict --marked` drops it
         return self._accept(suggestion, log)
 
-    def _complete(self, messages: list[dict[str, str]]) -> Any:
+    def _complete(self, messages: list[dict[str, str]], **params: Any) -> Any:
+        """One request (`params`: e.g. a candidate's temperature), in JSON mode where the endpoint allows."""
         from trace_core.llm import LLMError, ReplayMissError
 
-        # The paper's code sends no temperature (the server's default); ours leaves the client's.
-        params = {"max_tokens": self.max_tokens, **({"temperature": None} if self.protocol == "paper" else {})}
+        if self.temperature is not None:
+            params = {"temperature": self.temperature, **params}
+        elif self.protocol == "paper":  # the paper's code sends none: the server's default
+            params = {"temperature": None, **params}
         if self.json_mode:
             try:
-                return self.llm.complete(messages, **params, response_format={"type": "json_object"})
+                return self.llm.complete(messages, max_tokens=self.max_tokens,
+                                         response_format={"type": "json_object"}, **params)
             except LLMError as exc:
                 # An endpoint that rejects JSON mode (400/422, or a 500 saying so) is asked once more
                 # without it; when replaying such a run, that second request is the one the cache holds.
                 if not isinstance(exc, ReplayMissError) and not exc.rejected:
                     raise
-        return self.llm.complete(messages, **params)
+        return self.llm.complete(messages, max_tokens=self.max_tokens, **params)
 
     def _accept(self, suggestion: dict[str, Any], log: StepLog) -> dict[ParameterNode, Any]:
         """Keep the suggested values that fit their parameter and change it; record why the

@@ -113,13 +113,14 @@ def build_report(subgraphs: list[Subgraph], instruction: str, parameters: Iterab
     nodes = merge(subgraphs)
     members = {id(n) for n in nodes}
     outputs = {id(s.output) for s in subgraphs}
-    handed = None if parameters is None else {id(p) for p in parameters}
+    # By name, as trace-opt matches them: a search branch's copy of the optimizer holds copies of the nodes.
+    handed = None if parameters is None else {p.py_name for p in parameters}
     report = Report(instruction=instruction, feedback=merged_feedback(subgraphs))
     for n in nodes:
         # An operator whose inputs are all in the subgraph is shown as a call; anything else
         # (roots, and results computed outside it) is a value the optimizer cannot change.
         computed_here = bool(n.parents) and all(id(p) in members for p in n.parents)
-        variable = n.trainable and (handed is None or id(n) in handed)
+        variable = n.trainable and (handed is None or n.py_name in handed)
         if variable:
             report.variables.append(value_line(n, True, style))
             if n.constraint:

@@ -29,7 +29,6 @@ import numpy as np
 from dualformer.data import tokenize
 from dualformer.planning import PlanningModel, PlanningTask, train_config
 from harness.api import ConfigError
-from harness.progress import bar
 
 
 @dataclass
@@ -69,6 +68,15 @@ class _StepOffset:
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         self.inner.log(metrics, step=step + self.offset)
+
+    def restore(self, curve: list[dict[str, Any]], seconds: float) -> None:
+        """A resumed round's earlier points, on the run's step axis (the recorder adds them)."""
+        if hasattr(self.inner, "restore"):
+            self.inner.restore([{**p, "step": p["step"] + self.offset} for p in curve], seconds)
+
+    @property
+    def run_identity(self) -> Any:
+        return getattr(self.inner, "run_identity", None)
 
 
 @dataclass
@@ -126,38 +134,46 @@ class BootstrapModel(PlanningModel):
         self.trainer = trainer
 
     def collect(self, settings: BootstrapSettings, round_: int) -> tuple[list[tuple[list[int], list[int]]], dict]:
-        """(prompt ids, decoder ids) per training prompt, and what the sampling found."""
+        """(prompt ids, decoder ids) per training prompt, and what the sampling found. Under DDP
+        each rank samples its share of the prompts and all ranks get every kept sequence
+        (harness.ranks); each prompt has its own random stream, so the sequences kept do not
+        depend on how many ranks split the work."""
+        from harness.ranks import answer_sharded
+
+        examples = self.task.train[:settings.n_prompts]
+        found, _ = answer_sharded(examples, lambda chunk: self._best_of(chunk, settings, round_),
+                                  settings.prompt_batch, desc=f"bootstrap {round_}: sample")
+        kept = [sequence for sequence, _, _ in found]
+        stats = {"improved_fraction": sum(improved for _, improved, _ in found) / len(examples),
+                 "trace_tokens_kept": float(np.mean([trace for _, _, trace in found])),
+                 "trace_tokens_astar": float(np.mean([tokenize(e).trace_length for e in examples]))}
+        return kept, stats
+
+    def _best_of(self, chunk: list[Any], settings: BootstrapSettings, round_: int
+                 ) -> list[tuple[tuple[list[int], list[int]], bool, int]]:
+        """Per prompt: (the sequence kept, whether a sample beat A*, its trace tokens)."""
         import torch
 
-        from dualformer.sample import sample
+        from dualformer.sample import prompt_seed, sample
 
         vocab = self.task.vocab
         bos, eos = vocab.encode(["bos", "eos"])
         device = next(self.model.parameters()).device
-        generator = torch.Generator(device=device).manual_seed(self.seed * 1000 + round_)
-        examples = self.task.train[:settings.n_prompts]
-        kept, improved, trace_kept, trace_astar = [], 0, [], []
-        for start in bar(range(0, len(examples), settings.prompt_batch), desc=f"bootstrap {round_}: sample",
-                         log_every_s=60):
-            chunk = examples[start:start + settings.prompt_batch]
-            prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in chunk]
-            ids, mask = (t.to(device) for t in self._pad(prompts))
+        prompts = [vocab.encode(tokenize(e).encoder_tokens()) for e in chunk]
+        ids, mask = (t.to(device) for t in self._pad(prompts))
+        seeds = [prompt_seed(self.seed, "bootstrap", round_, e.id) for e in chunk]
+        with torch.no_grad():
             out = sample(self.model, ids, mask, bos, eos, n=settings.samples, temperature=self.temperature,
-                         max_len=self.response_limit(), generator=generator)
-            for example, prompt, responses, finished in zip(chunk, prompts, out.tokens, out.finished):
-                best = self._shortest_optimal(example, responses, finished)
+                         max_len=self.response_limit(), seeds=seeds)
+        found = []
+        for example, prompt, responses, finished in zip(chunk, prompts, out.tokens, out.finished):
+            best = self._shortest_optimal(example, responses, finished)
+            if best is None:
                 reference = tokenize(example)
-                trace_astar.append(reference.trace_length)
-                if best is None:
-                    kept.append((prompt, vocab.encode(reference.decoder_tokens())))
-                    trace_kept.append(reference.trace_length)
-                else:
-                    improved += 1
-                    kept.append((prompt, [bos, *best[1], eos]))
-                    trace_kept.append(best[0])
-        stats = {"improved_fraction": improved / len(examples), "trace_tokens_kept": float(np.mean(trace_kept)),
-                 "trace_tokens_astar": float(np.mean(trace_astar))}
-        return kept, stats
+                found.append(((prompt, vocab.encode(reference.decoder_tokens())), False, reference.trace_length))
+            else:
+                found.append(((prompt, [bos, *best[1], eos]), True, best[0]))
+        return found
 
     def _shortest_optimal(self, example: Any, responses: list[list[int]], finished: list[bool]
                           ) -> tuple[int, list[int]] | None:

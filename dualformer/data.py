@@ -316,7 +316,8 @@ def check_dataset(directory: str | Path, family: str, size: int, n_train: int, n
     holds as many examples as the task asks for (a 7x7 dataset is never trained on as maze10)."""
     path = Path(directory) / MANIFEST
     if not path.exists():
-        raise ConfigError(f"task.data_dir: {directory} has no {MANIFEST} (not a finished scripts/gen_data.py dataset)")
+        raise ConfigError(f"task.data_dir: {directory} has no {MANIFEST} (not a finished scripts/gen_data.py "
+                          "dataset: make it once with scripts/gen_data.py, see the README's 'Scaling out')")
     settings = json.loads(path.read_text())["settings"]
     problems = []
     if settings["family"] != family:

@@ -95,11 +95,34 @@ class Rotary(nn.Module):
 
 @dataclass
 class KVCache:
-    """Per decoder layer: self-attention keys/values so far, and the (fixed) cross-attention ones."""
+    """Per decoder layer: self-attention keys/values so far, and the (fixed) cross-attention ones.
+
+    in_place: keys and values go into a buffer of spare capacity, doubled when full, so a decoded
+    token writes one position instead of copying the whole cache (False: a new concatenated
+    tensor per token, as before; scripts/bench.py's reference)."""
 
     self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     cross_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     length: int = 0  # decoder positions already cached
+    in_place: bool = True
+
+    def append(self, index: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer `index`'s keys and values for positions 0..length + new - 1, these new ones added."""
+        start, end, held = self.length, self.length + k.shape[2], self.self_kv[index]
+        if not self.in_place:
+            if held is not None:
+                k, v = torch.cat([held[0], k], dim=2), torch.cat([held[1], v], dim=2)
+            self.self_kv[index] = (k, v)
+            return k, v
+        if held is None or held[0].shape[2] < end:
+            capacity = max(end, 2 * (held[0].shape[2] if held is not None else 0), 64)
+            grown = tuple(t.new_empty(t.shape[0], t.shape[1], capacity, t.shape[3]) for t in (k, v))
+            if held is not None:
+                for new, old in zip(grown, held):
+                    new[:, :, :start] = old[:, :, :start]
+            self.self_kv[index] = held = grown
+        held[0][:, :, start:end], held[1][:, :, start:end] = k, v
+        return held[0][:, :, :end], held[1][:, :, :end]
 
     def keep(self, rows: torch.Tensor) -> None:
         """Keep only these batch rows (a boolean mask or indices): finished samples leave."""
@@ -174,10 +197,7 @@ class DecoderBlock(nn.Module):
         h = self.norm1(x)
         k, v = self.self_attn.project_kv(h, offset)
         if cache is not None:
-            if cache.self_kv[index] is not None:
-                past_k, past_v = cache.self_kv[index]
-                k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
-            cache.self_kv[index] = (k, v)
+            k, v = cache.append(index, k, v)
         # With a cache, the new positions see every cached one; several new positions at once
         # (a forced prefix) still need the causal mask among themselves.
         causal = x.shape[1] > 1

@@ -2,13 +2,14 @@
 
     monitor = TrainingMonitor(model, task, logger, eval_every=500, samples=4, log_every=10)
     trainer = Trainer(model.model, config, monitor.counting(model._batch), n)
-    trainer.run(logger, on_step=monitor)       # Trainer calls monitor(step, loss) after each step
+    trainer.run(logger, measure=monitor)       # Trainer logs monitor(step, loss) after each step
 
 Every `log_every` steps: `train/tokens_per_s` (real decoder + prompt tokens per second since the
 last point). Every `eval_every` steps: the model answers the task's held-out `eval_set` (tasks
 of the test split's layouts, disjoint from the test set) with `samples` responses per mode and
 logs `eval/<mode>/1_optimal_<samples>`, `eval/<mode>/1_solved_<samples>` and
-`eval/<mode>/trace_tokens`, so the record's curve and W&B show 1-Optimal and trace length
+`eval/<mode>/trace_tokens` (the trainer keeps the points in its checkpoint, so a resumed run's
+record still has them), so the record's curve and W&B show 1-Optimal and trace length
 against the step, and an undertrained model is a flat curve rather than a guess afterwards.
 """
 from __future__ import annotations
@@ -25,29 +26,40 @@ class TrainingMonitor:
         self.tokens, self.since = 0, time.perf_counter()
 
     def counting(self, make_batch: Callable[[list[int], int], Any]) -> Callable[[list[int], int], Any]:
-        """make_batch, counting the real tokens of every batch it builds."""
+        """make_batch, counting the real tokens of every batch it builds (with the trainer's
+        prefetch, a window's count ends at the batch built ahead of its last step)."""
         def counted(indices: list[int], epoch: int) -> Any:
             batch = make_batch(indices, epoch)
             self.tokens += int(batch.prompt_mask.sum()) + int(batch.token_mask.sum())
             return batch
         return counted
 
-    def __call__(self, step: int, loss: float) -> None:
+    def __call__(self, step: int, loss: float) -> dict[str, float]:
+        """The metrics of this step (the trainer logs them before its checkpoint: dualformer.train).
+        Under DDP every rank calls this: the token count is summed over ranks, the held-out set
+        is split over them (harness.ranks), so both are the whole run's, computed once."""
+        from dualformer.train import all_sum
+
+        metrics: dict[str, float] = {}
         if self.logger is None:
-            return
+            return metrics
         if self.log_every and step % self.log_every == 0:
             now = time.perf_counter()
-            self.logger.log({"train/tokens_per_s": self.tokens / max(now - self.since, 1e-9)}, step=step)
+            metrics["train/tokens_per_s"] = all_sum(float(self.tokens)) / max(now - self.since, 1e-9)
             self.tokens, self.since = 0, now
         if self.eval_every and step % self.eval_every == 0 and self.task.eval_set:
             started = time.perf_counter()
-            self.logger.log(self.evaluate(), step=step)
+            metrics.update(self.evaluate())
             self.since += time.perf_counter() - started  # evaluation time is not training time
+        return metrics
 
     def evaluate(self) -> dict[str, float]:
+        from harness.ranks import sharded_solve
+
         samples, self.model.samples = self.model.samples, self.samples
         try:
-            metrics = self.task.score(self.task.eval_set, self.model.solve)
+            solve, _ = sharded_solve(self.task, self.model.solve, self.task.eval_set, desc=None)
+            metrics = self.task.score(self.task.eval_set, solve)
         finally:
             self.model.samples = samples
             self.model.model.train()

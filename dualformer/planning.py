@@ -109,7 +109,10 @@ class PlanningTask:
         self.vocab = maze_vocabulary(self.size) if family == "maze" else sokoban_vocabulary(self.size)
         if data_dir:
             check_dataset(data_dir, family, self.size, n_train, n_test)
-            self.train = _take(load_examples(data_dir, "train"), n_train, None, train_keep_fraction, "train")
+            # a maze setting (as in generation): a Sokoban level's id decides its split, so an id
+            # threshold under test_fraction would keep no training level at all
+            keep = train_keep_fraction if family == "maze" else 1.0
+            self.train = _take(load_examples(data_dir, "train"), n_train, None, keep, "train")
             held = _take(load_examples(data_dir, "test"), n_test + n_eval, test_tasks_per_layout, 1.0, "test")
             self.test_set, self.eval_set = held[:n_test], held[n_test:]
         else:
@@ -198,6 +201,11 @@ class PlanningModel:
         """Training steps of the whole fit (the run's log lines count the time left against it)."""
         return self.train.get("steps")
 
+    @property
+    def trained_by(self) -> dict[str, str] | None:
+        """The run (git sha, config hash) that trained the weights answering now (a checkpoint's)."""
+        return getattr(getattr(self, "trainer", None), "trained_by", None)
+
     def fit(self, task: PlanningTask, logger: Any) -> None:
         import torch
 
@@ -227,7 +235,7 @@ class PlanningModel:
         identity = {"data": fingerprint(e.id for e in task.train), "dropout": repr(self.dropout)}
         self.trainer = Trainer(self.model, config, monitor.counting(self._batch), len(self.sequences),
                                identity=identity, order=order)
-        self.trainer.run(logger, on_step=monitor)
+        self.trainer.run(logger, measure=monitor)
 
     def _compile_setting(self) -> bool | None:
         """torch.compile only over bucketed (padded to a multiple) shapes: with random batches
@@ -275,7 +283,7 @@ class PlanningModel:
 
     def solve_batch(self, examples: list[Example]) -> list[dict[str, list[Answer]]]:
         """`samples` answers per mode for several prompts, decoded together (padded prompts)."""
-        from dualformer.sample import sample
+        from dualformer.sample import prompt_seed, sample
 
         vocab = self.task.vocab
         device = next(self.model.parameters()).device
@@ -284,8 +292,10 @@ class PlanningModel:
         bos, eos = vocab.encode(["bos", "eos"])
         answers: list[dict[str, list[Answer]]] = [{} for _ in examples]
         for mode in self.modes:
+            # each prompt its own random stream: the same samples alone, batched or split over ranks
+            seeds = [prompt_seed(self.seed, e.id, mode) for e in examples]
             out = sample(self.model, prompt, mask, bos, eos, prefix=vocab.encode(MODE_PREFIX[mode][1:]),
-                         n=self.samples, temperature=self.temperature, max_len=self.response_limit())
+                         n=self.samples, temperature=self.temperature, max_len=self.response_limit(), seeds=seeds)
             for mine, tokens in zip(answers, out.tokens):
                 mine[mode] = [self._read(t) for t in tokens]
         return answers

@@ -15,7 +15,9 @@ examples and what the caller says about its data, e.g. a fingerprint of the trai
 dropout) and is only ever resumed under the same identity; it keeps the logged curve and the
 seconds spent so far, so a resumed run's record is the whole run. SIGTERM / SIGUSR1 / SIGUSR2 (what SLURM
 sends before it stops or requeues a job) save a checkpoint after the current step, then exit.
-`batch_size` is the global batch: each of `world` processes takes `batch_size / world` of it.
+`batch_size` is the global batch: each of `world` processes takes `batch_size / world` of it, and
+the loss a step returns and logs is the mean over the processes (the global batch's). DDP does not
+broadcast buffers: the rotary tables are derived, and grow per rank (issue 26).
 """
 from __future__ import annotations
 
@@ -69,6 +71,21 @@ def fingerprint(items: Iterable[Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+def all_mean(value: float) -> float:
+    """The mean of `value` over the DDP processes (each rank's loss is its equal share's mean)."""
+    return all_sum(value) / torch.distributed.get_world_size()
+
+
+def all_sum(value: float) -> float:
+    """The sum of `value` over the DDP processes; `value` itself outside DDP."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return value
+    nccl = torch.distributed.get_backend() == "nccl"  # NCCL reduces GPU tensors only
+    total = torch.tensor([value], dtype=torch.float64, device="cuda" if nccl else "cpu")
+    torch.distributed.all_reduce(total)
+    return float(total.item())
+
+
 class Preempted(SystemExit):
     """Raised after a stop signal, once the checkpoint is written; exit status 128 + signal."""
 
@@ -117,9 +134,13 @@ class Trainer:
     def __init__(self, model: Transformer, config: TrainConfig,
                  make_batch: Callable[[list[int], int], Batch], n_examples: int,
                  identity: dict[str, Any] | None = None,
-                 order: Callable[[int], np.ndarray] | None = None) -> None:
+                 order: Callable[[int], np.ndarray] | None = None, prefetch: bool = True,
+                 fused_adamw: bool | None = None) -> None:
         """identity: what else defines the checkpoint (data, dropout); order: epoch -> permutation
-        of the examples (e.g. dualformer.batching's length buckets), None: a seeded random one."""
+        of the examples (e.g. dualformer.batching's length buckets), None: a seeded random one.
+        prefetch: build the next batch in a thread while this step runs (the same batches: they
+        are a function of their indices and epoch; False: each built in line, before its step).
+        fused_adamw: one fused kernel per optimizer step (None: on a GPU; same steps to float error)."""
         self.config, self.make_batch, self.n_examples, self.order = config, make_batch, n_examples, order
         self.rank, self.world = distributed()
         if config.batch_size % self.world:
@@ -130,19 +151,32 @@ class Trainer:
                          "n_examples": n_examples, **(identity or {})}
         self.history: list[dict[str, Any]] = []  # the logged points, kept in the checkpoint
         self.earlier_seconds = 0.0  # training seconds of the attempts this one resumes
+        # The run that trained these weights (git sha, config hash: the logger's run_identity),
+        # kept in the checkpoint, so a run that only evaluates them names it in its record.
+        self.trained_by: dict[str, str] | None = None
         cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
         self.bf16 = cuda if config.bf16 is None else config.bf16
+        if cuda:  # NCCL's collectives (and all_gather_object) use the current device
+            torch.cuda.set_device(self.device)
         self.model = model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=config.betas,
-                                           weight_decay=config.weight_decay)
+                                           weight_decay=config.weight_decay,
+                                           fused=cuda if fused_adamw is None else fused_adamw)
         self.step, self.epoch, self.position = 0, 0, 0
+        self.prefetch = prefetch
+        # the batch being built ahead, and (epoch, position) before it was drawn: what a checkpoint keeps
+        self._ahead: tuple[Any, tuple[int, int]] | None = None
+        self._builder: Any = None  # its thread (one), while run() runs
         self.forward = self.model
         if self.world > 1:
             if not torch.distributed.is_initialized():
                 torch.distributed.init_process_group("nccl" if cuda else "gloo")
+            # No buffer broadcast: the model's only buffers are rotary tables derived from the
+            # positions, which each rank grows to its own longest sequence; broadcasting rank 0's
+            # (of another size) aborted every run with sequences over 256 tokens (issue 26).
             self.forward = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if cuda else None)
+                self.model, device_ids=[self.device.index] if cuda else None, broadcast_buffers=False)
         if config.compile if config.compile is not None else cuda:
             self.forward = torch.compile(self.forward)
         torch.manual_seed(config.seed)
@@ -167,7 +201,7 @@ class Trainer:
     # -- one step -----------------------------------------------------------------------------
     def train_step(self) -> float:
         self.model.train()
-        batch = self.make_batch(self._next_indices(), self.epoch).to(self.device)
+        batch = self._batch().to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr_at(self.step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -176,7 +210,23 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        return float(loss.detach())
+        return all_mean(float(loss.detach())) if self.world > 1 else float(loss.detach())
+
+    def _batch(self) -> Batch:
+        """This step's batch; with prefetch on, the next step's starts building in a thread now."""
+        if self._ahead is None:
+            batch = self.make_batch(self._next_indices(), self.epoch)
+        else:
+            batch, self._ahead = self._ahead[0].result(), None
+        if self._builder is not None and self.step + 1 < self.config.steps:
+            drawn_from = (self.epoch, self.position)
+            indices = self._next_indices()
+            self._ahead = (self._builder.submit(self.make_batch, indices, self.epoch), drawn_from)
+        return batch
+
+    def _position(self) -> tuple[int, int]:
+        """(epoch, position) after the steps taken: a batch drawn ahead is not taken yet."""
+        return self._ahead[1] if self._ahead is not None else (self.epoch, self.position)
 
     def _loss(self, batch: Batch) -> torch.Tensor:
         if self.forward is self.model:
@@ -187,19 +237,27 @@ class Trainer:
         valid = batch.token_mask[:, 1:].float()
         return ((per_token * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
 
-    def run(self, logger: Any = None, on_step: Callable[[int, float], None] | None = None) -> list[float]:
-        """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses.
+    def run(self, logger: Any = None, on_step: Callable[[int, float], None] | None = None,
+            measure: Callable[[int, float], dict[str, float] | None] | None = None) -> list[float]:
+        """Train to `config.steps` (resuming when a checkpoint exists); returns this call's losses
+        (under DDP the mean over all processes: the global batch's loss).
 
-        A logger with `restore(curve, seconds)` gets the earlier attempts' curve and seconds."""
+        A logger with `restore(curve, seconds)` gets the earlier attempts' curve and seconds.
+        measure(step, loss): metrics to log at that step (throughput, held-out evaluation), taken
+        before the step's checkpoint so a resumed run's curve keeps them; on_step runs after it."""
         with training_claim(self.config.checkpoint_dir, self.world):
-            return self._run(logger, on_step)
+            return self._run(logger, on_step, measure)
 
-    def _run(self, logger: Any, on_step: Callable[[int, float], None] | None) -> list[float]:
-        if self.resume() and logger is not None and hasattr(logger, "restore"):
+    def _run(self, logger: Any, on_step: Callable[[int, float], None] | None,
+             measure: Callable[[int, float], dict[str, float] | None] | None) -> list[float]:
+        resumed = self.resume()
+        if resumed and logger is not None and hasattr(logger, "restore"):
             logger.restore(self.history, self.earlier_seconds)
+        if not resumed and self.trained_by is None:  # a checkpoint from before trained_by: unknown
+            self.trained_by = getattr(logger, "run_identity", None)
         losses, self._started = [], time.perf_counter()
         bar = progress_bar(total=self.config.steps, initial=self.step, desc="train", disable=self.rank != 0)
-        with stop_requests() as stops:
+        with stop_requests() as stops, self._building():
             while self.step < self.config.steps:
                 loss = self.train_step()
                 losses.append(loss)
@@ -207,6 +265,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.4f}")
                 if self.step % self.config.log_every == 0:
                     self._log(logger, {"train/loss": loss, "train/lr": self.config.lr_at(self.step - 1)})
+                if measure and (metrics := measure(self.step, loss)):
+                    self._log(logger, metrics)
                 if self.config.checkpoint_dir and (self.step % self.config.checkpoint_every == 0 or stops):
                     self.save()
                 if stops:  # after the checkpoint: SLURM's grace period is for exactly this
@@ -218,6 +278,24 @@ class Trainer:
         if self.config.checkpoint_dir:
             self.save()
         return losses
+
+    @contextmanager
+    def _building(self) -> Iterator[None]:
+        """The batch-building thread for one run(); a batch built ahead and not taken is dropped."""
+        if not self.prefetch:
+            yield
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="batches")
+        try:
+            yield
+        finally:
+            if self._ahead is not None:
+                self.epoch, self.position = self._ahead[1]
+                self._ahead = None
+            self._builder.shutdown(wait=True, cancel_futures=True)
+            self._builder = None
 
     @property
     def seconds(self) -> float:
@@ -240,9 +318,10 @@ class Trainer:
             return
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "step": self.step, "epoch": self.epoch, "position": self.position,
+                 "step": self.step, "epoch": self._position()[0], "position": self._position()[1],
                  "torch_rng": torch.get_rng_state(), "config": asdict(self.config),
                  "identity": self.identity, "history": self.history, "seconds": self.seconds,
+                 "trained_by": self.trained_by,
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -261,6 +340,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.history, self.earlier_seconds = list(state["history"]), float(state["seconds"])
+        self.trained_by = state.get("trained_by")
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])

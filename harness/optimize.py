@@ -24,12 +24,14 @@ from omegaconf import DictConfig
 
 from harness import progress
 from harness.api import ConfigError, Optimizer, Params, Task, is_better
+from harness.code_identity import code_provenance
 from harness.entry import run_cli
 from harness.llm_run import RoleSpending, check_replay, replay_info, run_usage
+from harness.preflight import check_llms, no_calls_note
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
-from harness.runs import (RunInfo, check_writable, exit_on_user_error, make_logger, previous_record,
-                          save_record)
+from harness.runs import (RunInfo, check_writable, exit_on_user_error, is_main_process, make_logger,
+                          previous_record, save_record)
 from harness.samples import samples_path
 from harness.settings import check_run_settings
 from harness.sweep import failures_recorded
@@ -125,25 +127,29 @@ def run(cfg: DictConfig) -> RunRecord:
         # Built before any skip: a config the task or method refuses is an error, record or not.
         task: Task = instantiate(cfg.task)
         optimizer: Optimizer = instantiate(cfg.optimizer)(task=task)
-        if (done := previous_record(cfg, info)) is not None:
+        code = code_provenance(info.config)  # the source its targets loaded: part of what it computed
+        if (done := previous_record(cfg, info, code)) is not None:
             return done
         logger = make_logger(cfg, info, higher_is_better=task.higher_is_better)
         info.output_dir.mkdir(parents=True, exist_ok=True)
 
         started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
+        bars = progress.bars_wanted(cfg)
         try:
-            trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
-                                  show_progress=progress.bars_wanted(cfg), desc=info.name,
-                                  log_every=cfg.get("log_every", 0))
-            metrics = summarize(trajectory)
-            metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
-            metrics.update(RoleSpending(task, optimizer).totals())  # every role, the test included
+            with progress.shown(bars):  # the task's own bars (e.g. BBH's test questions) too
+                trajectory = optimize(task, optimizer, logger, info.output_dir / "progress.jsonl",
+                                      show_progress=bars, desc=info.name, log_every=cfg.get("log_every", 0))
+                metrics = summarize(trajectory)
+                metrics.update({f"test/{k}": v for k, v in task.test(trajectory.best_params).items()})
+                metrics.update(RoleSpending(task, optimizer).totals())  # every role, the test included
             logger.summary(metrics)
             if hasattr(optimizer, "exchanges"):  # an LLM optimizer: what it asked and what came back
                 logger.table("llm/exchanges", *optimizer.exchanges())
+            usage = run_usage(ledger, optimizer)
             record = save_record(info, metrics, trajectory.curve, started, code_version,
-                                 llm_usage=run_usage(ledger, optimizer), llm_models=ledger.models, logger=logger,
-                                 samples=getattr(task, "test_samples", None))
+                                 llm_usage=usage, llm_models=ledger.models, logger=logger,
+                                 samples=getattr(task, "test_samples", None),
+                                 extra_provenance={**code, **no_calls_note(info.config, usage)})
             logger.attach([info.record_path, samples_path(info.record_path)])
         finally:
             logger.finish()
@@ -153,12 +159,25 @@ def run(cfg: DictConfig) -> RunRecord:
 
 @hydra.main(config_path=str(CONFIGS), config_name="optimize", version_base="1.3")  # absolute: entry points too
 def main(cfg: DictConfig) -> float:
+    with exit_on_user_error():  # before any job writes anything: a sweep stops here, not job by job
+        check_llms_of(cfg)
     with exit_on_user_error(), failures_recorded(cfg, "optimizer") as outcome:
         outcome.record = run(cfg)
     if outcome.record is None:  # this job of a multirun failed: its failure record says why
         return float("nan")
     best = outcome.record.metrics["train/best_score"]
     return best if math.isfinite(best) else float("nan")  # the objective, for sweeper plugins
+
+
+def check_llms_of(cfg: DictConfig) -> None:
+    """The LLM endpoints (or replay cache) the run will ask answer: checked by rank 0, unless
+    skip_done will return the run's finished record (it evaluates nothing)."""
+    try:
+        info, _ = replay_info(cfg, RunInfo.from_config(cfg, method_group="optimizer"))
+    except Exception:  # noqa: BLE001 (a config that does not resolve: run() says why, as a job failure)
+        return
+    if is_main_process() and not (cfg.get("skip_done") and info.record_path.exists()):
+        check_llms(info.config)
 
 
 if __name__ == "__main__":

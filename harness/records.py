@@ -161,15 +161,16 @@ def load_records(root: str | Path, skipped: list[str] | None = None) -> "pandas.
             continue
         row = {"experiment": record.experiment, "task": record.task, "method": record.method,
                "seed": record.seed, "mode": record.mode, "path": str(path), "curve": record.curve,
-               "llm": llm_used(record.config), "config_hash": record.config_hash, "config": record.config}
+               "llm": llm_used(record.config, record.cost), "config_hash": record.config_hash, "config": record.config}
         row.update({f"cost/{k}": v for k, v in asdict(record.cost).items()})
         row.update(record.metrics)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def llm_used(config: dict[str, Any]) -> str:
-    """What answered a run's LLM calls, in a few words: a table says which rows are real-LLM runs."""
+def llm_used(config: dict[str, Any], cost: Cost | None = None) -> str:
+    """What answered a run's LLM calls, in a few words: a table says which rows are real-LLM runs.
+    A run that asked nothing names no model: "0 LLM calls"."""
     optimizer = config.get("optimizer") or {}
     # only methods that ask a model name one (a search wrapper: its inner method)
     llm = optimizer.get("llm") or (optimizer.get("inner") or {}).get("llm")
@@ -177,6 +178,8 @@ def llm_used(config: dict[str, Any]) -> str:
         return "no LLM"
     if str(llm.get("_target_", "")).endswith("ScriptedLLM"):
         return "scripted test double"
+    if cost is not None and not (cost.llm_calls or cost.cache_hits):
+        return "0 LLM calls"
     model = llm.get("model", "?")
     return f"{model} (replayed from cache)" if llm.get("cache_mode") == "replay" else str(model)
 

@@ -110,11 +110,12 @@ def check_writable(directory: Path) -> None:
         raise ConfigError(f"results_dir: cannot write to {directory} ({exc.strerror or exc})") from None
 
 
-def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
+def previous_record(cfg: Any, info: RunInfo, code: dict[str, Any] | None = None) -> RunRecord | None:
     """The finished record of this very config, when `skip_done` says not to redo it.
 
     Only an identical config counts: records of the same task, method and seed under other
-    settings sit beside it under other hashes and are never returned for this one.
+    settings sit beside it under other hashes and are never returned for this one. Nor is a record
+    made by other code (`code`: harness.code_identity): the run is redone and its record replaced.
     """
     if not cfg.skip_done or not info.record_path.exists():
         return None
@@ -122,6 +123,12 @@ def previous_record(cfg: Any, info: RunInfo) -> RunRecord | None:
     if record.config_hash != info.config_hash:  # a hand-renamed file: do not trust the name
         raise ConfigError(f"{info.record_path} holds config {record.config_hash}, not "
                           f"{info.config_hash}: move it away or set skip_done=false")
+    if code and "code_hash" in record.provenance and record.provenance["code_hash"] != code["code_hash"]:
+        from harness.code_identity import changed_modules
+
+        log.warning("record %s was made by other code (%s changed): rerunning", info.record_path,
+                    ", ".join(changed_modules(record.provenance, code)) or "a module")
+        return None
     log.info("record of this config exists, skipping (skip_done=false reruns it): %s", info.record_path)
     return record
 

@@ -107,9 +107,13 @@ class HarnessSlurmLauncher(SubmititSlurmLauncher):
         state = Singleton.get_state()
         jobs = executor.map_array(self, [list(o) for o in job_overrides], ["hydra.sweep.dir"] * len(nums),
                                   nums, [f"job_id_for_{n}" for n in nums], [state] * len(nums))
-        log.info("submitted %d jobs to SLURM (array %s); output in %s", len(jobs),
-                 jobs[0].job_id.split("_")[0], self.config.hydra.sweep.dir)
-        return self._wait(jobs, job_overrides, nums)
+        array = jobs[0].job_id.split("_")[0]
+        log.info("submitted %d jobs to SLURM (array %s); output in %s", len(jobs), array, self.config.hydra.sweep.dir)
+        try:
+            return self._wait(jobs, job_overrides, nums)
+        except KeyboardInterrupt:  # Ctrl-C / SIGTERM to the submitter: the cluster's jobs are not its to end
+            log.error("stopped waiting; the sweep's jobs go on (scancel %s ends them)", array)
+            raise
 
     def _wait(self, jobs: list[Any], job_overrides: Sequence[Sequence[str]], nums: list[int]) -> list[JobReturn]:
         """Collect every job as it ends, whatever the order; one that gives no result is recorded."""

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import progress
 from harness.api import Model
+from harness.code_identity import code_provenance
 from harness.entry import run_cli
 from harness.provenance import CONFIGS
 from harness.records import RunRecord, git_sha, jsonable
@@ -58,21 +59,28 @@ class CurveRecorder:
         # Where the time-left estimate counts from: wall clock and step. Not train/seconds, which a
         # bootstrapping round's trainer restarts at 0 while the step axis runs on.
         self._clock_from = (time.monotonic(), 0)
+        self._resumed_to: int | None = None  # the step a resumed run continues from, until its first new step
 
     def restore(self, curve: list[dict[str, Any]], seconds: float) -> None:
         """A resumed training run hands back the curve and seconds of its earlier attempts, so
-        the record holds the whole run (W&B has those points already: same run id)."""
-        self.curve = [dict(point) for point in curve] + self.curve
-        self.earlier_seconds = float(seconds)
+        the record holds the whole run (W&B has those points already: same run id). Added to what
+        is here: each bootstrap round's trainer restores its own after round 0's."""
+        self.curve += [dict(point) for point in curve]
+        self.earlier_seconds += float(seconds)
         step = max((int(p["step"]) for p in curve), default=0)
         self._clock_from = (time.monotonic(), step)
-        if self._journal is not None:  # a requeued job: the steps after the checkpoint are run again
-            keep_journal_to(self._journal_path, step, self._journal)
-        log.info("resumed from step %d (%s of training before)", step, clock(seconds))
+        # A requeued job runs the steps after its checkpoint again: the journal is cut back to the
+        # last restored step when the first new step comes (not here: a later bootstrap round may
+        # still restore points the journal holds beyond this round's).
+        self._resumed_to = max(self._resumed_to or 0, step)
+        log.info("resumed from step %d (%s of training before)", step, clock(self.earlier_seconds))
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         point = {"step": step, **metrics}
         self.curve.append(point)
+        if self._journal is not None and self._resumed_to is not None and step > self._resumed_to:
+            keep_journal_to(self._journal_path, self._resumed_to, self._journal)
+            self._resumed_to = None
         if self._journal is not None:
             self._journal.write(json.dumps(jsonable(point)) + "\n")
             self._journal.flush()
@@ -118,7 +126,8 @@ def run(cfg: DictConfig) -> RunRecord:
     # Built before any skip: a config the task or model refuses is an error, record or not.
     task = instantiate(cfg.task)
     model: Model = instantiate(cfg.model)()
-    if (done := previous_record(cfg, info)) is not None:
+    code = code_provenance(info.config)  # the source its targets loaded: part of what it computed
+    if (done := previous_record(cfg, info, code)) is not None:
         return done
     info.output_dir.mkdir(parents=True, exist_ok=True)
     journal = info.output_dir / "progress.jsonl" if is_main_process() else None
@@ -126,6 +135,7 @@ def run(cfg: DictConfig) -> RunRecord:
                            total_steps=getattr(model, "total_steps", None) or OmegaConf.select(cfg, "model.train.steps"))
 
     started, code_version = time.perf_counter(), git_sha()  # the code as it was when the run began
+    logger.run_identity = {"git_sha": code_version, "config_hash": info.config_hash}  # into checkpoints
     try:
         with progress.shown(progress.bars_wanted(cfg)):
             model.fit(task, logger)
@@ -135,7 +145,8 @@ def run(cfg: DictConfig) -> RunRecord:
         logger.summary(metrics)
         record = save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
                              earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),
-                             extra_provenance={"test_examples_per_rank": shares})
+                             extra_provenance={"test_examples_per_rank": shares, **code,
+                                               "trained_by": getattr(model, "trained_by", None)})
         logger.inner.attach([info.record_path, samples_path(info.record_path)])
     finally:
         logger.finish()

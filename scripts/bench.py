@@ -8,12 +8,14 @@
     python scripts/bench.py sandbox [--n 2000]                   # trainable code in a worker vs in-process
 
 `model`: decoder tokens/s sampling `--tokens` tokens with and without the KV cache (target: at
-least 5x at 1,000 tokens), and training tokens/s (on a GPU: bf16, and MFU against the device's
+least 5x at 1,000 tokens) and with the cache written in place vs copied per token (kv_in_place_speedup), and training tokens/s (on a GPU: bf16, and MFU against the device's
 peak bf16 throughput given by --peak-tflops). Then on real mazes (`--maze-size`, the `tiny`
 preset, Dualformer dropout): the real-token fraction of training batches and real tokens/s,
 random vs length-bucketed batches, and responses/s of the 64-sample evaluation before (one prompt
 per call, every row to the end, max_len 1000) vs after (several prompts per call, finished rows
-dropped, max_len 1.5x the longest training response), after `--warm-steps` of training.
+dropped, max_len 1.5x the longest training response), after `--warm-steps` of training; and the
+milliseconds one batch takes to build, with training steps/s with the next batch built in a
+thread while the step runs (prefetch) against built in line (train_prefetch_speedup).
 
 `data`: time to generate one 30x30 maze task and one solvable Sokoban level (A* with its trace),
 against a straightforward reference implementation in the same run (scripts/bench_data.py).
@@ -63,6 +65,10 @@ def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | 
         sample(model, prompt, mask, bos=1, eos=-1, n=1, max_len=tokens, use_cache=cached)
         result[f"decode_tokens_per_s_{'cached' if cached else 'uncached'}"] = tokens / (time.perf_counter() - start)
     result["kv_cache_speedup"] = result["decode_tokens_per_s_cached"] / result["decode_tokens_per_s_uncached"]
+    start = time.perf_counter()  # the cache as before issue 26: every token concatenated into a new tensor
+    sample(model, prompt, mask, bos=1, eos=-1, n=1, max_len=tokens, kv_in_place=False)
+    result["decode_tokens_per_s_cache_copied"] = tokens / (time.perf_counter() - start)
+    result["kv_in_place_speedup"] = result["decode_tokens_per_s_cached"] / result["decode_tokens_per_s_cache_copied"]
 
     length = 400
     def make_batch(indices: list[int], epoch: int) -> Batch:
@@ -121,6 +127,18 @@ def bench_planning(size: int, batch: int, steps: int, warm_steps: int, prompts: 
         result[f"train_real_tokens_per_s_{batching}"] = sum(r for r, _ in seen) / seconds
     result["train_real_throughput_ratio"] = (result["train_real_tokens_per_s_bucketed"]
                                              / result["train_real_tokens_per_s_random"])
+    trainer.make_batch, trainer.order, model.batching = model._batch, None, "random"
+    started = time.perf_counter()
+    for i in range(steps):  # what building a batch costs alone, in line
+        model._batch(list(range(i * batch, (i + 1) * batch)), 0)
+    result["train_batch_build_ms"] = 1000 * (time.perf_counter() - started) / steps
+    for prefetch in (False, True):  # the next batch built in a thread while the step runs (issue 26)
+        trainer.prefetch, trainer.config.steps = prefetch, trainer.config.steps + steps
+        started = time.perf_counter()
+        trainer.run()
+        result[f"train_steps_per_s_prefetch_{'on' if prefetch else 'off'}"] = steps / (time.perf_counter() - started)
+    result["train_prefetch_speedup"] = (result["train_steps_per_s_prefetch_on"]
+                                        / result["train_steps_per_s_prefetch_off"])
     result.update(_sampling_before_after(model, task))
     return result
 

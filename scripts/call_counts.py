@@ -71,7 +71,7 @@ def batch(b: int, llm: Any) -> tuple[list, Any, str]:
     questions = tuple(Example(f"How many apples are in {i} + 2 bags of one apple each?", str(i + 2))
                       for i in range(b))
     task = PromptTask("count", Splits(questions, (), ()), score_integer, llm, NUMBER_INSTRUCTION,
-                      limit=1, batch_size=b, steps_per_epoch=1, progress=False)
+                      limit=1, batch_size=b, steps_per_epoch=1)
     feedback = task.evaluate(task.init_params())
     return task.parameters(), feedback.output, feedback.text
 

@@ -5,15 +5,21 @@
         --out data/maze10-det
     python scripts/gen_data.py sokoban --train 100000 --test 10000 --out data/sokoban
     python scripts/gen_data.py maze --size 10 --train 2000 --test 200 --out /tmp/maze10 --shard-size 500
+
+Split over machines or array tasks (one folder they all see), then seal once:
+    python scripts/gen_data.py maze --size 30 --train 1000000 --test 100000 --out data/maze30 --shard 3/8
+    python scripts/gen_data.py maze --size 30 --train 1000000 --test 100000 --out data/maze30 --seal
+    As a SLURM array job (each task takes its part from SLURM's variables; the task that finds
+    every shard written seals the manifest, so no --seal step is needed):
     sbatch --array=0-15 --cpus-per-task=8 --wrap "python scripts/gen_data.py maze --size 30 \
         --train 1000000 --test 100000 --out data/maze30 --workers 8 --slurm-array"
 
 Options: --seed (default 0), --workers (processes, default: all cores), --shard-size (examples per
 shard, default 10000), --test-fraction (share of layouts that belong to the test split, default
 0.1), --attempts (maze: start/goal draws per layout, 100), --max-trace-tokens (Sokoban: keep traces
-shorter than this, default 10000; 0 = no cap), --walls / --boxes (Sokoban: 2 and 2), --no-progress,
---slurm-array (this process is one task of a SLURM array job: it writes every n-th shard, n the
-array's size, and the task that finds all shards written seals the manifest; same files as one process).
+shorter than this, default 10000; 0 = no cap), --walls / --boxes (Sokoban: 2 and 2), --no-progress, --shard i/n (write only shards i, i + n, ...: no
+manifest), --seal (write nothing new: check every shard against its sha256, then the manifest),
+--slurm-array (--shard from the SLURM array task's index and count; the last task to finish seals).
 
 What lands in --out:
     settings.json            what was asked; rerunning with other settings is refused
@@ -152,16 +158,7 @@ class _Parser(argparse.ArgumentParser):
         _error(message)
 
 
-def array_share() -> tuple[int, int]:
-    """(this task's index, the number of tasks) of the SLURM array job this process runs in."""
-    try:
-        first, step = int(os.environ["SLURM_ARRAY_TASK_MIN"]), int(os.environ.get("SLURM_ARRAY_TASK_STEP", 1))
-        return (int(os.environ["SLURM_ARRAY_TASK_ID"]) - first) // step, int(os.environ["SLURM_ARRAY_TASK_COUNT"])
-    except (KeyError, ValueError):
-        _error("--slurm-array: not a task of a SLURM array job (submit with sbatch --array=0-<n-1>)")
-
-
-def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool, tuple[int, int] | None]:
+def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool]:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("family", choices=["maze", "sokoban"])
     parser.add_argument("--out", type=Path, required=True)
@@ -178,7 +175,10 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool, tuple
     parser.add_argument("--walls", type=int, default=sokoban.N_WALLS)
     parser.add_argument("--boxes", type=int, default=sokoban.N_BOXES)
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--slurm-array", action="store_true", help="one task of an array job: every n-th shard")
+    parser.add_argument("--shard", default=None, help="i/n: this machine writes shards i, i+n, ...")
+    parser.add_argument("--seal", action="store_true", help="check every shard, then write the manifest")
+    parser.add_argument("--slurm-array", action="store_true",
+                        help="one task of a SLURM array job: --shard from SLURM's variables, sealed by the last task")
     a = parser.parse_args(argv)
     size = a.size if a.size is not None else (30 if a.family == "maze" else sokoban.SIZE)
     checks = [
@@ -193,6 +193,9 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool, tuple
         (a.max_trace_tokens < 0, f"--max-trace-tokens must be >= 0, got {a.max_trace_tokens}"),
         (a.family == "sokoban" and a.deterministic,
          "--deterministic is for mazes (Sokoban data uses the nondeterministic A*)"),
+        (a.shard is not None and part(a.shard) is None, f"--shard must be i/n with 0 <= i < n, got {a.shard}"),
+        (a.shard is not None and a.seal, "--shard writes a part, --seal checks the whole: one at a time"),
+        (a.slurm_array and (a.shard is not None or a.seal), "--slurm-array sets the part itself: no --shard or --seal"),
         (a.family == "sokoban" and (a.walls < 0 or a.boxes < 1
                                     or a.walls + 2 * a.boxes + 1 > (size - 2) ** 2),
          f"--walls {a.walls} / --boxes {a.boxes} do not fit a {size}x{size} level"),
@@ -203,12 +206,44 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, int, bool, tuple
     family_only = {"deterministic": a.deterministic, "attempts": a.attempts} if a.family == "maze" else \
         {"max_trace_tokens": a.max_trace_tokens, "walls": a.walls, "boxes": a.boxes}
     settings = Settings(a.family, size, a.train, a.test, a.seed, a.shard_size, a.test_fraction, **family_only)
-    return settings, a.out, a.workers, not a.no_progress, array_share() if a.slurm_array else None
+    mine = array_share() if a.slurm_array else part(a.shard) if a.shard else None
+    return settings, a.out, a.workers, not a.no_progress, mine, a.seal or a.slurm_array
+
+
+def array_share() -> tuple[int, int]:
+    """(this task's index, the number of tasks) of the SLURM array job this process runs in."""
+    try:
+        first, step = int(os.environ["SLURM_ARRAY_TASK_MIN"]), int(os.environ.get("SLURM_ARRAY_TASK_STEP", 1))
+        return (int(os.environ["SLURM_ARRAY_TASK_ID"]) - first) // step, int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+    except (KeyError, ValueError):
+        _error("--slurm-array: not a task of a SLURM array job (submit with sbatch --array=0-<n-1>)")
+
+
+def part(text: str) -> tuple[int, int] | None:
+    """(i, n) from "i/n", None when it is not a valid part."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        return None
+    return (i, n) if 0 <= i < n else None
+
+
+def seal(settings: Settings, out: Path) -> None:
+    """Before the manifest: every shard written, each file as its summary's sha256 says."""
+    missing = [shard_name(s, i) for s, i, _ in settings.shards() if not (out / f"{shard_name(s, i)}.json").exists()]
+    if missing:
+        _error(f"{len(missing)} of {len(settings.shards())} shards are not written (first: {missing[0]}); "
+               "run the missing --shard parts, then --seal again")
+    for split, index, _ in settings.shards():
+        summary = json.loads((out / f"{shard_name(split, index)}.json").read_text())
+        if hashlib.sha256((out / summary["file"]).read_bytes()).hexdigest() != summary["sha256"]:
+            _error(f"{out / summary['file']} does not match its sha256: delete it and its .json, "
+                   "rerun its --shard part, then --seal again")
 
 
 def prepare(settings: Settings, out: Path, shared: bool = False) -> None:
     """Create --out, or check that it holds this very dataset; drop temporary files of a killed run
-    (not when `shared`: an array job's other tasks are writing theirs)."""
+    (not when `shared`: the other parts' processes are writing theirs)."""
     out.mkdir(parents=True, exist_ok=True)
     wanted = asdict(settings)
     path = out / SETTINGS
@@ -224,12 +259,12 @@ def prepare(settings: Settings, out: Path, shared: bool = False) -> None:
 
 
 def run_shards(settings: Settings, out: Path, workers: int, progress: bool,
-               share: tuple[int, int] | None = None) -> int:
-    """Write the shards not written yet (of this array task's share, if any); returns how many."""
-    task, tasks = share or (0, 1)
-    jobs = [(settings, split, index, count, str(out)) for k, (split, index, count) in enumerate(settings.shards())
-            if k % tasks == task and not (out / f"{shard_name(split, index)}.json").exists()]
-    done = settings.train + settings.test - sum(job[3] for job in jobs)
+               mine: tuple[int, int] = (0, 1)) -> None:
+    """Write the shards not written yet; mine = (i, n): only every n-th shard from the i-th."""
+    shards = [shard for j, shard in enumerate(settings.shards()) if j % mine[1] == mine[0]]
+    jobs = [(settings, split, index, count, str(out)) for split, index, count in shards
+            if not (out / f"{shard_name(split, index)}.json").exists()]
+    done = sum(count for _, _, count in shards) - sum(job[3] for job in jobs)
     pool = None
     if workers > 1 and len(jobs) > 1:
         # fork where there is one (the workers inherit this module, however it was imported),
@@ -237,7 +272,7 @@ def run_shards(settings: Settings, out: Path, workers: int, progress: bool,
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         pool = multiprocessing.get_context(method).Pool(min(workers, len(jobs)))
     try:
-        with tqdm(total=settings.train + settings.test, initial=done, unit="ex", disable=not progress,
+        with tqdm(total=sum(count for _, _, count in shards), initial=done, unit="ex", disable=not progress,
                   desc=f"{settings.family} {settings.size}", smoothing=0.1) as bar:
             summaries = pool.imap_unordered(write_shard, jobs) if pool else map(write_shard, jobs)
             for summary in summaries:
@@ -246,7 +281,6 @@ def run_shards(settings: Settings, out: Path, workers: int, progress: bool,
         if pool is not None:
             pool.terminate()
             pool.join()
-    return len(jobs)
 
 
 def write_manifest(settings: Settings, out: Path) -> dict[str, Any]:
@@ -277,17 +311,24 @@ def write_manifest(settings: Settings, out: Path) -> dict[str, Any]:
     return manifest
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    settings, out, workers, progress, share = parse_args(argv)
-    prepare(settings, out, shared=share is not None)
-    wrote = run_shards(settings, out, workers, progress, share)
-    if share is not None:
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    """The manifest, or None after a --shard part (the dataset is sealed once all parts are done)."""
+    settings, out, workers, progress, mine, sealing = parse_args(argv)
+    prepare(settings, out, shared=mine is not None)
+    if mine is not None:
+        run_shards(settings, out, workers, progress, mine)
         total = len(settings.shards())
         left = sum(not (out / f"{shard_name(split, index)}.json").exists() for split, index, _ in settings.shards())
-        print(f"{out}: array task {share[0]} of {share[1]} wrote {wrote} shards of {total}; "
-              + (f"{left} still being written: the last task seals the manifest" if left else "sealing the manifest"))
-        if left:
-            return {}
+        ready = sealing and not left  # an array task seals once it finds every part written
+        print(f"{out}: part {mine[0]}/{mine[1]} written ({len(range(mine[0], total, mine[1]))} shards of {total}); "
+              + ("sealing the manifest" if ready else f"{left} shards still being written" if left
+                 else "every part is written: seal the manifest with --seal"))
+        if not ready:
+            return None
+    if sealing:
+        seal(settings, out)
+    else:
+        run_shards(settings, out, workers, progress)
     manifest = write_manifest(settings, out)
     stats = manifest["stats"]
     print(f"{out}: {manifest['counts']['train']} train / {manifest['counts']['test']} test examples, "

@@ -19,8 +19,10 @@ comes from the `table:` block of `configs/experiment/<experiment>.yaml` (or, if 
 the block saved in the newest record's config); a block with `tasks:` gets one row per task and
 method, and its `rows_from: {experiment: [methods]}` takes those rows from another experiment's records
 (runs of the same config, e.g. Table 5.4's step 0 is Table 5.3's Searchformer; tests/test_shared_rows.py
-checks the configs agree), said under the table. With the default --results it also counts Table 2's LLM calls per optimizer step
-(scripts/call_counts.py -> figures/textgrad_calls.png and .csv).
+checks the configs agree), said under the table. Records without a `table:` block (an ad hoc sweep,
+experiment `adhoc`) get a comparison table instead: every metric, one row per method and varied setting,
+mean ± s.e. over seeds and paired differences over shared seeds (harness/comparison.py). With the default --results it also
+counts Table 2's LLM calls per optimizer step (scripts/call_counts.py -> figures/textgrad_calls.png and .csv).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a clone without installing
 
+from harness.comparison import write_comparison  # noqa: E402
 from harness.figures import table_figures  # noqa: E402
 from harness.records import load_records  # noqa: E402
 from harness.report import (MODE_LABELS, TableSpec, budget_of, check_duplicates, summarize,  # noqa: E402
@@ -208,10 +211,9 @@ def make(results: Path, out: Path, configs: Path, experiments: list[str] | None 
         if experiments and experiment not in experiments:
             continue
         block = table_block(experiment, runs, configs)
-        if block is None:  # e.g. ad-hoc runs: say so, and go on with the other tables
-            if experiments:
-                raise SystemExit(f"error: no table: block for experiment {experiment!r}")
-            warn(f"no table: block for experiment {experiment!r} ({len(runs)} records): no table")
+        if block is None:  # e.g. an ad hoc sweep: every metric, method by method, paired over seeds
+            source = os.path.relpath(results.resolve(), ROOT)
+            written += write_comparison(runs, table_name(experiment, mode, budget), experiment, mode, source, out)
             continue
         runs, shared = with_shared_rows(records, runs, block, mode, budget)
         written += write_table(runs, block, experiment, mode, budget, results, out, shared)

@@ -103,6 +103,10 @@ def test_a_wrong_type_or_place_is_one_error_line_before_the_run(override, says, 
 def test_a_replay_miss_fails_its_job_only(tmp_path):
     """One job's LLM failure (a request never recorded) no longer aborts the jobs after it."""
     results = tmp_path / "results"
+    from trace_core.llm import CachedLLM, ScriptedLLM  # a cache of this model, not of this run's requests
+
+    with CachedLLM(ScriptedLLM(replies=["x"]), tmp_path / "empty.sqlite", model="never-recorded") as other:
+        other.complete([{"role": "user", "content": "another run's request"}])
     result = optimize("-m", "experiment=fig5a_numeric", "optimizer=optoprime,adam", "seed=0", "llm=replay",
                       f"llm.cache_path={tmp_path / 'empty.sqlite'}", "llm.model=never-recorded",
                       f"results_dir={results}", f"hydra.sweep.dir={tmp_path / 'sweep'}", timeout=300)

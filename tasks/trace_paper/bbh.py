@@ -300,19 +300,18 @@ def concurrency(llm: Any, default: int = 4) -> int:
     return default
 
 
-def evaluate_all(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str = "",
-                 show_progress: bool = True) -> list[R]:
+def evaluate_all(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str = "") -> list[R]:
     """`[fn(x) for x in items]`, run by a pool of `workers` threads, results in input order.
 
     The LLM client bounds the requests in flight; a killed run loses nothing it paid for, because
     every reply is in the response cache and a rerun meets the same requests again.
     """
-    from tqdm.auto import tqdm
+    from harness.progress import bar  # off where the run says so (progress=false, auto off a terminal)
 
     items = list(items)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
-            tqdm(total=len(items), desc=desc, disable=not show_progress, leave=False) as bar:
+            bar(total=len(items), desc=desc, leave=False) as shown:
         futures = [pool.submit(fn, item) for item in items]
         for _ in as_completed(futures):
-            bar.update()
+            shown.update()
         return [future.result() for future in futures]

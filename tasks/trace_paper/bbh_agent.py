@@ -26,7 +26,6 @@ Facts: specs/trace.md §4.3 and §4.5.
 from __future__ import annotations
 
 import math
-import sys
 import re  # noqa: F401  (trainable code runs in this module's namespace: let it use re)
 from typing import Any, Callable
 
@@ -151,7 +150,7 @@ class BBHTask:
 
     def __init__(self, subtask: str, student: Any, source: str | None = None, cot: bool = False,
                  limit: int = 15, max_test: int | None = None, mode: str = "paper",
-                 smoke_source: str = "tests/data/bbh", progress: bool | str = True, protocol: str = "paper") -> None:
+                 smoke_source: str = "tests/data/bbh", protocol: str = "paper") -> None:
         if limit < 1:
             raise ConfigError(f"task.limit must be >= 1, got {limit}")
         if protocol not in PROTOCOLS:
@@ -165,8 +164,6 @@ class BBHTask:
         self.splits = paper_splits(load_bbh(subtask, self.source))
         if not self.splits.train:
             raise ConfigError(f"task: {subtask} in {self.source} has no training examples")
-        # The run's `progress` may be "auto" (bars on a terminal only), as the root config's default is.
-        self.progress = sys.stderr.isatty() if progress == "auto" else progress not in (False, "false")
         self.limit, self.max_test = int(limit), max_test
         # The student's requests are counted apart from the optimizer's (often the same client).
         self.student = Metered(student, "student") if callable(getattr(student, "complete", None)) else student
@@ -234,8 +231,7 @@ class BBHTask:
         if not examples:
             return 0.0
         answers = evaluate_all(lambda ex: self._answer(ex.question, program), examples,
-                               self.workers, desc=f"{self.subtask} {desc}",
-                               show_progress=self.progress)
+                               self.workers, desc=f"{self.subtask} {desc}")
         verdicts = [self._score(ex.answer, a) for ex, a in zip(examples, answers)]
         if desc == "test":  # each answer with its target, beside the record (harness.samples)
             self.test_samples = [{"question": ex.question, "answer": str(a), "target": ex.answer,

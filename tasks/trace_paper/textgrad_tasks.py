@@ -41,14 +41,14 @@ class PromptTask:
 
     def __init__(self, name: str, splits: Any, scorer: Callable[[str, Any], bool], student: Any,
                  instruction: str, limit: int = 12, batch_size: int = 3, steps_per_epoch: int = 4,
-                 seed: int = 0, max_test: int | None = None, progress: bool = True) -> None:
+                 seed: int = 0, max_test: int | None = None) -> None:
         import random
 
         if limit < 1 or batch_size < 1 or not splits.train:
             raise ConfigError(f"task: {name} needs limit >= 1, batch_size >= 1 and training examples")
         self.name, self.splits, self.scorer, self.student = name, splits, scorer, student
         self.limit, self.batch_size, self.steps_per_epoch = int(limit), int(batch_size), int(steps_per_epoch)
-        self.max_test, self.progress, self.finished = max_test, progress, False
+        self.max_test, self.finished = max_test, False
         self.system_prompt = node(instruction, trainable=True, name="system_prompt", constraint=SYSTEM_CONSTRAINT)
         self.objective = (f"Change the system prompt in #Variables so that the model answers questions of the "
                           f"task '{name}' correctly, as #Feedback asks.")
@@ -98,7 +98,7 @@ class PromptTask:
         examples = self.splits.test[: self.max_test] if self.max_test else self.splits.test
         prompt = self.system_prompt.data  # the last iterate, whatever scored best on a batch
         replies = evaluate_all(lambda ex: self.query_model(prompt, ex.question), examples, concurrency(self.student),
-                               desc=f"{self.name} test", show_progress=self.progress)
+                               desc=f"{self.name} test")
         acc = 100 * sum(self._scored(ex.answer, r, ex.question) for ex, r in zip(examples, replies)) \
             / max(len(examples), 1)
         return {"acc": acc, f"acc_{self.name}": acc, "n_test": len(examples),
@@ -148,12 +148,11 @@ class SolutionTask:
     higher_is_better = True
 
     def __init__(self, name: str, examples: list[Example], scorer: Callable[[str, Any], bool], student: Any,
-                 constraint: str, limit: int | None = None, max_iterations: int = 3,
-                 progress: bool = True) -> None:
+                 constraint: str, limit: int | None = None, max_iterations: int = 3) -> None:
         if not examples or max_iterations < 1:
             raise ConfigError(f"task: {name} needs questions and max_iterations >= 1")
         self.name, self.examples, self.scorer, self.student = name, examples, scorer, student
-        self.max_iterations, self.progress = int(max_iterations), progress
+        self.max_iterations = int(max_iterations)
         self.limit = int(limit) if limit else self.max_iterations * len(examples)
         self.response = node("", trainable=True, name="response", constraint=constraint)
         self.objective = ("Change the solution in #Variables so that it answers the question correctly, "
@@ -197,7 +196,7 @@ class SolutionTask:
         """The student's zero-shot answer to every question, asked concurrently (once)."""
         if not self._zero_shot:
             self._zero_shot = evaluate_all(self._solve, self.examples, concurrency(self.student),
-                                           desc=f"{self.name} zero-shot", show_progress=self.progress)
+                                           desc=f"{self.name} zero-shot")
             self._answers = list(self._zero_shot)
             self._history = [[a] for a in self._zero_shot]
 
@@ -247,7 +246,7 @@ TABLE2 = {  # dataset -> (protocol, default source)
 
 def textgrad_task(dataset: str, student: Any, source: str | None = None, limit: int | None = None,
                   seed: int = 0, max_iterations: int = 3, batch_size: int = 3, max_test: int | None = None,
-                  mode: str = "paper", smoke_source: str = "tests/data/bbh", progress: bool = True,
+                  mode: str = "paper", smoke_source: str = "tests/data/bbh",
                   judge: Any = None, bbh_source: str = BBH_DATA) -> Any:
     """A row of Table 2, on textgrad's own task definitions: MMLU and GPQA are solution
     optimization scored on the first `Answer: X`; BBH and GSM8K prompt optimization, all starting
@@ -264,8 +263,7 @@ def textgrad_task(dataset: str, student: Any, source: str | None = None, limit: 
         examples = load_gpqa("gpqa_diamond", source) if dataset.startswith("gpqa") else \
             load_mmlu(dataset.removeprefix("mmlu_"), source)
         letter = "The last line must be `Answer: X`, where X is one of A, B, C, D."
-        return SolutionTask(dataset, examples, score_letter_first, student, letter, limit, max_iterations,
-                            progress)
+        return SolutionTask(dataset, examples, score_letter_first, student, letter, limit, max_iterations)
     if dataset == "gsm8k":
         splits, scorer = load_gsm8k(source), score_integer
     else:
@@ -277,4 +275,4 @@ def textgrad_task(dataset: str, student: Any, source: str | None = None, limit: 
                 raise ConfigError(f"task.dataset={dataset} is graded by an LLM judge: give task.judge")
             scorer = llm_judge(judge)
     return PromptTask(dataset, splits, scorer, student, NUMBER_INSTRUCTION, limit or 12, batch_size, 4, seed,
-                      max_test, progress)
+                      max_test)

@@ -35,6 +35,15 @@ def trainer(folder, identity=None, **changes) -> Trainer:
                    identity=identity)
 
 
+class Killed(Exception):
+    pass
+
+
+def die_at_step_3(step, loss):
+    if step == 3:  # after the step-3 checkpoint (BASE: checkpoint_every=3)
+        raise Killed
+
+
 @pytest.mark.parametrize("changes, says", [
     ({"lr": 1e-2}, "train.lr"),
     ({"identity": {"data": "other-examples"}}, "data"),
@@ -48,13 +57,6 @@ def test_a_checkpoint_is_never_resumed_under_other_settings(tmp_path, changes, s
 
 
 def test_a_resumed_run_reports_the_whole_curve_and_all_its_seconds(tmp_path):
-    class Killed(Exception):
-        pass
-
-    def die_at_step_3(step, loss):
-        if step == 3:
-            raise Killed
-
     with pytest.raises(Killed):
         trainer(tmp_path).run(on_step=die_at_step_3)
     recorder = CurveRecorder(NullLogger(), tmp_path / "progress.jsonl")
@@ -86,3 +88,27 @@ def test_sigterm_writes_a_checkpoint_before_exiting(tmp_path):
         proc.kill()
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert 3 <= state["step"] < 100000 and len(state["history"]) == state["step"]
+
+
+def test_batches_built_ahead_in_a_thread_train_and_resume_exactly_as_built_in_line(tmp_path):
+    """Issue 26, defect 6: the next batch is built while the step runs (prefetch, on by default);
+    the losses are those of building each batch in line, and a checkpoint taken with a batch
+    already built ahead resumes at that batch, not after it."""
+    built = []
+
+    def noting(indices, epoch):
+        built.append(tuple(indices))
+        return copy_batch(indices, epoch)
+
+    torch.manual_seed(0)
+    in_line = Trainer(Transformer(preset("tiny", vocab_size=12)), TrainConfig(**{**BASE, "checkpoint_every": 100}),
+                      copy_batch, 16, prefetch=False).run()
+    torch.manual_seed(0)
+    ahead = Trainer(Transformer(preset("tiny", vocab_size=12)), TrainConfig(**{**BASE, "checkpoint_every": 100}),
+                    noting, 16)
+    assert ahead.prefetch and ahead.run() == in_line
+    assert len(built) == 6, "no batch built beyond the last step"
+
+    with pytest.raises(Killed):
+        trainer(tmp_path / "ck").run(on_step=die_at_step_3)  # checkpoint at step 3, step 4's batch built
+    assert trainer(tmp_path / "ck").run() == in_line[3:]

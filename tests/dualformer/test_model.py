@@ -153,3 +153,12 @@ def test_dropping_finished_rows_gives_each_prompt_what_it_gets_alone():
         assert together.tokens[i] == alone.tokens[0] and together.finished[i] == alone.finished[0]
         lengths.add(len(alone.tokens[0][0]))
     assert len(lengths) > 1, "rows finished at different steps, so some were dropped mid-way"
+
+
+def test_fused_adamw_trains_as_the_loop_one():
+    """Issue 26, defect 6: the fused AdamW (the default on a GPU) takes the same steps; checked on
+    the CPU, where torch has it too."""
+    config = TrainConfig(steps=4, batch_size=4, lr=3e-3, warmup=2, checkpoint_every=100)
+    loop = Trainer(tiny(), config, toy_batch, 10, fused_adamw=False).run()
+    fused = Trainer(tiny(), config, toy_batch, 10, fused_adamw=True)
+    assert fused.optimizer.defaults["fused"] and torch.allclose(torch.tensor(fused.run()), torch.tensor(loop), atol=1e-5)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from harness.records import load_records, read_record
+from ranks_support import assert_same_record, failure, the_record, train
 from support import ROOT
 
 
@@ -18,7 +19,7 @@ def test_two_ranks_make_one_wandb_run_one_record_and_a_full_curve(tmp_path):
                "progress=false", "model.train.batch_size=4",
                f"results_dir={tmp_path / 'res'}", f"hydra.run.dir={tmp_path / 'run'}"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure(result)
     frame = load_records(tmp_path / "res")
     assert len(frame) == 1, "rank 0 alone writes the record"
     # Every training step's loss (held-out evaluation points sit beside them at their steps).
@@ -30,3 +31,27 @@ def test_two_ranks_make_one_wandb_run_one_record_and_a_full_curve(tmp_path):
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1, "one W&B run"
     journal = (tmp_path / "run" / "progress.jsonl").read_text()
     assert journal.count('"train/loss"') == 4, "one journal, not two"
+
+
+def test_two_ranks_train_sequences_longer_than_256_tokens(tmp_path):
+    """Issue 26, defect 1: each rank grew its rotary tables to its own longest sequence and DDP
+    broadcast buffers of different sizes (gloo SIGABRT at step 2). Every paper task is longer."""
+    result = train(["task=maze15", "model=dualformer", "mode=smoke", "logger=none", "model.train.batch_size=4"],
+                   tmp_path)
+    assert result.returncode == 0, failure(result)
+    assert [p["step"] for p in the_record(tmp_path).curve if "train/loss" in p] == [1, 2, 3, 4]
+
+
+def test_two_ranks_record_equals_one_process_on_the_same_global_batch(tmp_path):
+    """Issue 26, defects 2-3: the logged loss is the global batch's (not rank 0's half), the
+    held-out evaluation is split over the ranks and gathered, test prompts are decoded in batches
+    under DDP, and per-prompt random streams make the samples those of one process."""
+    args = ["task=maze15", "model=dualformer", "mode=smoke", "logger=none", "model.train.batch_size=4",
+            "task.n_eval=4", "task.limit=5", "task.n_test=5", "model.prompt_batch=2"]
+    for ranks in (2, 1):
+        result = train(args, tmp_path / str(ranks), ranks)
+        assert result.returncode == 0, failure(result)
+    two, one = the_record(tmp_path / "2"), the_record(tmp_path / "1")
+    assert two.provenance["test_examples_per_rank"] == [3, 2]
+    assert any("eval/fast/1_optimal_4" in p for p in two.curve), "the held-out evaluation is in the curve"
+    assert_same_record(two, one)

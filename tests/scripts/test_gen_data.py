@@ -145,3 +145,32 @@ def test_bench_data_runs_and_reports_every_figure():
                 "sokoban_reference_s", "sokoban_speedup", "sokoban_ours_capped_s"):
         assert figures[key] > 0, key
     assert figures["maze30_plans_agree"] == 1.0 and figures["sokoban_plans_agree"] == 1.0
+
+
+def test_shards_split_over_machines_then_sealed_give_the_one_process_dataset(tmp_path):
+    """Issue 26, defect 5: `--shard i/n` writes every n-th shard (n machines or array tasks into one
+    folder), no manifest until `--seal` checks every shard and writes it."""
+    out = ["--out", str(tmp_path / "split"), "--workers", "1"]
+    written = []
+    for i in range(3):
+        assert gen_data.main([*SMALL_MAZE, *out, "--shard", f"{i}/3"]) is None, "no manifest from one part"
+        written.append(sorted(p.name for p in (tmp_path / "split").glob("*-0000?.json")))
+    assert written[0] == ["test-00000.json", "train-00000.json"]  # shards 0 and 3 of 4: train-0, test-0
+    assert not (tmp_path / "split" / "manifest.json").exists()
+    sealed = gen_data.main([*SMALL_MAZE, *out, "--seal"])
+    whole = gen_data.main([*SMALL_MAZE, "--out", str(tmp_path / "whole"), "--workers", "1"])
+    assert sealed["dataset_sha256"] == whole["dataset_sha256"]
+
+
+def test_sealing_refuses_a_missing_or_altered_shard(tmp_path):
+    out = ["--out", str(tmp_path), "--workers", "1"]
+    gen_data.main([*SMALL_MAZE, *out, "--shard", "0/2"])
+    result = cli(*SMALL_MAZE, *out, "--seal")
+    assert result.returncode == 2 and result.stderr.startswith("error: 2 of 4 shards are not written")
+    gen_data.main([*SMALL_MAZE, *out, "--shard", "1/2"])
+    (tmp_path / "train-00001.jsonl.gz").write_bytes(b"changed")
+    result = cli(*SMALL_MAZE, *out, "--seal")
+    assert result.returncode == 2 and "train-00001.jsonl.gz does not match its sha256" in result.stderr
+    assert not (tmp_path / "manifest.json").exists()
+    bad = cli(*SMALL_MAZE, *out, "--shard", "2/2")
+    assert bad.returncode == 2 and "--shard must be i/n with 0 <= i < n" in bad.stderr

@@ -65,8 +65,12 @@ class ScriptedLLM(LLM):
 
     model = "scripted"
 
-    def __init__(self, replies: list[str] | None = None, responder: Responder | str | None = None) -> None:
+    def __init__(self, replies: list[str] | None = None, responder: Responder | str | None = None,
+                 model: str | None = None) -> None:
         super().__init__()
+        # The model a command named (`llm.model=...` with `mode=smoke`): kept, never reported as
+        # having answered (`self.model` stays "scripted").
+        self.asked_model = model
         if (replies is None) == (responder is None):
             raise ValueError("ScriptedLLM needs exactly one of replies=[...] or responder=...")
         if replies is not None and not replies:

@@ -101,7 +101,7 @@ def test_evaluation_keeps_order_and_the_clients_bound_on_requests_in_flight():
         server.delay_s = 0.05
         client = OpenAIChat("m", base_url=server.url, max_concurrency=3)
         out = bbh.evaluate_all(lambda q: client.complete([{"role": "user", "content": q}]).text,
-                               [f"q{i}" for i in range(12)], workers=8, show_progress=False)
+                               [f"q{i}" for i in range(12)], workers=8)
     assert out == [f"Q{i}" for i in range(12)]
     assert 1 < server.max_in_flight <= 3
 
@@ -196,8 +196,7 @@ def test_smoke_runs_read_the_fixtures_and_a_task_refuses_a_missing_student(run_d
 
 def paper_task(responder):
     from tasks.trace_paper.bbh_agent import BBHTask
-    return BBHTask("date_understanding", ScriptedLLM(responder=responder), source=str(FIXTURES), limit=3,
-                   progress=False)
+    return BBHTask("date_understanding", ScriptedLLM(responder=responder), source=str(FIXTURES), limit=3)
 
 
 def test_paper_start_program_raises_without_answer_and_its_error_is_the_first_feedback():
@@ -289,7 +288,7 @@ def bbh_items(kind: str) -> list[str]:
 def test_prompt_task_batches_three_questions_and_tests_the_last_prompt():
     with graph_context():
         task = textgrad_tasks.textgrad_task("object_counting", ScriptedLLM(responder=counting_student), mode="smoke",
-                                 progress=False, seed=3)
+                                 seed=3)
         assert task.limit == 12 and task.splits.sizes() == (50, 100, 10)
         feedback = task.evaluate(task.init_params())
         assert feedback.score == 0.0 and feedback.output.op.name == "join"
@@ -306,8 +305,7 @@ def test_solution_task_improves_wrong_answers_at_most_three_times_then_finishes(
         return "Answer: A"  # right for one question of four
 
     with graph_context():
-        task = textgrad_tasks.textgrad_task("mmlu_machine_learning", ScriptedLLM(responder=student), mode="smoke",
-                                 progress=False)
+        task = textgrad_tasks.textgrad_task("mmlu_machine_learning", ScriptedLLM(responder=student), mode="smoke")
         assert task.limit == 12
         name, seen = task.response.py_name, []
         params = task.init_params()
@@ -342,14 +340,14 @@ def test_word_sorting_starts_from_the_numeric_description_and_an_llm_judge_grade
                         else "<ACCURACY> 0 </ACCURACY>")
     with graph_context():
         task = textgrad_tasks.textgrad_task("word_sorting", ScriptedLLM(replies=["Answer: apple banana"]), mode="smoke",
-                                 progress=False, judge=judge)
+                                 judge=judge)
         assert task.system_prompt.data == NUMBER_INSTRUCTION, "textgrad's BBH start prompt, for word sorting too"
         feedback = task.evaluate(task.init_params())
         asked = judge.requests[0][-1]["content"]
         assert "Question:" in asked and "Correct answer:" in asked and "<ACCURACY>" in asked
         assert feedback.score == 1.0 and [p.op.name for p in feedback.output.parents] == ["grade"] * 3
     with pytest.raises(ConfigError, match="LLM judge"):
-        textgrad_tasks.textgrad_task("word_sorting", ScriptedLLM(replies=["x"]), mode="smoke", progress=False)
+        textgrad_tasks.textgrad_task("word_sorting", ScriptedLLM(replies=["x"]), mode="smoke")
 
 
 def test_table2_reads_bbh_where_the_rest_of_the_harness_does(run_dir, monkeypatch):
@@ -360,7 +358,7 @@ def test_table2_reads_bbh_where_the_rest_of_the_harness_does(run_dir, monkeypatc
     tg = compose_run("optimize", ["experiment=table2_textgrad", "optimizer=textgrad"], run_dir)
     assert tg.optimizer.optimizer.all_edges is True, "gradients go to every parent, as TGD does"
     with graph_context():
-        task = textgrad_tasks.textgrad_task("object_counting", ScriptedLLM(replies=["x"]), progress=False,
+        task = textgrad_tasks.textgrad_task("object_counting", ScriptedLLM(replies=["x"]),
                                  bbh_source=str(FIXTURES))
         assert task.splits.sizes() == (50, 100, 10)
 

@@ -95,10 +95,10 @@ def test_the_harness_variant_differs_only_where_it_says():
 
 
 def test_the_harness_variant_documents_a_rewritten_function_by_its_current_docstring():
-    trainable = bundle(trainable=True)(speed_for)
-    trainable.parameter._data = ('def speed_for(distance, road):\n    """Always walks."""\n'
-                                 '    return 1.4\n')
-    with graph_context():
+    with graph_context():  # the code parameter is named in this graph, not the ambient one
+        trainable = bundle(trainable=True)(speed_for)
+        trainable.parameter._data = ('def speed_for(distance, road):\n    """Always walks."""\n'
+                                     '    return 1.4\n')
         budget, slack = program(node, trainable)
         llm = ScriptedLLM(replies=['{"reasoning": "", "suggestion": {}}'])
         optimizer = OptoPrime([budget, trainable.parameter], llm=llm, protocol="harness")

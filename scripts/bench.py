@@ -25,9 +25,12 @@ Targets: at most 5 ms per maze task and 0.1 s per Sokoban level.
 (scripts/bench_metaworld.py); target: a few milliseconds of overhead at most.
 
 `trace`: trace_core and Microsoft's Trace (`trace-opt`, import `opto`, the `reference` extra)
-timed interleaved in this one process, each library's graph freed before the other is timed
-(scripts/bench_trace.py): per traced operation, backward over a 10,000-node chain and a
-1,000-node one (how each grows), and one full OptoPrime step on a 50-node graph, as speedups.
+timed interleaved in a random order in this one process, each library's graph freed before the
+next workload is timed (scripts/bench_trace.py): per traced operation, backward over a
+10,000-node chain and a 1,000-node one (how each grows), backward with our report building (like
+for like with trace-opt's full feedback propagation), one call of a trainable bundled function
+(ours in-process and sandboxed, against trace-opt's in-process), and one full OptoPrime step on a
+50-node graph, as speedups (theirs / ours: below 1 where ours is slower).
 Targets: at most 5 µs per traced operation and under 0.1 s for backward on 10,000 nodes.
 """
 from __future__ import annotations
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="device peak bf16 TFLOP/s for MFU (e.g. 989 for an H100 SXM)")
     parser.add_argument("--n", type=int, default=10_000, help="chain length")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (trace suite)")
+    parser.add_argument("--calls", type=int, default=1000, help="bundled calls timed per repeat (trace suite)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if args.suite == "sandbox":  # scripts/bench_sandbox.py: per-call cost of the sandbox
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from scripts.bench_trace import bench_trace
 
-        result = bench_trace(args.n, args.repeats)
+        result = bench_trace(args.n, args.repeats, args.calls)
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")

@@ -54,7 +54,12 @@ def page(messages: list[dict[str, str]]) -> str:
         "per step as `llm/prompt_tokens`). With `mask=[documentation, code, inputs, others]` "
         "(the paper's Trace Masked) those sections keep their headers and lose their content. "
         "The system message carries the paper's sections and the information it gives about them, "
-        "in our own wording; `optimizer.prompt_file=...` replaces it with any other text.\n\n"
+        "in our own wording; `optimizer.prompt_file=...` replaces it with any other text. The report "
+        "is the paper protocol's (`optimizer.protocol=paper`, the default: written as trace-opt 0.1.3.8 "
+        "writes it, and no temperature is sent; tests/trace_core/test_prompt_parity.py compares the two "
+        "section by section); `optimizer.protocol=harness` writes strings as Python repr, cuts values "
+        "over 4,000 characters, and shows a trainable call under its function's name with its current "
+        "docstring.\n\n"
         f"## System message\n\n```text\n{system}\n```\n\n## User message\n\n```text\n{user}\n```\n")
 
 

@@ -56,7 +56,8 @@ class BundledFunction:
         self._fn = fn
         # What rewritten code can see besides its globals: the enclosing function's locals at
         # definition time, and (live, through their cells) the free variables the original reads.
-        self._namespace = {**getattr(inspect.unwrap(fn), "__globals__", {}), **(enclosing or {})}
+        self._enclosing = enclosing or {}
+        self._namespace = {**getattr(inspect.unwrap(fn), "__globals__", {}), **self._enclosing}
         self._cells = closure_cells(fn)
         self._signature = inspect.signature(fn)
         doc = inspect.getdoc(fn) or ""
@@ -112,6 +113,17 @@ class BundledFunction:
         twin.parameter = copy.deepcopy(self.parameter, memo)
         return twin
 
+    def __sandbox__(self) -> tuple[str, Any, Any]:
+        """How this function reaches a sandbox worker when trainable code there uses it: as the
+        plain function it wraps, or (trainable) its current code (sandbox/transfer.py)."""
+        if self.parameter is None:
+            return "function", self._fn, None
+        return "trainable", sandbox_calls.fields(self), None
+
+    def _note_calls(self, inputs: dict[str, Node], called: list[Any]) -> None:
+        """The trainable functions a sandboxed call ran: their code parameters become inputs."""
+        _add_code_inputs(inputs, [fn.parameter for fn in called])
+
     def rewritten(self) -> bool:
         return self.parameter is not None and self.parameter._data != self._source[0]
 
@@ -161,10 +173,12 @@ class BundledFunction:
                 self._fail(self._describe(exc), inputs, exc)
         return self._result(value, inputs, reads)
 
-    def _result(self, value: Any, inputs: dict[str, Node], reads: Reads) -> MessageNode:
+    def _result(self, value: Any, inputs: dict[str, Node], reads: Reads,
+                called: list[ParameterNode] = ()) -> MessageNode:
         if isinstance(value, Node):
             reads.used.append(value)
             value = value._data
+        _add_code_inputs(inputs, [*reads.used, *called])
         missing = self._missing_inputs(reads, inputs)
         if missing:
             message = (f"`{self.op.name}` used {', '.join(missing)} without receiving it as an "
@@ -216,6 +230,8 @@ class BundledFunction:
                 nodes = {k: _as_input(v, k) for k, v in value.items()}
                 inputs.update(nodes)
                 bound.arguments[name] = {k: n._data for k, n in nodes.items()}
+            elif isinstance(getattr(value, "parameter", None), ParameterNode):
+                inputs[name] = value.parameter  # a trainable function passed in: its code is the input
             else:
                 inputs[name] = _as_input(value, name)
                 bound.arguments[name] = inputs[name]._data
@@ -257,6 +273,19 @@ class BoundTrainable(functools.partial):
     @property
     def trainable(self) -> bool:
         return True
+
+    def __sandbox__(self) -> tuple[str, Any, Any]:
+        return "trainable", sandbox_calls.fields(self.func), self.args[0]
+
+
+def _add_code_inputs(inputs: dict[str, Node], used: list[Node]) -> None:
+    """Code parameters of the trainable functions the call ran (called from its globals or
+    closure, or passed in) become inputs of the call, so feedback reaches their code too."""
+    given = {id(n) for n in inputs.values()}
+    for n in used:
+        if type(n) is ParameterNode and n.name.startswith(CODE_PREFIX) and id(n) not in given:
+            inputs[n.py_name] = n
+            given.add(id(n))
 
 
 def _as_input(value: Any, name: str) -> Node:

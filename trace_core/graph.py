@@ -157,6 +157,10 @@ class Node:
 
     # Recorded operations.
     def __getattr__(self, attr: str) -> Any:
+        """`node(obj).x`, recorded as getattr(obj, name). When obj.x holds a node, that node is a
+        third parent (`held`, see apply_op): upstream Trace records only (obj, name), so a
+        trainable node kept as an attribute (an agent's prompt) gets no feedback through this
+        read. We keep the dependency; in the report it is one more input line of the call."""
         if attr.startswith("__"):
             raise AttributeError(attr)
         value = getattr(self._data, attr)  # AttributeError propagates untouched

@@ -126,3 +126,17 @@ def test_deepcopy_of_a_node_copies_its_value_not_its_children():
         twin = copy.deepcopy(y)
         assert twin.data == [1, 2] and twin.data is not y.data and twin.parents[0] is not x
         assert copy.deepcopy(x).children == [] and x.children == [y]
+
+
+def test_an_attribute_that_holds_a_node_is_a_third_parent_so_feedback_reaches_it():
+    # Issue 28, defect 4 (decided): upstream records (obj, name); we add the held node.
+    class Agent:
+        def __init__(self) -> None:
+            self.prompt = node("be brief", trainable=True, name="prompt")
+
+    with graph_context():
+        agent = Agent()
+        read = node(agent, name="agent").prompt
+        assert [p.py_name for p in read.parents][0] == "agent0" and len(read.parents) == 3
+        assert read.parents[-1] is agent.prompt and read.inputs["held"] is agent.prompt
+        assert backward(read, "longer").parameters == [agent.prompt]

@@ -169,3 +169,14 @@ def test_openai_llm_records_then_replays_without_the_server(server, tmp_path):
     assert isinstance(replay, CachedLLM) and replay.inner is None
     assert [replay.complete(MESSAGES, temperature=1.0).text for _ in range(3)] == texts
     assert replay.usage.cache_hits == 3 and replay.usage.calls == 0
+
+
+def test_a_parameter_given_as_none_is_not_sent():
+    # OptoPrime's paper protocol passes temperature=None: the server's default applies, as in trace-opt.
+    from trace_core.llm.openai_backend import OpenAIChat
+
+    chat = OpenAIChat.__new__(OpenAIChat)
+    chat.model = "m"
+    kwargs = chat._request_kwargs(frozenset({"temperature", "max_tokens"}), [],
+                                  {"temperature": None, "max_tokens": 5, "top_k": None})
+    assert "temperature" not in kwargs and kwargs["max_tokens"] == 5 and "extra_body" not in kwargs

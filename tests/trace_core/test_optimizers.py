@@ -78,7 +78,7 @@ def test_code_parameter_is_updated_and_executed():
         optimizer.backward(double(node(21)), "expected 42")
         optimizer.step()
         report = llm.requests[0][-1]["content"]
-        assert "(code) __code_double0:\ndef double(value):" in report
+        assert "(code) __code_double0:def double(value):" in report  # the paper protocol: as trace-opt writes it
         assert double(node(21)).data == 42
         assert optimizer.logs[-1].applied == {"__code_double0": new_code}
 

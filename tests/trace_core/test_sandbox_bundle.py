@@ -106,9 +106,8 @@ def test_a_trainable_node_the_code_reads_from_outside_is_caught_in_either_mode(m
         with pytest.raises(MissingInputsError, match="weight0"):
             scaled(node(2))
 
-        if mode == "none":  # in a worker an outside node is only a proxy: pass it in instead
-            @bundle(trainable=True, allow_external_dependencies=True)
-            def allowed(x):
-                return x * weight.data
+        @bundle(trainable=True, allow_external_dependencies=True)
+        def allowed(x):
+            return x * weight.data  # a worker gets the node's value (issue 28)
 
-            assert allowed(node(2)).data == 6
+        assert allowed(node(2)).data == 6

@@ -55,7 +55,8 @@ class OpenAIChat(LLM):
     """Chat completions from an OpenAI-compatible server, with retries and bounded concurrency.
 
     `default_params` (temperature, max_tokens, response_format, seed, ...) go with every request;
-    keyword arguments of `complete` override them. Parameters the `openai` client does not know
+    keyword arguments of `complete` override them, and one given as None is not sent (OptoPrime's
+    paper protocol leaves the temperature to the server). Parameters the `openai` client does not know
     (e.g. vLLM's `top_k`) are sent in the request body as they are.
 
     The key is read from the environment variable `api_key_env` on the first request, so configs
@@ -238,6 +239,7 @@ class OpenAIChat(LLM):
     # -- the request -------------------------------------------------------------------------
 
     def _request_kwargs(self, known: frozenset[str], messages: list[dict], request: dict) -> dict:
+        request = {k: v for k, v in request.items() if v is not None}  # None: not sent (the server's default)
         kwargs = {k: v for k, v in request.items() if k in known}
         extra = {k: v for k, v in request.items() if k not in known}
         if extra:

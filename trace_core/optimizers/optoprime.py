@@ -4,6 +4,13 @@
     optimizer = OptoPrime([x], llm=llm, memory_size=5)   # memory_size=0: the paper's NoMem
     optimizer = OptoPrime([x], llm=llm, mask=MASKED)      # the paper's Trace Masked
     optimizer = OptoPrime([x], llm=llm, prompt_file="my_prompt.txt")   # other wording
+    optimizer = OptoPrime([x], llm=llm, protocol="harness")  # our report style (report.Style)
+
+`protocol="paper"` (the default) writes the report as trace-opt 0.1.3.8 does (report.PAPER) and
+sends no temperature unless `temperature` names one, so the server's default applies, as the
+paper's code did; "harness" is our variant (report.HARNESS: repr strings, long values cut, calls
+under their function's name with the current docstring) and keeps the client's temperature. Either way only this optimizer's
+parameters are #Variables.
 
 The default system message carries the paper's sections and the information it gives about them,
 in our own wording. `prompt_file` replaces it: the file's text up to a line `=== FORMAT ===` is
@@ -25,7 +32,7 @@ from trace_core.code import check_replacement
 from trace_core.graph import ParameterNode
 from trace_core.optimizers.base import Optimizer, StepLog
 from trace_core.optimizers.parsing import convert, extract_object, parse_suggestion
-from trace_core.optimizers.report import Report, build_report, current_values, is_code
+from trace_core.optimizers.report import STYLES, Report, build_report, current_values, is_code
 
 MASKED = ("documentation", "code", "inputs", "others")  # the paper's Trace Masked
 
@@ -77,9 +84,12 @@ class OptoPrime(Optimizer):
     def __init__(self, parameters: Iterable[ParameterNode], llm: Any, objective: str | None = None,
                  memory_size: int = 0, mask: Iterable[str] = (), max_tokens: int = 4096,
                  json_mode: bool = True, prompt_file: str | Path | None = None,
-                 temperature: float | None = None) -> None:
+                 temperature: float | None = None, protocol: str = "paper") -> None:
         super().__init__(parameters, memory_size)
-        self.temperature = temperature  # None: the client's own (e.g. llm.temperature)
+        if protocol not in STYLES:
+            raise ValueError(f"optimizer.protocol must be one of {', '.join(STYLES)}; got {protocol!r}")
+        self.protocol, self.style = protocol, STYLES[protocol]
+        self.temperature = temperature  # None: the client's own (e.g. llm.temperature); see _complete
         self.llm, self.objective = llm, objective or DEFAULT_OBJECTIVE
         self.mask, self.max_tokens, self.json_mode = tuple(mask), max_tokens, json_mode
         self.prompt_text = read_prompt_file(prompt_file) if prompt_file else (SYSTEM_PROMPT, FORMAT_PROMPT)
@@ -106,7 +116,7 @@ class OptoPrime(Optimizer):
 
     def _prompt(self) -> list[dict[str, str]]:
         """This step's messages (the current values and feedback join the memory here)."""
-        report = build_report(self.subgraphs, self.objective)
+        report = build_report(self.subgraphs, self.objective, self.parameters, self.style)
         current = (current_values(self.subgraphs), report.feedback)
         messages = self.messages(report, current)
         self.remember(*current)
@@ -135,6 +145,8 @@ class OptoPrime(Optimizer):
 
         if self.temperature is not None:
             params = {"temperature": self.temperature, **params}
+        elif self.protocol == "paper":  # the paper's code sends none: the server's default
+            params = {"temperature": None, **params}
         if self.json_mode:
             try:
                 return self.llm.complete(messages, max_tokens=self.max_tokens,

@@ -21,6 +21,15 @@ _executor: list[SandboxExecutor] = []
 _lock = threading.Lock()
 
 
+def enter_worker() -> None:
+    """Called by a sandbox worker: bundles called inside it run in it (it has no pool of its own)."""
+    _state["mode"], _state["worker"] = "none", True
+
+
+def in_worker() -> bool:
+    return _state.get("worker", False)
+
+
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"sandbox must be one of {', '.join(MODES)}; got {mode!r}")
@@ -63,5 +72,5 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 __all__ = ["FunctionSpec", "MODES", "SandboxError", "SandboxExecutor", "SandboxLimits", "SandboxTimeout",
-           "WorkerCrashed", "check_mode", "default_executor", "default_mode", "sandbox_mode",
+           "WorkerCrashed", "check_mode", "default_executor", "default_mode", "enter_worker", "in_worker", "sandbox_mode",
            "set_default_mode", "shutdown"]

@@ -4,14 +4,18 @@ here); defining and calling it happen in a worker, and its errors come back as f
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
+import types
 from typing import Any
 
 from trace_core.code import TRAINABLE_FILENAME, format_failure, function_parameters, signature_problem
 from trace_core.graph import MessageNode, Node
 from trace_core.reads import Reads, recording_reads
-from trace_core.sandbox import default_executor, default_mode
+from trace_core.sandbox import default_executor, default_mode, in_worker
 from trace_core.sandbox.executor import FunctionSpec, SandboxError, SandboxTimeout, WorkerCrashed
+from trace_core.sandbox.executor import _plain as plain
+from trace_core.sandbox.transfer import MUTABLE
 
 # A trace_core.bundle.BundledFunction: bundle hands its calls over to this module, so this module
 # does not import bundle back (the type is named in words, not imported).
@@ -19,8 +23,8 @@ BundledFunction = Any
 
 
 def sandboxed(bundled: BundledFunction) -> bool:
-    """Does this bundle's trainable code run in a worker process?"""
-    return bundled.parameter is not None and (bundled.sandbox or default_mode()) == "process"
+    """Does this bundle's trainable code run in a worker process? (Inside a worker, it runs there.)"""
+    return bundled.parameter is not None and (bundled.sandbox or default_mode()) == "process" and not in_worker()
 
 
 def call(bundled: BundledFunction, inputs: dict[str, Node], args: tuple, kwargs: dict[str, Any]
@@ -40,12 +44,14 @@ def call(bundled: BundledFunction, inputs: dict[str, Node], args: tuple, kwargs:
     with recording_reads() as reads:
         try:
             rebound: dict[str, Any] = {}
+            called: list[Any] = []  # trainable functions the code called (their code is an input)
             try:
-                value = default_executor().call(spec, args, kwargs, bundled.time_limit_s,
-                                                current_cells(bundled), rebound)
+                value = default_executor().call(spec, args, kwargs, bundled.time_limit_s, current_cells(bundled),
+                                                rebound, current_globals(bundled, source), called)
             finally:
                 for cell_name, cell_value in rebound.items():  # `nonlocal` writes, as in-process
                     bundled._cells[cell_name].cell_contents = cell_value
+                bundled._note_calls(inputs, called)
         except SandboxTimeout as exc:
             bundled._fail(f"(TimeoutError) `{name}` {exc}", inputs, exc)
         except SandboxError as exc:
@@ -66,12 +72,22 @@ def outside_nodes(bundled: BundledFunction, source: str) -> list[Node]:
     every trainable dependency arrived as an input (MissingInputsError) holds in both modes."""
     if bundled.allow_external_dependencies:
         return []
-    try:
-        names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    except SyntaxError:
-        return []
-    scope = {**inspect.unwrap(bundled._fn).__globals__, **bundled._namespace, **current_cells(bundled)}
-    return [scope[name] for name in sorted(names) if isinstance(scope.get(name), Node)]
+    module_globals = inspect.unwrap(bundled._fn).__globals__
+    found = [_lookup(bundled, module_globals, name) for name in sorted(read_names(source))]
+    return [value for value in found if isinstance(value, Node)]
+
+
+_MISSING = object()
+
+
+def _lookup(bundled: BundledFunction, module_globals: dict[str, Any], name: str) -> Any:
+    """What `name` means to the code now: an enclosing function's local, the closure, or the module's global."""
+    if name in bundled._enclosing:
+        return bundled._enclosing[name]
+    cell = bundled._cells.get(name)
+    if cell is not None:
+        return cell.cell_contents if _filled(cell) else _MISSING
+    return module_globals.get(name, _MISSING)
 
 
 def function_spec(bundled: BundledFunction, source: str) -> FunctionSpec:
@@ -93,10 +109,48 @@ def function_spec(bundled: BundledFunction, source: str) -> FunctionSpec:
     spec = FunctionSpec.of(inner, source, TRAINABLE_FILENAME.format(name))
     # Enclosing locals that the original source names (its decorators too), not all of them.
     used = {n.id for n in ast.walk(ast.parse(bundled._source[0])) if isinstance(n, ast.Name)}
-    extra = {k: v for k, v in bundled._namespace.items() if k not in inner.__globals__ and k in used}
+    extra = {k: v for k, v in bundled._namespace.items()  # objects go per call (current_globals)
+             if k not in inner.__globals__ and k in used and plain(v)}
     bundled._sandbox_spec = FunctionSpec(spec.source, name, spec.filename, spec.module, spec.modules,
                                          spec.globals, extra, {}, tuple(sorted(rebinds & set(bundled._cells))))
     return bundled._sandbox_spec
+
+
+def fields(bundled: BundledFunction) -> dict[str, Any]:
+    """A trainable function as a worker defines it when other trainable code uses it: its
+    current code, closure and globals (transfer.py sends it; rebuild.py defines it there)."""
+    source = bundled.parameter._data
+    try:
+        spec = function_spec(bundled, source)
+    except (SyntaxError, ValueError):  # defined in the worker, so the error becomes the caller's feedback
+        spec = FunctionSpec.of(inspect.unwrap(bundled._fn), source, TRAINABLE_FILENAME.format(bundled.op.name))
+    return {**spec.fields(), "cells": current_cells(bundled), "overrides": current_globals(bundled, source)}
+
+
+def current_globals(bundled: BundledFunction, source: str) -> dict[str, Any]:
+    """The names the code reads from its enclosing function or module whose values the worker's
+    own import would not hold as they are here now: objects, nodes, functions, and mutable
+    containers (their changes come back). Modules and immutable plain values it has."""
+    module_globals = inspect.unwrap(bundled._fn).__globals__
+    found: dict[str, Any] = {}
+    for name in read_names(source):
+        if name == bundled.op.name or name in bundled._cells:
+            continue
+        value = _lookup(bundled, module_globals, name)
+        if value is _MISSING or isinstance(value, types.ModuleType) or (plain(value) and type(value) not in MUTABLE):
+            continue
+        found[name] = value
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def read_names(source: str) -> tuple[str, ...]:
+    """The names the code reads (parsed once per source: this runs on every call)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()
+    return tuple(sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}))
 
 
 def current_cells(bundled: BundledFunction) -> dict[str, Any]:

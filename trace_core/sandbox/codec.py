@@ -1,14 +1,17 @@
 """Values from a sandbox worker back to the parent: JSON with tagged types.
 
 Decoding can only build plain data (None, bool, int, float, str, bytes, complex, list, tuple,
-dict, set, frozenset, numpy arrays and scalars of non-object dtypes) and references to objects
-the parent itself handed out (`refs`). Nothing the worker sends can name a class or a function
+dict, set, frozenset, numpy arrays and scalars of non-object dtypes), references to objects
+the parent itself handed out (`refs`), and top-level functions of modules the parent has
+already loaded (`math.sqrt`: looked up, never imported or called). Nothing the worker sends can name a class or a function
 to call, so decoding a reply never runs code of the worker's choosing (unlike `pickle.loads`).
 """
 from __future__ import annotations
 
 import base64
 import json
+import sys
+import types
 from typing import Any, Callable
 
 MAX_DEPTH = 200  # deeper values are refused, not a RecursionError in the parent
@@ -19,7 +22,7 @@ class CodecError(ValueError):
     """A value that cannot cross the sandbox boundary."""
 
 
-DATA_KEYS = ("value", "cells", "args", "kwargs")  # message fields that carry values
+DATA_KEYS = ("value", "cells", "args", "kwargs", "effects")  # message fields that carry values
 
 
 def encode_message(message: dict[str, Any], ref_of: Callable[[Any], int | None] | None = None) -> bytes:
@@ -81,6 +84,9 @@ def _encode(value: Any, ref_of: Callable[[Any], int | None] | None, depth: int) 
     encoded_numpy = _encode_numpy(value)
     if encoded_numpy is not None:
         return encoded_numpy
+    if kind in (types.FunctionType, types.BuiltinFunctionType) and _module_function(
+            getattr(value, "__module__", None), getattr(value, "__qualname__", "")) is value:
+        return _tagged("function", [value.__module__, value.__qualname__])
     raise CodecError(f"a value of type {kind.__module__}.{kind.__qualname__} cannot leave the sandbox "
                      "(return plain data: numbers, strings, lists, dicts, tuples, numpy arrays)")
 
@@ -97,7 +103,6 @@ def _encode_numpy(value: Any) -> Any:
 
 
 def _numpy_if_loaded() -> Any:
-    import sys
     return sys.modules.get("numpy")
 
 
@@ -132,7 +137,22 @@ def _decode_tagged(kind: str, body: Any, refs: dict[int, Any], depth: int) -> An
         return refs[body]
     if kind in ("ndarray", "npscalar"):
         return _decode_numpy(kind, body)
+    if kind == "function":
+        found = _module_function(*_as_list(body))
+        if found is None:
+            raise ValueError("not a function of a module this process has loaded")
+        return found
     raise ValueError(f"unknown tag {kind!r}")
+
+
+def _module_function(module: Any, name: Any) -> Any:
+    """A top-level function of a module already loaded here (such as math.sqrt), found without
+    importing anything or running a module's __getattr__; None if there is none."""
+    if type(module) is not str or type(name) is not str or "." in name:
+        return None
+    loaded = sys.modules.get(module)
+    found = vars(loaded).get(name) if loaded is not None else None
+    return found if type(found) in (types.FunctionType, types.BuiltinFunctionType) else None
 
 
 def _as_list(body: Any) -> list:

@@ -6,8 +6,9 @@
 A call goes to an idle worker (a fresh interpreter, see worker.py), or a new one while fewer
 than `max_workers` run. Past its time limit the worker gets SIGKILL, whatever its code does; a
 worker that dies (os._exit, a signal, the memory cap) or changed shared state is replaced.
-Arguments travel pickled (the parent is trusted); objects that are not plain data travel as
-proxies, which expose only the methods their class names in `sandbox_methods`, run here.
+Arguments travel pickled (the parent is trusted): ordinary objects by value, with the changes
+the code makes to them set back here; objects whose class names `sandbox_methods` (and any that
+cannot be pickled) as proxies, which expose only those methods, run here (transfer.py).
 Results come back as tagged JSON (codec.py), which cannot run code in the parent.
 """
 from __future__ import annotations
@@ -16,7 +17,6 @@ import collections
 import concurrent.futures
 import functools
 import importlib.machinery
-import io
 import json
 import os
 import pickle
@@ -32,8 +32,8 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from trace_core.sandbox import codec
-from trace_core.sandbox.worker import HEADER, code_names
+from trace_core.sandbox import codec, transfer
+from trace_core.sandbox.worker import ANSWER, HEADER, code_names
 
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED", "SYSTEMROOT")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -87,15 +87,17 @@ class FunctionSpec:
     cells: dict[str, Any] = field(default_factory=dict)  # free variables: name -> value (a call may pass its own)
     rebinds: tuple[str, ...] = ()  # names the code declares nonlocal: their new values come back
 
+    def fields(self) -> dict[str, Any]:
+        return {"source": self.source, "name": self.name, "filename": self.filename, "module": self.module,
+                "modules": self.modules, "globals": self.globals, "closure": self.closure,
+                "rebinds": list(self.rebinds)}
+
     @functools.cached_property
     def pickled(self) -> tuple[bytes, dict[int, Any]]:
         """The fields as sent (pickled once: most of a small call's cost otherwise), and the
         objects among them that travel as proxies."""
         refs: dict[int, Any] = {}
-        fields = {"source": self.source, "name": self.name, "filename": self.filename, "module": self.module,
-                  "modules": self.modules, "globals": self.globals, "closure": self.closure,
-                  "rebinds": list(self.rebinds)}
-        return _dumps(fields, refs), refs
+        return _dumps(self.fields(), refs), refs
 
     @staticmethod
     def of(fn: types.FunctionType, source: str, filename: str | None = None) -> "FunctionSpec":
@@ -137,29 +139,8 @@ def _plain(obj: Any) -> bool:
         isinstance(obj, (numpy.ndarray, numpy.generic)) and not obj.dtype.hasobject))
 
 
-class _Pickler(pickle.Pickler):
-    """Pickles plain data by value and everything else as a proxy reference."""
-
-    def __init__(self, file: io.BytesIO, refs: dict[int, Any]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.refs = refs
-
-    def persistent_id(self, obj: Any) -> Any:
-        if _plain(obj):
-            return None
-        self.refs[id(obj)] = obj
-        methods = tuple(getattr(type(obj), "sandbox_methods", ()))
-        try:
-            text = repr(obj)[:2000]
-        except Exception:
-            text = f"<{type(obj).__name__}>"
-        return ("proxy", id(obj), text, methods)
-
-
-def _dumps(message: dict[str, Any], refs: dict[int, Any]) -> bytes:
-    buffer = io.BytesIO()
-    _Pickler(buffer, refs).dump(message)
-    return buffer.getvalue()
+def _dumps(message: Any, refs: dict[int, Any]) -> bytes:
+    return transfer.dumps(message, refs, _plain)
 
 
 def scrubbed_env(allow: tuple[str, ...], workdir: str) -> dict[str, str]:
@@ -287,17 +268,22 @@ class SandboxExecutor:
         self.layers: dict[str, str] = {}
 
     def call(self, spec: FunctionSpec, args: tuple | list, kwargs: dict[str, Any], timeout_s: float,
-             cells: dict[str, Any] | None = None, cells_out: dict[str, Any] | None = None) -> Any:
+             cells: dict[str, Any] | None = None, cells_out: dict[str, Any] | None = None,
+             overrides: dict[str, Any] | None = None, called: list[Any] | None = None) -> Any:
         """Run spec's function on the arguments in a worker; its value, or SandboxError,
         SandboxTimeout or WorkerCrashed (the worker is then replaced). `cells`: the closure's
         current values (default spec.cells); the new values of the cells the code rebinds
-        (`spec.rebinds`) go into `cells_out`."""
+        (`spec.rebinds`) go into `cells_out`. `overrides`: globals as the caller has them now.
+        What the code changed on objects that travelled by value is set on them here (see
+        transfer.py), whether the call returned or raised; the bundled functions it called
+        go into `called`."""
         if spec.module is not None and spec.module not in self._preload:
             self._preload.append(spec.module)  # workers started from now on import it up front
         static, static_refs = spec.pickled
         refs = dict(static_refs)
         nonce = os.urandom(16).hex()  # so a message the code forged for a later call is ignored
-        request = (static, spec.cells if cells is None else cells, list(args), dict(kwargs))
+        cells = spec.cells if cells is None else cells
+        request = (static, cells, list(args), dict(kwargs), overrides or {})
         payload = nonce.encode() + b"\n" + _dumps(request, refs)
         worker = self._acquire()
         healthy = False
@@ -308,6 +294,10 @@ class SandboxExecutor:
             raise SandboxTimeout(f"timed out after {timeout_s:g} s") from None
         finally:
             self._release(worker, healthy)
+        done = transfer.apply_effects(reply.get("effects"), {"a": args, "k": kwargs, "c": cells,
+                                                            "o": overrides or {}}, refs)
+        if called is not None:
+            called.extend(done)
         if cells_out is not None and type(reply.get("cells")) is dict:
             cells_out.update((k, v) for k, v in reply["cells"].items() if k in spec.rebinds)
         if reply["op"] == "error":
@@ -324,7 +314,8 @@ class SandboxExecutor:
                 continue
             if message.get("op") != "proxy":
                 return message
-            worker.send(nonce.encode() + b"\n" + _dumps(self._serve_proxy(message, refs), refs), deadline)
+            answer = _dumps(self._serve_proxy(message, refs), refs)
+            worker.send(nonce.encode() + b"\n" + ANSWER + answer, deadline)
 
     @staticmethod
     def _serve_proxy(message: dict[str, Any], refs: dict[int, Any]) -> dict[str, Any]:

@@ -24,9 +24,12 @@ import types
 from typing import Any
 
 from trace_core.code import _cell_runner, _nested_in_cells
+from trace_core.graph import Node
 from trace_core.sandbox import codec
+from trace_core.sandbox.rebuild import Loaded, effects, top_prints
 
 HEADER = struct.Struct("!I")
+ANSWER = b"answer\n"  # a proxy call's answer starts with this (a call's request never does: it is a pickle)
 
 
 class Channel:
@@ -65,6 +68,12 @@ class Proxy:
     def __repr__(self) -> str:
         return self._text
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):  # loudly: the change could never reach the object
+            raise AttributeError(f"{self._text}: cannot set `{name}` inside the sandbox; the object stays "
+                                 f"outside (only its methods {', '.join(self._methods) or 'none'} can be called)")
+        object.__setattr__(self, name, value)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in self._methods:
             raise AttributeError(f"{self._text}: `{name}` is not available inside the sandbox "
@@ -72,15 +81,10 @@ class Proxy:
         return lambda *args, **kwargs: WORKER.call_parent(self._ref, name, args, kwargs)
 
 
-class Unpickler(pickle.Unpickler):
-    def persistent_load(self, pid: Any) -> Any:
-        kind, ref, text, methods = pid
-        return Proxy(ref, text, tuple(methods))
-
-
 class Worker:
     def __init__(self, channel: Channel) -> None:
         self.channel, self.nonce = channel, ""
+        self.loaded = Loaded(Proxy, define)
         self.snapshots: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def serve(self) -> None:
@@ -99,16 +103,17 @@ class Worker:
         """`nonce` newline pickle: the nonce is read first, so even a failed unpickle is answered."""
         nonce, _, body = self.channel.receive().partition(b"\n")
         self.nonce = nonce.decode()
-        message = Unpickler(io.BytesIO(body)).load()
-        if type(message) is not tuple:
-            return message  # a proxy call's answer
-        static, cells, args, kwargs = message
-        return {**Unpickler(io.BytesIO(static)).load(), "cells": cells, "args": args, "kwargs": kwargs}
+        if body.startswith(ANSWER):
+            return self.loaded.load(body[len(ANSWER):])  # a proxy call's answer
+        self.loaded = Loaded(Proxy, define)  # a new call: the last one's objects are let go
+        static, cells, args, kwargs, overrides = self.loaded.load(body)
+        return {**self.loaded.load(static), "cells": cells, "args": args, "kwargs": kwargs,
+                "overrides": overrides}
 
     def _send(self, reply: dict[str, Any]) -> None:
         reply["nonce"] = self.nonce
         try:
-            payload = codec.encode_message(reply, ref_of=lambda obj: obj._ref if type(obj) is Proxy else None)
+            payload = codec.encode_message(reply, ref_of=self.loaded.ref_of)
         except (codec.CodecError, RecursionError, ValueError, OverflowError) as exc:
             payload = codec.encode_message({"op": "error", "phase": "result", "type": "TypeError",
                                             "message": str(exc), "frames": [], "nonce": self.nonce,
@@ -120,6 +125,9 @@ class Worker:
         PRINTS.truncate()  # prints of the code go nowhere (and never fill a pipe)
         phase, watched = "define", []
         cells = {name: types.CellType(value) for name, value in request["cells"].items()}
+        tops = {"a": dict(enumerate(request["args"])), "k": request["kwargs"], "c": request["cells"],
+                "o": request["overrides"]}
+        before = top_prints(tops)
         try:
             watched = self.remember(watched_namespaces(request))
             fn = define(request, cells)
@@ -127,9 +135,15 @@ class Worker:
             value = fn(*request["args"], **request["kwargs"])
             if isinstance(value, types.CoroutineType):
                 value = run_coroutine(value)
-            reply = {"op": "result", "value": value}
+            reply = {"op": "result", "value": value._data if isinstance(value, Node) else value}
         except BaseException as exc:  # noqa: B902 - SystemExit/KeyboardInterrupt are the code's too
             reply = {"op": "error", "phase": phase, **describe(exc, request["filename"])}
+        tops["c"] = {name: cell.cell_contents for name, cell in cells.items() if cell != types.CellType()}
+        try:
+            reply["effects"] = effects(self.loaded, tops, before)
+        except codec.CodecError as exc:
+            reply = {"op": "error", "phase": "call", "type": "TypeError", "message": str(exc), "line": None,
+                     "frames": []}
         reply["cells"] = {name: cells[name].cell_contents for name in request["rebinds"]
                           if name in cells and cells[name] != types.CellType()}  # not a deleted one
         reply["dirty"] = self.tampered(watched)
@@ -236,6 +250,7 @@ def define(request: dict[str, Any], cells: dict[str, types.CellType]) -> Any:
     writes) the given cells, whose values the parent sent and gets back."""
     scope = dict(module_namespace(request))
     scope.update(request["closure"])
+    scope.update(request.get("overrides", {}))  # the caller's current values of the names the code reads
     code = compiled(request["source"], request["filename"], tuple(cells))
     if cells:
         defined = _cell_runner(code, scope, cells)()
@@ -290,6 +305,8 @@ def main(argv: list[str]) -> None:
             importlib.import_module(name)
         except Exception:  # imported (or reported) again at the first call that needs it
             pass
+    from trace_core import sandbox
+    sandbox.enter_worker()  # bundles called here run here: this process is the sandbox
     layers = lockdown.apply(os.getcwd(), settings["memory_mb"], settings["cpu_s"], settings["file_mb"])
     sys.stdout = sys.stderr = PRINTS
     WORKER = Worker(channel)

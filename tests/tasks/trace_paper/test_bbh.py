@@ -153,7 +153,10 @@ def test_trace_row_one_optimizer_call_per_step_and_the_student_on_its_own_model(
     assert [p["score"] for p in record.curve] == [0.0, 1.0, 1.0], "validation accuracy per step"
     assert record.metrics["test/acc"] == 100.0 and record.metrics["test/acc_nlp"] == 100.0
     prompt = next(b for b in server.bodies if b["model"] == "loopback-model")["messages"][-1]["content"]
-    assert "create_prompt(self=" in prompt and "(code) __code_extract_answer0:" in prompt
+    # The paper protocol shows trainable calls as trace-opt does: `eval(...)` with the code as `__code`.
+    assert "= eval(self=" in prompt and "__code=__code_create_prompt0" in prompt
+    optimizer_request = next(b for b in server.bodies if b["model"] == "loopback-model")
+    assert "(code) __code_extract_answer0:" in prompt and "temperature" not in optimizer_request  # server default
     assert record.config["task"]["student"]["model"] == "student-model"
 
     # The server is gone: the whole run, student included, replays from the cache.

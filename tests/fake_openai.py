@@ -173,11 +173,25 @@ def _die_of_illegal_instruction(messages: list[dict]) -> str:
     import signal
 
     os.kill(os.getpid(), signal.SIGILL)  # what a llama.cpp built for a wider CPU than it runs on does
-    return ""
+    raise SystemExit("SIGILL did not end this process")
+
+
+def _let_sigill_kill() -> None:
+    """A real illegal instruction kills whatever the signal mask says; a sent SIGILL does not, and CI
+    runners start the tests with it blocked (inherited through fork and exec). Unblocked here, in the
+    main thread before any handler thread starts, so every thread inherits it. No core file."""
+    import resource
+    import signal
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGILL, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGILL})
 
 
 if __name__ == "__main__":  # a stand-in for llama.cpp's server process: fake_openai.py PORT MODEL [sigill]
     import sys
 
     responder = _die_of_illegal_instruction if sys.argv[3:] == ["sigill"] else None
+    if responder is not None:
+        _let_sigill_kill()
     FakeOpenAI(responder, models=[sys.argv[2]], serial=True, port=int(sys.argv[1])).httpd.serve_forever(0.05)

@@ -5,6 +5,7 @@ tests/test_local_llm.py (`-m llm`)."""
 from __future__ import annotations
 
 import hashlib
+import signal
 import socket
 import sys
 
@@ -94,13 +95,17 @@ def test_a_server_that_dies_on_a_request_is_named_with_its_signal_and_the_fix(tm
     # Seen with llama-cpp-python built natively on a VM whose CPU advertises AMX: the server starts,
     # lists its model, and dies of SIGILL on the first completion; the client saw only "connection
     # refused" after six attempts.
+    # CI's runner starts the tests with SIGILL blocked, and children inherit the mask: the stand-in
+    # must die all the same (a real illegal instruction ignores the mask), so the test blocks it too.
     monkeypatch.setenv("TRACE_MODEL_DIR", str(tmp_path))
     port = free_port()
     llm = local_llm(port=port, command=stand_in(port, ALIAS, "sigill"), start_timeout_s=60, max_retries=1)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGILL})
     try:
         with pytest.raises(LLMError, match="local server died.*SIGILL.*GGML_NATIVE=OFF"):
             llm.complete(MESSAGES)
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         llm.server.stop()
 
 

@@ -34,6 +34,7 @@ from tasks.dualformer_paper.planning import Example
 
 Answer = tuple[tuple[int, ...] | None, int]  # (plan cells or None when unreadable, trace tokens)
 UNREADABLE = ("full_trace", "zero")
+SCORED_SPLITS = ("test", "validation")
 
 
 def _take(examples: Iterable[Example], n: int, per_layout: int | None, keep_fraction: float,
@@ -77,7 +78,8 @@ class PlanningTask:
                  n_test: int = 50, data_dir: str | None = None, deterministic: bool = False,
                  limit: int | None = None, test_tasks_per_layout: int | None = 1,
                  train_keep_fraction: float = 0.1, unreadable: str = "full_trace",
-                 astar_ties: str = "uniform", n_eval: int = 0, sokoban: dict[str, Any] | None = None) -> None:
+                 astar_ties: str = "uniform", n_eval: int = 0, sokoban: dict[str, Any] | None = None,
+                 test_seed: int | None = None, n_validation: int = 0, scored_split: str = "test") -> None:
         """limit: score at most this many of the test tasks (smoke runs); None scores all.
 
         test_tasks_per_layout: at most this many test tasks share a wall layout (1: n_test
@@ -92,6 +94,12 @@ class PlanningTask:
         test set from the test split's layouts and never scored as the test set.
         sokoban: level settings besides `size` (n_walls, n_boxes, max_trace_tokens; defaults:
         tasks.dualformer_paper.sokoban's paper setting, 7x7, 2 walls, 2 boxes, traces under 10,000 tokens).
+        test_seed: draws the held-out tasks (test, eval and validation) from this seed instead of
+        the run's, so every seed is tested on the same tasks and seed spread measures training
+        alone; the training set is the run seed's either way. None: the run's seed draws them too.
+        n_validation: tasks for choosing settings (e.g. the dropout p), drawn after the test and
+        eval tasks on layouts disjoint from both; scored_split="validation" makes `test` score
+        them (metrics named validation/...) so that the test set is not touched while choosing.
         """
         if family not in ("maze", "sokoban"):
             raise ConfigError(f"task.family must be maze or sokoban, got {family!r}")
@@ -99,6 +107,15 @@ class PlanningTask:
             raise ConfigError(f"task.n_train and task.n_test must be >= 1, got {n_train}, {n_test}")
         if unreadable not in UNREADABLE:
             raise ConfigError(f"task.unreadable must be one of {UNREADABLE}, got {unreadable!r}")
+        if scored_split not in SCORED_SPLITS:
+            raise ConfigError(f"task.scored_split must be test or validation, got {scored_split!r}")
+        if n_validation < 0 or (scored_split == "validation" and n_validation < 1):
+            raise ConfigError(f"task.n_validation must be >= 0, and >= 1 to score the validation split; "
+                              f"got {n_validation} with task.scored_split={scored_split}")
+        if data_dir and test_seed is not None:
+            raise ConfigError("task.test_seed draws generated test tasks; a dataset's (data_dir) test split is "
+                              "already the same for every seed: set task.test_seed=null")
+        self.scored_split = scored_split
         self.family = family
         self.size = size or (10 if family == "maze" else sokoban_tasks.SIZE)
         self.sokoban = dict(sokoban or {})
@@ -113,15 +130,35 @@ class PlanningTask:
             # threshold under test_fraction would keep no training level at all
             keep = train_keep_fraction if family == "maze" else 1.0
             self.train = _take(load_examples(data_dir, "train"), n_train, None, keep, "train")
-            held = _take(load_examples(data_dir, "test"), n_test + n_eval, test_tasks_per_layout, 1.0, "test")
-            self.test_set, self.eval_set = held[:n_test], held[n_test:]
+            held = _take(load_examples(data_dir, "test"), n_test + n_eval + n_validation, test_tasks_per_layout,
+                         1.0, "test")
+            self.test_set, self.eval_set = held[:n_test], held[n_test:n_test + n_eval]
+            self.validation_set = held[n_test + n_eval:]
         else:
             rng = np.random.default_rng(seed)
             self.train = list(self._generate(n_train, rng, "train", deterministic))
-            self.test_set = list(self._generate(n_test, rng, "test", deterministic))
-            self.eval_set = list(self._generate(n_eval, rng, "test", deterministic)) if n_eval else []
+            held_rng = rng if test_seed is None else np.random.default_rng(test_seed)
+            self.test_set = list(self._generate(n_test, held_rng, "test", deterministic))
+            self.eval_set = list(self._generate(n_eval, held_rng, "test", deterministic)) if n_eval else []
+            self.validation_set = self._draw_apart(n_validation, held_rng, deterministic)
         taken = {e.task.layout_id for e in self.test_set}
         self.eval_set = [e for e in self.eval_set if e.task.layout_id not in taken]
+        taken |= {e.task.layout_id for e in self.eval_set}
+        self.validation_set = [e for e in self.validation_set if e.task.layout_id not in taken]
+
+    def _draw_apart(self, n: int, rng: np.random.Generator, deterministic: bool) -> list[Example]:
+        """`n` held-out tasks on layouts of their own: the validation set must not share a wall
+        layout with the test or eval tasks drawn before it, nor have fewer tasks than asked."""
+        if not n:
+            return []
+        earlier = {e.task.layout_id for e in self.test_set + self.eval_set}
+        drawn: list[Example] = []
+        for example in self._generate(10 * n + 100, rng, "test", deterministic):  # a bound, not expected
+            if example.task.layout_id not in earlier:
+                drawn.append(example)
+                if len(drawn) == n:
+                    return drawn
+        raise ConfigError(f"could not draw {n} validation tasks on layouts apart from the test tasks")
 
     def _generate(self, n: int, rng: np.random.Generator, split: str, deterministic: bool):
         if self.family == "maze":
@@ -144,8 +181,10 @@ class PlanningTask:
         return sokoban_tasks.is_solution(example.task, plan)
 
     def test_examples(self) -> list[Example]:
-        """The test examples in the order `test` asks for them (harness.ranks splits them over DDP ranks)."""
-        return self.test_set[:self.limit]
+        """The examples `test` scores, in its order (harness.ranks splits them over DDP ranks): the
+        test set, or the validation set while settings are chosen (task.scored_split)."""
+        scored = self.validation_set if self.scored_split == "validation" else self.test_set
+        return scored[:self.limit]
 
     def test(self, solve: Callable[[Example], dict[str, list[Answer]]]) -> dict[str, float]:
         """Per mode the model answers in: k-Solved / k-Optimal, SWC, diversity, trace length.

@@ -141,7 +141,10 @@ def run(cfg: DictConfig) -> RunRecord:
             model.fit(task, logger)
             logger.flush()  # the last step's line now, not after the test's sampling
             solve, shares = sharded_solve(task, model.solve)  # DDP: each rank samples its share
-            metrics = {f"test/{k}": v for k, v in task.test(solve).items()}
+            # named for the split scored: validation/... while settings are chosen, so a selection
+            # run's numbers can never be read as test numbers (dualformer.planning, task.scored_split)
+            split = getattr(task, "scored_split", "test")
+            metrics = {f"{split}/{k}": v for k, v in task.test(solve).items()}
         logger.summary(metrics)
         record = save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
                              earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),

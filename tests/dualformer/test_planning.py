@@ -153,3 +153,40 @@ def test_sokoban_levels_of_a_smaller_setting_for_cpu_runs():
         assert task.is_correct(example, plan)
     with pytest.raises(ConfigError):
         PlanningTask(seed=2, family="sokoban", n_train=1, n_test=1, sokoban={"boxes": 1})
+
+
+def ids(examples):
+    return [e.id for e in examples]
+
+
+def test_a_fixed_test_seed_gives_every_seed_the_same_test_set_and_its_own_training_set():
+    # Issue 29: seed spread must measure training alone, so the test mazes stay put across seeds.
+    first = PlanningTask(seed=1, size=6, n_train=10, n_test=4, test_seed=99)
+    second = PlanningTask(seed=2, size=6, n_train=10, n_test=4, test_seed=99)
+    assert ids(first.test_set) == ids(second.test_set)
+    assert ids(first.train) != ids(second.train)
+    per_seed = PlanningTask(seed=1, size=6, n_train=10, n_test=4)  # test_seed null: the run's seed draws them
+    assert ids(per_seed.train) == ids(first.train), "the training set does not depend on test_seed"
+    assert ids(per_seed.test_set) != ids(first.test_set)
+
+
+def test_validation_tasks_are_disjoint_from_the_test_and_held_out_tasks_and_can_be_the_scored_split():
+    task = PlanningTask(seed=1, size=6, n_train=10, n_test=4, n_eval=2, n_validation=5, test_seed=99,
+                        scored_split="validation")
+    layouts = [{e.task.layout_id for e in part} for part in (task.train, task.test_set, task.eval_set)]
+    validation = {e.task.layout_id for e in task.validation_set}
+    assert len(task.validation_set) == 5 and len(validation) == 5
+    assert not validation & set().union(*layouts)
+    assert task.scored_split == "validation" and ids(task.test_examples()) == ids(task.validation_set)
+    same = PlanningTask(seed=7, size=6, n_train=10, n_test=4, n_eval=2, n_validation=5, test_seed=99)
+    assert ids(same.validation_set) == ids(task.validation_set) and ids(same.test_examples()) == ids(task.test_set)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"scored_split": "dev"}, "task.scored_split must be test or validation"),
+    ({"scored_split": "validation"}, "task.n_validation"),
+    ({"n_validation": -1}, "task.n_validation"),
+])
+def test_a_split_setting_that_cannot_work_is_refused(options, message):
+    with pytest.raises(ConfigError, match=message):
+        PlanningTask(seed=1, size=6, n_train=4, n_test=2, **options)

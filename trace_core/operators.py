@@ -1,6 +1,10 @@
-"""Node's arithmetic and comparison operators, each recorded as a graph operation.
+"""Node's arithmetic and comparison operators, each recorded as a graph operation, and the same
+operations as functions under upstream Trace's names (`operators.add(x=.., y=..)`, `cond`,
+`getitem`, `identity`), for code ported from it.
 
     x = node(2.0); y = x * 3 - 1      # multiply, then subtract: two MessageNodes
+    from trace_core import operators as ops
+    ops.cond(flag, x, y)              # x when flag holds, else y: one recorded operation
 
 The operator table (name, the documentation the optimizer reads, the function) and the dunder
 methods installed on Node from it. Imported by `trace_core/__init__`, so any import of the
@@ -9,6 +13,8 @@ package installs them before a node is built.
 from __future__ import annotations
 
 from typing import Any, Callable
+
+import operator
 
 from trace_core.graph import _OPS, MessageNode, Node, _document, apply_op
 
@@ -62,3 +68,41 @@ def _install_operators() -> None:
 
 
 _install_operators()
+
+
+def _binary(name: str) -> Callable[[Any, Any], MessageNode]:
+    op, fn = _OPS[name], _BINARY[name][1]
+
+    def recorded(x: Any, y: Any) -> MessageNode:
+        return apply_op(op, fn, x=x, y=y)
+    recorded.__name__, recorded.__doc__ = name, op.doc
+    return recorded
+
+
+def _unary(name: str) -> Callable[[Any], MessageNode]:
+    def recorded(x: Any) -> MessageNode:
+        return apply_op(_OPS[name], _UNARY[name][1], x=x)
+    recorded.__name__, recorded.__doc__ = name, _OPS[name].doc
+    return recorded
+
+
+# Upstream's names: `and_`/`or_` (keywords otherwise), `neq`, `neg`/`pos`/`abs` for the unary ones.
+(add, subtract, multiply, divide, floor_divide, mod, power, lt, le, gt, ge, eq, neq, lshift, rshift,
+ and_, or_, xor) = map(_binary, ("add", "subtract", "multiply", "divide", "floor_divide", "mod", "power",
+                                 "lt", "le", "gt", "ge", "eq", "ne", "lshift", "rshift", "and", "or", "xor"))
+neg, pos, abs_ = map(_unary, ("negative", "positive", "absolute"))
+
+_OPS.update(cond=_document("cond", "Returns x when condition holds, else y."),
+            identity=_document("identity", "Returns x unchanged (a recorded copy of the reference)."))
+
+
+def cond(condition: Any, x: Any, y: Any) -> MessageNode:
+    return apply_op(_OPS["cond"], lambda c, a, b: a if c else b, condition=condition, x=x, y=y)
+
+
+def identity(x: Any) -> MessageNode:
+    return apply_op(_OPS["identity"], lambda value: value, x=x)
+
+
+def getitem(x: Any, index: Any) -> MessageNode:
+    return apply_op(_OPS["getitem"], operator.getitem, obj=x, key=index)

@@ -37,9 +37,8 @@ from trace_core.sandbox import calls as sandbox_calls
 from trace_core.sandbox import check_mode
 from trace_core.code import (TRAINABLE_FILENAME, CodeError, CodeTimeout, closure_cells, compile_function,
                              describe_error, run_with_time_limit, source_block, source_header)
-from trace_core.graph import (ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode, is_tracing,
-                              lift)
-from trace_core.reads import Reads, note_made, recording_reads
+from trace_core.graph import ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode, lift
+from trace_core.reads import Reads, is_tracing, note_made, recording_reads
 
 CODE_PREFIX = "__code_"  # names of code parameters start with this (the optimizer checks it)
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from trace_core.reads import _READS, note_made
+from trace_core.reads import _READS, _TRACING, note_made
 
 
 class Graph:
@@ -59,25 +59,6 @@ def graph_context(graph: Graph | None = None) -> Iterator[Graph]:
         yield _CURRENT.get()
     finally:
         _CURRENT.reset(token)
-
-
-# False inside stop_tracing(): operations compute their value and record no inputs.
-_TRACING: contextvars.ContextVar[bool] = contextvars.ContextVar("trace_core_tracing", default=True)
-
-
-@contextmanager
-def stop_tracing() -> Iterator[None]:
-    """Operations inside give nodes with no parents: a computation (logging, a metric) the
-    optimizer should not see as part of the graph."""
-    token = _TRACING.set(False)
-    try:
-        yield
-    finally:
-        _TRACING.reset(token)
-
-
-def is_tracing() -> bool:
-    return _TRACING.get()
 
 
 @dataclass(frozen=True)

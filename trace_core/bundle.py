@@ -61,7 +61,7 @@ class BundledFunction:
         self._cells = closure_cells(fn)
         self._signature = inspect.signature(fn)
         doc = inspect.getdoc(fn) or ""
-        self.op = Operator(fn.__name__, description or f"[{fn.__name__}] {doc}".strip())
+        self.op = Operator(_operator_name(fn, description, trainable), description or f"[{fn.__name__}] {doc}".strip())
         self.catch_execution_error, self.time_limit_s = catch_execution_error, time_limit_s
         self.allow_external_dependencies = allow_external_dependencies
         self.sandbox = check_mode(sandbox) if sandbox is not None else None  # None: the default mode
@@ -288,6 +288,16 @@ def _add_code_inputs(inputs: dict[str, Node], used: list[Node]) -> None:
         if type(n) is ParameterNode and n.name.startswith(CODE_PREFIX) and id(n) not in given:
             inputs[n.py_name] = n
             given.add(id(n))
+
+
+def _operator_name(fn: Callable[..., Any], description: str | None, trainable: bool) -> str:
+    """A description that starts with `[name]` names the operator (upstream Trace's convention),
+    so the report's calls and documentation agree. Not for trainable code: its code parameter,
+    the sandbox and rewrites all go by the name the function is defined with."""
+    if trainable or not description or not description.startswith("["):
+        return fn.__name__
+    name, closed, _ = description[1:].partition("]")
+    return name.strip() if closed and name.strip() else fn.__name__
 
 
 def _as_input(value: Any, name: str) -> Node:

@@ -75,3 +75,24 @@ def test_a_bundled_call_under_stop_tracing_records_no_inputs():
         with stop_tracing():
             y = double(x)
         assert y == 6 and y.inputs == {} and double(x).inputs == {"x": x}
+
+
+def test_a_bracketed_name_in_the_description_names_the_operator():
+    """Upstream's `bundle("[name] doc")` names the operator, so the report's call and its
+    documentation line agree; trainable code keeps its function's name (the code must)."""
+    from trace_core import bundle
+    from trace_core.optimizers.report import call_line, documentation
+
+    @bundle("[fancy.cond] Picks x when the condition holds, else y.")
+    def fancy_cond(condition, x, y):
+        return x if condition else y
+
+    @bundle("[other] Doubles x.", trainable=True)
+    def double(x):
+        return x * 2
+
+    with graph_context():
+        out = fancy_cond(node(True), node(1), node(2))
+        assert out.name.startswith("fancy.cond:") and " = fancy.cond(" in call_line(out)
+        assert documentation(out) == ("fancy.cond", "[fancy.cond] Picks x when the condition holds, else y.")
+        assert double.op.name == "double" and double.parameter.name.startswith("__code_double")

@@ -76,27 +76,20 @@ def broadcast(fn: Callable[..., Any], output: Any, *args: Any, **kwargs: Any) ->
     except a tuple, which is rebuilt)."""
     if isinstance(output, Node):
         return fn(*args, **kwargs)
+
+    def at(item: Any, pick: Callable[[Any], Any]) -> Any:  # broadcast into one place of output
+        return broadcast(fn, item, *map(pick, args), **{k: pick(v) for k, v in kwargs.items()})
+
     if isinstance(output, (list, tuple)):
-        parts = [broadcast(fn, item, *_parts(args, i, (list, tuple)), **_parts(kwargs, i, (list, tuple)))
+        parts = [at(item, lambda v, i=i: v[i] if isinstance(v, (list, tuple)) else v)
                  for i, item in enumerate(output)]
         if isinstance(output, tuple):
             return type(output)(parts)
         output[:] = parts
     elif isinstance(output, dict):
         for key, item in output.items():
-            output[key] = broadcast(fn, item, *_parts(args, key, dict), **_parts(kwargs, key, dict))
+            output[key] = at(item, lambda v, k=key: v[k] if isinstance(v, dict) else v)
     elif isinstance(output, NodeContainer):
         for name, item in vars(output).items():
-            setattr(output, name, broadcast(fn, item, *_fields(args, name), **_fields(kwargs, name)))
+            setattr(output, name, at(item, lambda v, n=name: getattr(v, n) if isinstance(v, NodeContainer) else v))
     return output
-
-
-def _parts(values: Any, key: Any, kinds: type | tuple[type, ...]) -> Any:
-    """Each argument's part at `key` (a list of them, or a dict for keyword arguments)."""
-    pick = (lambda v: v[key] if isinstance(v, kinds) else v)
-    return {k: pick(v) for k, v in values.items()} if isinstance(values, dict) else [pick(v) for v in values]
-
-
-def _fields(values: Any, name: str) -> Any:
-    pick = (lambda v: getattr(v, name) if isinstance(v, NodeContainer) else v)
-    return {k: pick(v) for k, v in values.items()} if isinstance(values, dict) else [pick(v) for v in values]

@@ -15,7 +15,8 @@ from trace_core.module import Module, model
 from trace_core import operators as _operators  # noqa: F401  installs Node's operators
 from trace_core.graph import (ExceptionNode, ExecutionError, Graph, MessageNode, Node, ParameterNode,
                               apply_op, graph_context, node)
+from trace_core.reads import stop_tracing
 
 __all__ = ["BundledFunction", "ExceptionNode", "ExecutionError", "Graph", "MessageNode", "MissingInputsError", "Module",
            "Node", "ParameterNode", "Subgraph", "apply_op", "backward", "bundle", "graph_context",
-           "model", "node"]
+           "model", "node", "stop_tracing"]

@@ -38,7 +38,7 @@ from trace_core.sandbox import check_mode
 from trace_core.code import (TRAINABLE_FILENAME, CodeError, CodeTimeout, closure_cells, compile_function,
                              describe_error, run_with_time_limit, source_block, source_header)
 from trace_core.graph import ExceptionNode, ExecutionError, MessageNode, Node, Operator, ParameterNode, lift
-from trace_core.reads import Reads, note_made, recording_reads
+from trace_core.reads import Reads, is_tracing, note_made, recording_reads
 
 CODE_PREFIX = "__code_"  # names of code parameters start with this (the optimizer checks it)
 
@@ -61,7 +61,7 @@ class BundledFunction:
         self._cells = closure_cells(fn)
         self._signature = inspect.signature(fn)
         doc = inspect.getdoc(fn) or ""
-        self.op = Operator(fn.__name__, description or f"[{fn.__name__}] {doc}".strip())
+        self.op = Operator(_operator_name(fn, description, trainable), description or f"[{fn.__name__}] {doc}".strip())
         self.catch_execution_error, self.time_limit_s = catch_execution_error, time_limit_s
         self.allow_external_dependencies = allow_external_dependencies
         self.sandbox = check_mode(sandbox) if sandbox is not None else None  # None: the default mode
@@ -178,6 +178,8 @@ class BundledFunction:
         if isinstance(value, Node):
             reads.used.append(value)
             value = value._data
+        if not is_tracing():  # stop_tracing(): the value alone, and no dependency to check
+            return MessageNode(value, self.op, {})
         _add_code_inputs(inputs, [*reads.used, *called])
         missing = self._missing_inputs(reads, inputs)
         if missing:
@@ -286,6 +288,16 @@ def _add_code_inputs(inputs: dict[str, Node], used: list[Node]) -> None:
         if type(n) is ParameterNode and n.name.startswith(CODE_PREFIX) and id(n) not in given:
             inputs[n.py_name] = n
             given.add(id(n))
+
+
+def _operator_name(fn: Callable[..., Any], description: str | None, trainable: bool) -> str:
+    """A description that starts with `[name]` names the operator (upstream Trace's convention),
+    so the report's calls and documentation agree. Not for trainable code: its code parameter,
+    the sandbox and rewrites all go by the name the function is defined with."""
+    if trainable or not description or not description.startswith("["):
+        return fn.__name__
+    name, closed, _ = description[1:].partition("]")
+    return name.strip() if closed and name.strip() else fn.__name__
 
 
 def _as_input(value: Any, name: str) -> Node:

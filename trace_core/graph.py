@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from trace_core.reads import _READS, note_made
+from trace_core.reads import _READS, _TRACING, note_made
 
 
 class Graph:
@@ -173,8 +173,20 @@ class Node:
         return apply_op(_OPS["getitem"], lambda obj, key: obj[key], obj=self, key=key)
 
     def __call__(self, *args: Any, **kwargs: Any) -> MessageNode:
-        return apply_op(_OPS["call"], _call_with(len(args), list(kwargs)),
-                        **_with_first("fn", self, _argument_inputs(args, kwargs)))
+        call = _call_with(len(args), list(kwargs))
+        if self.op is _BY_NAME:  # a method read by name keeps upstream's shape when called
+            call = _giving_values(call)
+        return apply_op(_OPS["call"], call, **_with_first("fn", self, _argument_inputs(args, kwargs)))
+
+    def getattr(self, name: str) -> MessageNode:
+        """Upstream Trace's read by name: recorded from (obj, name) only, so a node held there
+        gives its value and is no parent (attribute syntax keeps it, see __getattr__), and a
+        method read so, when called, gives the value of a node it returns."""
+        return apply_op(_BY_NAME, _attribute_value, obj=self, name=constant(name, "str"))
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> MessageNode:
+        """Upstream's `obj.call("method", *args)`: getattr(name), then the call."""
+        return self.getattr(name)(*args, **kwargs)
 
     def eq(self, other: Any) -> MessageNode:
         return apply_op(_OPS["eq"], operator.eq, x=self, y=other)  # _OPS["eq"]: trace_core.operators
@@ -269,12 +281,16 @@ def apply_op(op: Operator, fn: Callable[..., Any], /, **inputs: Any) -> MessageN
     `held`: data never holds a node, and the dependency on it is kept.
     """
     nodes = {k: v if isinstance(v, Node) else Node(v) for k, v in inputs.items()}  # named by type
+    values = [n._data for n in nodes.values()]
+    if not _TRACING.get():  # stop_tracing(): the result keeps no link to what it came from
+        nodes = {}
     try:
-        value = fn(*[n._data for n in nodes.values()])
+        value = fn(*values)
     except Exception as exc:  # the one place a failing traced operation becomes feedback
         raise ExecutionError(ExceptionNode(error_text(exc), op, nodes, name="exception")) from exc
     if isinstance(value, Node):
-        nodes = _with_first("held", value, nodes, last=True)
+        if _TRACING.get():
+            nodes = _with_first("held", value, nodes, last=True)
         value = value._data
     result = MessageNode(value, op, nodes)
     if _READS.get() is not None:
@@ -339,6 +355,18 @@ def _argument_inputs(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**{f"arg{i}": lift(a) for i, a in enumerate(args)}, **{k: lift(v) for k, v in kwargs.items()}}
 
 
+def _attribute_value(obj: Any, name: str) -> Any:
+    value = getattr(obj, name)
+    return value._data if isinstance(value, Node) else value
+
+
+def _giving_values(call: Callable[..., Any]) -> Callable[..., Any]:
+    def by_value(*values: Any) -> Any:
+        result = call(*values)
+        return result._data if isinstance(result, Node) else result
+    return by_value
+
+
 def _call_with(n_positional: int, keywords: list[str]) -> Callable[..., Any]:
     """fn(*values) -> fn(first n values positionally, the rest as the named keywords)."""
     def call(fn: Callable[..., Any], *values: Any) -> Any:
@@ -359,3 +387,5 @@ _OPS: dict[str, Operator] = {
     **{kind: _document(kind, f"Builds a {kind} of the items, in order.")
        for kind in ("list", "tuple", "set", "frozenset")},
 }
+# The same documentation as _OPS["getattr"]; a distinct object, so a call can tell the two reads apart.
+_BY_NAME = Operator("getattr", _OPS["getattr"].doc)

@@ -1,5 +1,6 @@
 """What a bundled call touches while it runs: the check that every node it used reached it as an
-input (trace_core.bundle) is built on this. Node.data and apply_op report here, at the cost of one
+input (trace_core.bundle) is built on this. And whether operations are recorded at all
+(`stop_tracing`), the other piece of per-context state the graph consults. Node.data and apply_op report here, at the cost of one
 context-variable lookup when no bundled call is running."""
 from __future__ import annotations
 
@@ -43,3 +44,22 @@ def note_made(made: Node, inputs: Iterable[Node]) -> None:
     if reads is not None:
         reads.used.extend(inputs)
         reads.made[id(made)] = made
+
+
+# False inside stop_tracing(): operations compute their value and record no inputs.
+_TRACING: contextvars.ContextVar[bool] = contextvars.ContextVar("trace_core_tracing", default=True)
+
+
+@contextmanager
+def stop_tracing() -> Iterator[None]:
+    """Operations inside give nodes with no parents: a computation (logging, a metric) the
+    optimizer should not see as part of the graph."""
+    token = _TRACING.set(False)
+    try:
+        yield
+    finally:
+        _TRACING.reset(token)
+
+
+def is_tracing() -> bool:
+    return _TRACING.get()

@@ -108,6 +108,10 @@ def check_cache_path(path: Path, writable: bool) -> None:
                              f"(llm.cache_path=... or TRACE_LLM_CACHE), or llm.cache_path=null for none")
 
 
+def _column_names(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(completions)")}
+
+
 def open_cache(path: str | Path) -> sqlite3.Connection:
     """The cache file, created or brought up to the current schema."""
     path = Path(path)
@@ -130,11 +134,21 @@ def open_cache(path: str | Path) -> sqlite3.Connection:
         raise LLMConfigError(f"llm.cache_path: {path} is not a readable response cache ({exc}): move it aside "
                              f"(mv {path} {path}.bad) and rerun") from None
     db.execute("PRAGMA synchronous=FULL")  # a committed reply survives the process and the host
-    db.execute(_SCHEMA)
-    present = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
-    for column, spec in _ADDED_COLUMNS.items():
-        if column not in present:
-            db.execute(f"ALTER TABLE completions ADD COLUMN {column} {spec}")
+    if _column_names(db) >= {"key", *_ADDED_COLUMNS}:
+        return db  # up to date: nothing to write (a read-only file replays as before)
+    # One write transaction from reading the columns to adding them: two jobs opening an older
+    # file at once both saw a column missing, and the second ALTER failed ("duplicate column name").
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(_SCHEMA)
+        present = _column_names(db)
+        for column, spec in _ADDED_COLUMNS.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE completions ADD COLUMN {column} {spec}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
     return db
 
 

@@ -98,17 +98,30 @@ def test_smoke_mode_never_writes_to_results(run_dir):
         assert str(paper.results_dir).startswith("results/")
 
 
+def planning_model(name: str) -> bool:
+    """Whether configs/model/<name>.yaml builds a planning model (itself or through its defaults)."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(CONFIGS / "model" / f"{name}.yaml")
+    if str(config.get("_target_", "")).startswith("dualformer.planning."):
+        return True
+    return any(planning_model(parent) for parent in config.get("defaults", []) if isinstance(parent, str)
+               and parent != "_self_" and (CONFIGS / "model" / f"{parent}.yaml").exists())
+
+
 @pytest.mark.parametrize("name", config_names("model"))
 def test_model_configs_compose_and_instantiate(name, run_dir):
-    planning = {"dualformer", "searchformer", "solution_only", "searchformer_step1", "searchformer_step2",
-                "searchformer_step3"}
-    task = {model: "maze_planning" for model in planning}
-    overrides = [f"model={name}", "mode=smoke"] + ([f"task={task[name]}"] if name in task else [])
-    if name not in task and not (CONFIGS / "task" / "math.yaml").exists():
-        pytest.skip("no task config for this model")
-    cfg = compose_run("train", overrides + ([] if name in task else ["task=math"]), run_dir)
+    task = "maze_planning" if planning_model(name) else "math"
+    cfg = compose_run("train", [f"model={name}", "mode=smoke", f"task={task}"], run_dir)
     model = instantiate(cfg.model)()
     assert callable(model.fit) and callable(model.solve)
+    # mode=smoke shrinks a model through configs/mode/model/smoke_<name>.yaml: a new model config
+    # without one trained 3,000 steps in a "smoke" run (dualformer_plan12, issue 29)
+    assert (CONFIGS / "mode" / "model" / f"smoke_{name}.yaml").exists(), f"no smoke size for model={name}"
+    if task == "maze_planning":
+        assert cfg.model.train.steps <= 10 and cfg.model.preset == "tiny" and cfg.task.n_train <= 16
+    else:
+        assert cfg.model.pretrained == "tiny" and cfg.task.n_train <= 8
 
 
 @pytest.mark.parametrize("name", config_names("experiment"))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from a clone without installing
 from harness.comparison import write_comparison  # noqa: E402
 from harness.figures import table_figures  # noqa: E402
 from harness.records import load_records  # noqa: E402
+from harness.selection import write_choice  # noqa: E402
 from harness.report import (MODE_LABELS, TableSpec, budget_of, check_duplicates, summarize,  # noqa: E402
                             table_groups, table_name, warn)
 
@@ -242,6 +244,21 @@ def with_shared_rows(records: pd.DataFrame, runs: pd.DataFrame, block: dict[str,
 
 def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode: str, budget: str | None,
                 results: Path, out: Path, shared: dict[str, list[str]] | None = None) -> list[Path]:
+    written = write_one_table(runs, block, experiment, mode, budget, results, out, shared)
+    rules = {json.dumps(c.get("selection"), sort_keys=True) for c in runs["config"] if c.get("selection")}
+    if len(rules) > 1:
+        raise SystemExit(f"error: the records of {experiment} ran under {len(rules)} different `selection:` rules; "
+                         f"a choice needs one (move the older records aside)")
+    if rules:  # a setting chosen by the rule the runs carry (harness/selection.py), under the table
+        name = table_name(experiment, mode, budget)
+        title = block["title"] if mode == "paper" else f"{mode.upper()}: {block['title']}"
+        written += write_choice(runs, json.loads(rules.pop()), title, written[0],
+                                out / "figures" / f"{name}_choice.png", f"configs/experiment/{experiment}.yaml")
+    return written
+
+
+def write_one_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode: str, budget: str | None,
+                    results: Path, out: Path, shared: dict[str, list[str]] | None = None) -> list[Path]:
     runs = hold_last_points(add_curve_metrics(runs, block), block)
     if block.get("tasks"):
         runs = by_task(runs)

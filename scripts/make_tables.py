@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from a clone without installing
 from harness.comparison import write_comparison  # noqa: E402
 from harness.figures import table_figures  # noqa: E402
 from harness.records import load_records  # noqa: E402
+from harness.stats import add_sample_metrics, compute_section, paired_comparisons, paired_section  # noqa: E402
 from harness.report import (MODE_LABELS, TableSpec, budget_of, check_duplicates, summarize,  # noqa: E402
                             table_groups, table_name, warn)
 
@@ -119,15 +120,17 @@ def by_task(records: pd.DataFrame) -> pd.DataFrame:
     return records.assign(method=records["task"] + "/" + records["method"])
 
 
-def cell(row: pd.Series, fmt: str, median: bool = False) -> str:
+def cell(row: pd.Series, fmt: str, median: bool = False, seed_interval: bool = False) -> str:
     if row["n"] == 0:
         text = "–"
     elif np.isnan(row["sem"]):
         text = format(row["mean"], fmt)
     else:
         text = f"{format(row['mean'], fmt)} ± {format(row['sem'], fmt)}"
+    if seed_interval and row["n"] and not np.isnan(row["t_low"]):
+        text += f" t95 [{format(row['t_low'], fmt)}, {format(row['t_high'], fmt)}]"
     if row["n"] and not np.isnan(row["ci_low"]):
-        text += f" [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
+        text += f" {'Wilson ' * seed_interval}[{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
     if median and row["n"]:
         text += f", median {format(row['median'], fmt)}"
     if not np.isnan(row["paper"]):
@@ -145,7 +148,11 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
     rates, paper = summary["ci_low"].notna().any(), summary["paper"].notna().any()
     empty = (summary.groupby("method")["n"].max() == 0).any()
     parts = ["Mean ± s.e. over seeds (n records per row)",
-             "success rates add a Wilson 95% interval [low, high] over all test tasks of the row" if rates else "",
+             "t95 [low, high]: the Student-t 95% interval of the mean over seeds (n − 1 degrees of freedom, "
+             "n ≥ 2; not clipped to the metric's range)" if spec.seed_interval else "",
+             ("Wilson [low, high]: a success rate's Wilson 95% interval pooled over all test tasks of the row's "
+              "records (every seed's tasks as one sample)" if spec.seed_interval else
+              "success rates add a Wilson 95% interval [low, high] over all test tasks of the row") if rates else "",
              "the paper's value follows ours as (paper x)" if paper else ""]
     lines = [f"# {title}", "",
              f"{where}; records in `{source}`. " + "; ".join(p for p in parts if p) + "."
@@ -156,7 +163,7 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
         rows = summary[summary["method"] == method]
         n = int(rows["n"].max()) if len(rows) else 0
         cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.formats.get(metric, spec.fmt),
-                      metric in spec.medians) for metric in spec.columns]
+                      metric in spec.medians, bool(spec.seed_interval)) for metric in spec.columns]
         llm = [llm_by_method.get(method, "not run here")] if show_llm else []
         lines.append("| " + " | ".join([label, str(n), *llm, *cells]) + " |")
     if unlisted:
@@ -242,7 +249,7 @@ def with_shared_rows(records: pd.DataFrame, runs: pd.DataFrame, block: dict[str,
 
 def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode: str, budget: str | None,
                 results: Path, out: Path, shared: dict[str, list[str]] | None = None) -> list[Path]:
-    runs = hold_last_points(add_curve_metrics(runs, block), block)
+    runs = hold_last_points(add_curve_metrics(add_sample_metrics(runs, block["columns"]), block), block)
     if block.get("tasks"):
         runs = by_task(runs)
     spec = TableSpec.from_block(block, runs)
@@ -259,12 +266,25 @@ def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode
     show_llm = not all("model" in config for config in runs["config"])
     (tables / f"{name}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method,
                                                 mode, budget, unlisted, show_llm) + protocol_note(runs)
-                                       + shared_note(shared or {}, spec) + spending_note(runs, spec))
+                                       + shared_note(shared or {}, spec) + spending_note(runs, spec)
+                                       + statistics_sections(runs, spec, name))
     summary.to_csv(tables / f"{name}.csv", index=False, float_format="%.4f")
     if mode != "paper":
         spec.title = f"{mode.upper()}: {spec.title}"  # the figure says it too
     figures = table_figures(runs, spec, out / "figures" / f"{name}.png")
     return [tables / f"{name}.md", tables / f"{name}.csv", *figures]
+
+
+def statistics_sections(runs: pd.DataFrame, spec: TableSpec, name: str) -> str:
+    """The sections a block asks for under its table (harness/stats.py): paired comparisons, compute."""
+    text = ""
+    if spec.paired:
+        paired = paired_comparisons(runs, spec)
+        for _, row in paired[paired["note"] != ""].iterrows():
+            warn(f"{name}: {row['task'] + ', ' if row['task'] else ''}{row['comparison']}, seed {row['seed']}: "
+                 f"{row['note']}")
+        text += paired_section(paired, spec)
+    return text + (compute_section(runs, spec) if spec.compute else "")
 
 
 def wants_calls(asked: bool | None, results: Path, experiments: list[str] | None) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from harness.stats import t_interval
+from harness.stats import PAIRED_METRIC, t_interval
 
 # Success rates in percent of test tasks (Dualformer's k-Solved / k-Optimal of n samples).
 RATE_METRIC = re.compile(r"(^|/)\d+_(solved|optimal)_\d+$")
@@ -180,6 +180,9 @@ def stats_settings(block: dict[str, Any]) -> dict[str, Any]:
                              f"got {list(pair)}")
     if paired and not block.get("paired_metric"):
         raise SystemExit("error: table.paired needs table.paired_metric (e.g. test/fast/1_optimal_64)")
+    if paired and not PAIRED_METRIC.match(block["paired_metric"]):
+        raise SystemExit(f"error: table.paired_metric must be test/<mode>/<k>_<solved|optimal>_<n> (a per-task "
+                         f"success), got {block['paired_metric']!r}")
     return {"seed_interval": interval, "paired": paired, "paired_metric": block.get("paired_metric"),
             "compute": bool(block.get("compute"))}
 

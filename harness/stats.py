@@ -113,10 +113,7 @@ def paired_comparisons(runs: pd.DataFrame, spec: Any) -> pd.DataFrame:
     methods compared task by task under `paired_metric`. b counts the tasks only the first method
     gets, c those only the second gets. Pooled: b and c summed over the seeds that pair, tested
     the same exact way (a sign test over every discordant task, pairs formed within a seed)."""
-    match = PAIRED_METRIC.match(spec.paired_metric or "")
-    if match is None:
-        raise SystemExit(f"error: table.paired_metric must be test/<mode>/<k>_<solved|optimal>_<n>, "
-                         f"got {spec.paired_metric!r}")
+    match = PAIRED_METRIC.match(spec.paired_metric)  # checked when the block was read (report.stats_settings)
     out = []
     for task in list(spec.tasks) or [None]:
         for first, second in spec.paired:
@@ -136,7 +133,7 @@ def paired_comparisons(runs: pd.DataFrame, spec: Any) -> pd.DataFrame:
                 if counts:
                     paired_seeds += 1
                     pooled = {k: pooled[k] + counts[k] for k in pooled}
-            if paired_seeds:
+            if paired_seeds > 1:  # one seed's pooled row would only repeat it
                 out.append({**base, "seed": f"pooled ({paired_seeds} seed{'s' * (paired_seeds > 1)})", **pooled,
                             "p": mcnemar_p(pooled["b"], pooled["c"]), "note": ""})
     return pd.DataFrame(out, columns=["task", "comparison", "seed", "tasks", "both", "b", "c", "neither", "p", "note"])
@@ -151,14 +148,16 @@ def paired_section(table: pd.DataFrame, spec: Any) -> str:
              "c: tasks only the second gets; p: exact two-sided McNemar test (binomial on the b + c discordant "
              "tasks, 1/2 each way). Pooled: b and c summed over the seeds that pair, tested as one exact sign "
              "test over all their discordant tasks. Seeds whose two records answered different tasks are "
-             "skipped, not compared.", "",
-             "| task | comparison | seed | paired tasks | both | b: first only | c: second only | neither | p | note |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "skipped, not compared.", ""]
+    by_task = bool(table["task"].any())  # a table without tasks: no task column
+    headers = [*(["task"] * by_task), "comparison", "seed", "paired tasks", "both", "b: first only",
+               "c: second only", "neither", "p", "note"]
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for _, row in table.iterrows():
-        counts = [str(int(row[k])) if row["tasks"] else "–" for k in ("both", "b", "c", "neither")]
+        counts = [str(int(row[k])) if row["tasks"] else "–" for k in ("tasks", "both", "b", "c", "neither")]
         p = format(row["p"], ".3g") if np.isfinite(row["p"]) else "–"
-        lines.append(f"| {row['task']} | {row['comparison']} | {row['seed']} | {int(row['tasks']) or '–'} | "
-                     f"{' | '.join(counts)} | {p} | {row['note']} |")
+        cells = [*([row["task"]] * by_task), row["comparison"], str(row["seed"]), *counts, p, row["note"]]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -112,3 +112,25 @@ def test_the_mini_tables_ask_for_the_statistics(name):
     # the held-out sets as the records' tasks built them (Sokoban's lost one level that a test task shares)
     assert label.startswith("held-out 1-Optimal-4 (%)") and "50 mazes" in label and "1-Optimal-64 on 200" in label
     assert ("49 Sokoban levels" in label) == ("sokoban_mini" in block.get("tasks", {}))
+
+
+def test_a_table_without_tasks_pairs_by_method_and_has_no_task_column():
+    runs = load_records(FIXTURE / "records")
+    spec = TableSpec.from_block({"title": "t", "methods": {"base": "Base", "new": "New"},
+                                 "columns": {"test/fast/1_optimal_2": "1-Optimal"},
+                                 "paired": [["base", "new"]], "paired_metric": "test/fast/1_optimal_2"}, runs)
+    text = stats.paired_section(stats.paired_comparisons(runs, spec), spec)
+    assert "| comparison | seed |" in text and "| task |" not in text
+    assert "| Base vs New | 1 | 10 | 1 | 0 | 4 | 5 | 0.125 |  |" in text  # the first method's b is New's c
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"paired": [["new", "nobody"]], "paired_metric": "test/fast/1_optimal_2"}, "table.paired takes pairs"),
+    ({"paired": [["new", "base"]]}, "table.paired needs table.paired_metric"),
+    ({"paired": [["new", "base"]], "paired_metric": "test/fast/swc"}, "table.paired_metric must be"),
+    ({"seed_interval": "bootstrap"}, "table.seed_interval must be t")])
+def test_a_bad_statistics_key_is_one_error_line(keys, message):
+    runs = load_records(FIXTURE / "records")
+    block = {"title": "t", "methods": {"base": "Base", "new": "New"}, "columns": {"x": "x"}, **keys}
+    with pytest.raises(SystemExit, match=f"^error: {message}"):
+        TableSpec.from_block(block, runs)

@@ -147,7 +147,9 @@ def paired_section(table: pd.DataFrame, spec: Any) -> str:
              f"a task counts as a success under `{spec.paired_metric}`. b: tasks only the first model gets, "
              "c: tasks only the second gets; p: exact two-sided McNemar test (binomial on the b + c discordant "
              "tasks, 1/2 each way). Pooled: b and c summed over the seeds that pair, tested as one exact sign "
-             "test over all their discordant tasks. Seeds whose two records answered different tasks are "
+             "test over all their discordant tasks; it treats every seed's tasks as one sample, so it says the "
+             "trained models differ on these tasks, not that another seed's training would (the seed-to-seed "
+             "spread is in the t95 intervals above). Seeds whose two records answered different tasks are "
              "skipped, not compared.", ""]
     by_task = bool(table["task"].any())  # a table without tasks: no task column
     headers = [*(["task"] * by_task), "comparison", "seed", "paired tasks", "both", "b: first only",
@@ -189,25 +191,40 @@ def compute_cell(curves: list[list[dict[str, Any]]], key: str, scale: float, fmt
     return " + ".join(format(v, fmt) for v in means)
 
 
+def trained_by(rows: pd.DataFrame) -> str:
+    """Which runs trained the row's models: "this run", another run's config hash, or "not recorded"."""
+    from harness.records import read_record
+
+    names = set()
+    for path, own in zip(rows["path"], rows["config_hash"]):
+        by = read_record(path).provenance.get("trained_by") or {}
+        names.add("not recorded" if not by.get("config_hash") else
+                  "this run" if by["config_hash"] == own else f"`{by['config_hash']}`")
+    return ", ".join(sorted(names))
+
+
 def compute_section(runs: pd.DataFrame, spec: Any) -> str:
     """What training each row's model saw and took, so no one reads the table as compute-matched."""
     lines = ["", "## Training compute per model (not compute-matched)", "",
              "Means over the row's records of the last value in each record's training curve: tokens seen "
-             "(`train/tokens_seen`, prompt and target tokens without padding), plan-only sequences seen "
+             "(`train/tokens_seen`, prompt and target tokens without padding), sequences seen "
+             "(`train/sequences_seen`), plan-only sequences seen "
              "(`train/plan_only_seen`, targets with no trace: dropout level 4) and training wall time "
              "(`train/seconds`, held-out evaluations during training included). A run that reuses a "
              "checkpoint carries the curve of the run that trained the model, so its time is that training's, "
              "not this table's evaluation. A bootstrap round's curve holds the base model's training and its "
              "own round's fine-tuning, shown as base + round (earlier rounds and the rounds' sampling are not "
-             "in it). \"not recorded\": the record predates these counts.", "",
-             "| model | n | training tokens seen | plan-only sequences seen | training wall time (min) |",
-             "|---|---|---|---|---|"]
+             "in it). Trained by: the run (config hash) that trained the weights, from the record's provenance. "
+             "\"not recorded\": the record predates these counts.", "",
+             "| model | n | training tokens seen | sequences seen | plan-only sequences seen | training wall time (min) "
+             "| trained by |", "|---|---|---|---|---|---|---|"]
     for method, label in spec.methods.items():
-        curves = list(runs.loc[runs["method"] == method, "curve"])
+        rows = runs[runs["method"] == method]
+        curves = list(rows["curve"])
         if not curves:
             continue
-        cells = [compute_cell(curves, "train/tokens_seen", 1, ",.0f"),
-                 compute_cell(curves, "train/plan_only_seen", 1, ",.0f"),
-                 compute_cell(curves, "train/seconds", 60, ".1f")]
+        cells = [compute_cell(curves, key, 1, ",.0f") for key in ("train/tokens_seen", "train/sequences_seen",
+                                                                   "train/plan_only_seen")]
+        cells += [compute_cell(curves, "train/seconds", 60, ".1f"), trained_by(rows)]
         lines.append(f"| {label} | {len(curves)} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"

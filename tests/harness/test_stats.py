@@ -94,8 +94,8 @@ def test_make_tables_shows_the_statistics_and_warns_about_unpaired_seeds(tmp_pat
     assert "test tasks differ" in text and "exact sign test" in text
     assert "seed 3" in capsys.readouterr().err
     compute = text[text.index("## Training compute"):]
-    assert "| 7x7 maze: New | 3 | 4,000 | 20 | 11.0 |" in compute
-    assert "| 7x7 maze: Base | 3 | not recorded | not recorded | 5.0 |" in compute
+    assert "| 7x7 maze: New | 3 | 4,000 | 56 | 20 | 11.0 | `abcdef1234`, this run |" in compute
+    assert "| 7x7 maze: Base | 3 | not recorded | not recorded | not recorded | 5.0 | not recorded |" in compute
     csv = (tmp_path / "tables" / "stats_demo.csv").read_text().splitlines()
     assert csv[0].endswith(",t_low,t_high")
 

@@ -19,7 +19,11 @@ comes from the `table:` block of `configs/experiment/<experiment>.yaml` (or, if 
 the block saved in the newest record's config); a block with `tasks:` gets one row per task and
 method, and its `rows_from: {experiment: [methods]}` takes those rows from another experiment's records
 (runs of the same config, e.g. Table 5.4's step 0 is Table 5.3's Searchformer; tests/test_shared_rows.py
-checks the configs agree), said under the table. Records without a `table:` block (an ad hoc sweep,
+checks the configs agree), said under the table. A block may also ask for statistics (harness/stats.py):
+`seed_interval: t` (a Student-t 95% interval over seeds beside the pooled Wilson one), `paired: [[a, b]]`
+with `paired_metric:` (exact McNemar per seed on the same test tasks, and pooled), `samples/<mode>/
+optimal_per_response` / `solved_per_response` columns (from the samples beside the records) and
+`compute: true` (tokens, sequences and wall time each model's training took). Records without a `table:` block (an ad hoc sweep,
 experiment `adhoc`) get a comparison table instead: every metric, one row per method and varied setting,
 mean ± s.e. over seeds and paired differences over shared seeds (harness/comparison.py). With the default --results it also
 counts Table 2's LLM calls per optimizer step (scripts/call_counts.py -> figures/textgrad_calls.png and .csv).

@@ -134,3 +134,12 @@ def test_a_bad_statistics_key_is_one_error_line(keys, message):
     block = {"title": "t", "methods": {"base": "Base", "new": "New"}, "columns": {"x": "x"}, **keys}
     with pytest.raises(SystemExit, match=f"^error: {message}"):
         TableSpec.from_block(block, runs)
+
+
+def test_samples_of_another_size_than_the_metric_are_skipped_not_compared():
+    """E.g. smoke records (4 samples) under a table that compares 1-Optimal-64."""
+    runs, spec = fixture_runs()
+    spec.paired_metric = "test/fast/1_optimal_64"
+    table = stats.paired_comparisons(runs, spec)
+    assert list(table["seed"]) == [1, 2, 3] and (table["tasks"] == 0).all()
+    assert table["note"].str.contains("do not hold 64 responses").all()

@@ -103,6 +103,10 @@ def seed_pair(first: pd.DataFrame, second: pd.DataFrame, match: re.Match) -> tup
     a, b = (task_outcomes(r, int(match["k"]), match["kind"]) for r in rows)
     if set(a) != set(b) or len(a) != len(rows[0]) or len(b) != len(rows[1]):
         return {}, f"skipped: the two records' test tasks differ ({len(set(a) & set(b))} shared ids)"
+    # the samples must rescore to the records' own rates, or the test would not be of the table's numbers
+    stored = [float(r[match.string]) if match.string in r else math.nan for r in (first.iloc[0], second.iloc[0])]
+    if any(not math.isclose(100 * sum(o.values()) / len(o), v, abs_tol=1e-6) for o, v in zip((a, b), stored)):
+        return {}, f"skipped: the samples do not rescore to the records' {match.string}"
     counts = {"both": sum(a[i] and b[i] for i in a), "b": sum(a[i] and not b[i] for i in a),
               "c": sum(b[i] and not a[i] for i in a), "neither": sum(not (a[i] or b[i]) for i in a)}
     return {"tasks": len(a), **counts}, ""

@@ -143,3 +143,11 @@ def test_samples_of_another_size_than_the_metric_are_skipped_not_compared():
     table = stats.paired_comparisons(runs, spec)
     assert list(table["seed"]) == [1, 2, 3] and (table["tasks"] == 0).all()
     assert table["note"].str.contains("do not hold 64 responses").all()
+
+
+def test_samples_that_do_not_rescore_to_the_records_rate_are_skipped():
+    runs, spec = fixture_runs()
+    runs.loc[(runs["method"] == "maze7/base") & (runs["seed"] == 2), "test/fast/1_optimal_2"] = 45.0
+    table = stats.paired_comparisons(runs, spec)
+    notes = dict(zip(table["seed"], table["note"]))
+    assert notes[1] == "" and "do not rescore to the records' test/fast/1_optimal_2" in notes[2]

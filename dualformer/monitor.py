@@ -18,6 +18,8 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
+from dualformer.data import plan_only_rows
+
 
 class TrainingMonitor:
     def __init__(self, model: Any, task: Any, logger: Any, eval_every: int = 0, samples: int = 4,
@@ -30,12 +32,10 @@ class TrainingMonitor:
         """make_batch, counting the real tokens of every batch it builds (with the trainer's
         prefetch, a window's count ends at the batch built ahead of its last step), and marking the
         rows whose target is `bos plan ...`: no trace (dropout level 4), which the trainer counts."""
-        plan = self.task.vocab.encode(["plan"])[0]
-
         def counted(indices: list[int], epoch: int) -> Any:
             batch = make_batch(indices, epoch)
             self.tokens += int(batch.prompt_mask.sum()) + int(batch.token_mask.sum())
-            return replace(batch, plan_only=batch.tokens[:, 1] == plan)
+            return replace(batch, plan_only=plan_only_rows(batch.tokens, self.task.vocab))
         return counted
 
     def __call__(self, step: int, loss: float) -> dict[str, float]:

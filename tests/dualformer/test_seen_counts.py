@@ -108,3 +108,18 @@ def test_a_planning_model_logs_how_many_plan_only_sequences_it_trained_on(p, pla
     assert last(model.trainer, "train/sequences_seen") == 8
     assert last(model.trainer, "train/plan_only_seen") == plan_only
     assert last(model.trainer, "train/tokens_seen") > 8 * 4
+
+
+def test_a_bootstrap_rounds_batches_mark_kept_responses_that_took_the_fast_path():
+    """A round keeps sampled auto-mode responses: a plan-only one is a plan-only sequence trained on."""
+    from dualformer.bootstrap import BootstrapModel
+    from dualformer.data import TraceDropout
+    from dualformer.planning import PlanningTask
+
+    task = PlanningTask(seed=5, size=6, n_train=6, n_test=2)
+    model = BootstrapModel(dropout=TraceDropout(p=[1, 0, 0, 0, 0]), preset="tiny", rounds=0)
+    model.task, model.pad = task, len(task.vocab)
+    prompt = task.vocab.encode([BOS, "start", "0", "0", EOS])
+    model._bootstrap_data = [(prompt, task.vocab.encode([BOS, "plan", "0", "0", EOS])),
+                             (prompt, task.vocab.encode([BOS, "create", "0", "0", "c0", "c1", "plan", "0", "0", EOS]))]
+    assert model._bootstrap_batch([0, 1], 0).plan_only.tolist() == [True, False]

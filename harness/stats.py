@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -58,8 +59,6 @@ def is_optimal(response: dict[str, Any], optimal_length: int) -> bool:
 
 def mode_rows(record_path: str, mode: str) -> list[dict[str, Any]] | None:
     """The samples of one record in one mode; None when the record has no samples file."""
-    from pathlib import Path
-
     if not samples_path(Path(record_path)).exists():
         return None
     return [row for row in read_samples(Path(record_path)) if row["mode"] == mode]
@@ -112,7 +111,7 @@ def seed_pair(first: pd.DataFrame, second: pd.DataFrame, match: re.Match) -> tup
     return {"tasks": len(a), **counts}, ""
 
 
-def paired_comparisons(runs: pd.DataFrame, spec: Any) -> pd.DataFrame:
+def paired_comparisons(runs: pd.DataFrame, spec: Any) -> pd.DataFrame:  # spec: report.TableSpec (imports us)
     """One row per (task, pair, seed) and a pooled row per (task, pair): the block's `paired`
     methods compared task by task under `paired_metric`. b counts the tasks only the first method
     gets, c those only the second gets. Pooled: b and c summed over the seeds that pair, tested

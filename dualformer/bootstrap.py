@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dualformer.data import tokenize
+from dualformer.data import plan_only_rows, tokenize
 from dualformer.planning import PlanningModel, PlanningTask, train_config
 from harness.api import ConfigError
 
@@ -195,7 +195,9 @@ class BootstrapModel(PlanningModel):
         from dualformer.train import Batch
 
         rows = [self._bootstrap_data[i] for i in indices]
-        return Batch(*self._pad([p for p, _ in rows]), *self._pad([d for _, d in rows]))
+        tokens = self._pad([d for _, d in rows])
+        # marked so the trainer counts the plan-only sequences a round trains on (fast-path responses kept)
+        return Batch(*self._pad([p for p, _ in rows]), *tokens, plan_only=plan_only_rows(tokens[0], self.task.vocab))
 
     # -- a round's kept sequences and findings, so a resumed round does not sample again -------
     @staticmethod

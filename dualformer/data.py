@@ -307,6 +307,12 @@ class TraceDropout:
         return level, seq.decoder_tokens(self.apply(seq.trace, level, rng))
 
 
+def plan_only_rows(tokens, vocab: Vocabulary):
+    """Per row of a (batch, length) tensor of decoder ids starting with bos: True where the plan
+    follows bos directly, with no trace (dropout level 4, or a kept response that took the fast path)."""
+    return tokens[:, 1] == vocab.encode(["plan"])[0]
+
+
 def task_type(family: str) -> type:
     return {"maze": Maze, "sokoban": SokobanLevel}[family]
 

@@ -15,7 +15,10 @@ against the step, and an undertrained model is a flat curve rather than a guess 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Callable
+
+from dualformer.data import plan_only_rows
 
 
 class TrainingMonitor:
@@ -27,11 +30,12 @@ class TrainingMonitor:
 
     def counting(self, make_batch: Callable[[list[int], int], Any]) -> Callable[[list[int], int], Any]:
         """make_batch, counting the real tokens of every batch it builds (with the trainer's
-        prefetch, a window's count ends at the batch built ahead of its last step)."""
+        prefetch, a window's count ends at the batch built ahead of its last step), and marking the
+        rows whose target is `bos plan ...`: no trace (dropout level 4), which the trainer counts."""
         def counted(indices: list[int], epoch: int) -> Any:
             batch = make_batch(indices, epoch)
             self.tokens += int(batch.prompt_mask.sum()) + int(batch.token_mask.sum())
-            return batch
+            return replace(batch, plan_only=plan_only_rows(batch.tokens, self.task.vocab))
         return counted
 
     def __call__(self, step: int, loss: float) -> dict[str, float]:

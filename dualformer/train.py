@@ -13,8 +13,12 @@ the losses after a resume are bit-identical to an uninterrupted run.
 A checkpoint also stores its identity (the training settings, the architecture, the number of
 examples and what the caller says about its data, e.g. a fingerprint of the training set and the
 dropout) and is only ever resumed under the same identity; it keeps the logged curve and the
-seconds spent so far, so a resumed run's record is the whole run. SIGTERM / SIGUSR1 / SIGUSR2 (what SLURM
-sends before it stops or requeues a job) save a checkpoint after the current step, then exit.
+seconds spent so far, so a resumed run's record is the whole run. With the loss, every `log_every`
+steps, the curve carries what the steps so far trained on, over all processes and attempts:
+`train/tokens_seen` (prompt and target tokens, padding aside), `train/sequences_seen`, and
+`train/plan_only_seen` where the batches mark their rows with no trace (`Batch.plan_only`).
+SIGTERM / SIGUSR1 / SIGUSR2 (what SLURM sends before it stops or requeues a job) save a checkpoint
+after the current step, then exit.
 `batch_size` is the global batch: each of `world` processes takes `batch_size / world` of it, and
 the loss a step returns and logs is the mean over the processes (the global batch's). DDP does not
 broadcast buffers: the rotary tables are derived, and grow per rank (issue 26).
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -44,6 +49,7 @@ from harness.progress import bar as progress_bar
 # TrainConfig fields that do not change the weights a checkpoint holds.
 NOT_IDENTITY = ("log_every", "checkpoint_every", "checkpoint_dir", "device", "bf16", "compile")
 log = logging.getLogger(__name__)
+SEEN = ("train/tokens_seen", "train/sequences_seen", "train/plan_only_seen")  # Trainer.seen, in order
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # USR2: submitit's pre-timeout signal
 
 
@@ -53,9 +59,10 @@ class Batch:
     prompt_mask: torch.Tensor  # True on real tokens
     tokens: torch.Tensor       # (batch, decoder length): bos, trace/plan, eos, padding
     token_mask: torch.Tensor
+    plan_only: torch.Tensor | None = None  # (batch,) True where the target has no trace; None: not said
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=True) for t in asdict(self).values()))
+        return Batch(*(t.to(device, non_blocking=True) if t is not None else None for t in asdict(self).values()))
 
 
 def distributed() -> tuple[int, int]:
@@ -71,19 +78,19 @@ def fingerprint(items: Iterable[Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-def all_mean(value: float) -> float:
-    """The mean of `value` over the DDP processes (each rank's loss is its equal share's mean)."""
-    return all_sum(value) / torch.distributed.get_world_size()
-
-
 def all_sum(value: float) -> float:
     """The sum of `value` over the DDP processes; `value` itself outside DDP."""
+    return all_sums([value])[0]
+
+
+def all_sums(values: list[float]) -> list[float]:
+    """Each value summed over the DDP processes in one all-reduce; the values themselves outside DDP."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return value
+        return list(values)
     nccl = torch.distributed.get_backend() == "nccl"  # NCCL reduces GPU tensors only
-    total = torch.tensor([value], dtype=torch.float64, device="cuda" if nccl else "cpu")
+    total = torch.tensor(values, dtype=torch.float64, device="cuda" if nccl else "cpu")
     torch.distributed.all_reduce(total)
-    return float(total.item())
+    return total.tolist()
 
 
 class Preempted(SystemExit):
@@ -151,6 +158,10 @@ class Trainer:
                          "n_examples": n_examples, **(identity or {})}
         self.history: list[dict[str, Any]] = []  # the logged points, kept in the checkpoint
         self.earlier_seconds = 0.0  # training seconds of the attempts this one resumes
+        # What the steps so far trained on, over all processes and attempts, logged with the loss so a
+        # table can say how much training a model had (NaN: some batch did not mark its plan-only
+        # rows; None: resumed from a checkpoint that kept no counts, so any count would be partial).
+        self.seen: dict[str, float] | None = dict.fromkeys(SEEN, 0.0)
         # The run that trained these weights (git sha, config hash: the logger's run_identity),
         # kept in the checkpoint, so a run that only evaluates them names it in its record.
         self.trained_by: dict[str, str] | None = None
@@ -210,7 +221,13 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        return all_mean(float(loss.detach())) if self.world > 1 else float(loss.detach())
+        # real tokens (padding aside), rows, plan-only rows: reduced with the loss, one collective per step
+        counts = [float(loss.detach()), float(batch.prompt_mask.sum() + batch.token_mask.sum()),
+                  float(len(batch.tokens)), float(batch.plan_only.sum()) if batch.plan_only is not None else math.nan]
+        totals = all_sums(counts) if self.world > 1 else counts
+        if self.seen is not None:
+            self.seen = {key: self.seen[key] + total for key, total in zip(SEEN, totals[1:])}
+        return totals[0] / self.world
 
     def _batch(self) -> Batch:
         """This step's batch; with prefetch on, the next step's starts building in a thread now."""
@@ -264,7 +281,8 @@ class Trainer:
                 bar.update()
                 bar.set_postfix(loss=f"{loss:.4f}")
                 if self.step % self.config.log_every == 0:
-                    self._log(logger, {"train/loss": loss, "train/lr": self.config.lr_at(self.step - 1)})
+                    seen = {k: v for k, v in (self.seen or {}).items() if math.isfinite(v)}
+                    self._log(logger, {"train/loss": loss, "train/lr": self.config.lr_at(self.step - 1), **seen})
                 if measure and (metrics := measure(self.step, loss)):
                     self._log(logger, metrics)
                 if self.config.checkpoint_dir and (self.step % self.config.checkpoint_every == 0 or stops):
@@ -321,7 +339,7 @@ class Trainer:
                  "step": self.step, "epoch": self._position()[0], "position": self._position()[1],
                  "torch_rng": torch.get_rng_state(), "config": asdict(self.config),
                  "identity": self.identity, "history": self.history, "seconds": self.seconds,
-                 "trained_by": self.trained_by,
+                 "trained_by": self.trained_by, "seen": self.seen,
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -341,6 +359,7 @@ class Trainer:
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.history, self.earlier_seconds = list(state["history"]), float(state["seconds"])
         self.trained_by = state.get("trained_by")
+        self.seen = state.get("seen")  # None from a checkpoint written before the counts were kept
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])

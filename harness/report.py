@@ -17,6 +17,8 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from harness.stats import PAIRED_METRIC, t_interval
+
 # Success rates in percent of test tasks (Dualformer's k-Solved / k-Optimal of n samples).
 RATE_METRIC = re.compile(r"(^|/)\d+_(solved|optimal)_\d+$")
 MODE_LABELS = {"smoke": "SMOKE TEST, CI-sized (not a result)", "quick": "QUICK LOOK, cut-down grid (not the paper protocol)"}
@@ -130,6 +132,10 @@ class TableSpec:
     medians: tuple[str, ...] = ()      # metrics whose cells show the median beside the mean
     formats: dict[str, str] = field(default_factory=dict)  # metric -> its own format (e.g. ".0f" for tokens)
     tasks: dict[str, str] = field(default_factory=dict)    # task -> label, for rows per (task, method)
+    seed_interval: str | None = None   # "t": a Student-t 95% interval over seeds beside the Wilson one
+    paired: list[tuple[str, str]] = field(default_factory=list)  # method pairs compared task by task
+    paired_metric: str | None = None   # the per-task success those pairs are compared on
+    compute: bool = False              # a section of what each model's training saw and took
 
     @classmethod
     def from_block(cls, block: dict[str, Any], records: pd.DataFrame) -> "TableSpec":
@@ -152,7 +158,7 @@ class TableSpec:
                    held_out=(training["eval_key"], training.get("eval_ylabel") or training["eval_key"])
                    if training and training.get("eval_key") else None,
                    medians=tuple(block.get("medians") or ()), formats=dict(block.get("formats") or {}),
-                   tasks=dict(block.get("tasks") or {}))
+                   tasks=dict(block.get("tasks") or {}), **stats_settings(block))
 
     def method_of(self, row: str) -> str:
         """The method part of a row ("maze7/dualformer" -> "dualformer" in a table with `tasks:`)."""
@@ -162,9 +168,29 @@ class TableSpec:
         return row.split("/", 1)[0] if self.tasks else None
 
 
+def stats_settings(block: dict[str, Any]) -> dict[str, Any]:
+    """The block's statistics keys (harness/stats.py), checked: one error line on a bad one."""
+    interval, paired = block.get("seed_interval"), [tuple(p) for p in block.get("paired") or []]
+    if interval not in (None, "t"):
+        raise SystemExit(f"error: table.seed_interval must be t (Student-t over seeds), got {interval!r}")
+    methods = block.get("methods") or {}
+    for pair in paired:
+        if len(pair) != 2 or any(m not in methods for m in pair):
+            raise SystemExit(f"error: table.paired takes pairs of the block's methods ({', '.join(methods)}), "
+                             f"got {list(pair)}")
+    if paired and not block.get("paired_metric"):
+        raise SystemExit("error: table.paired needs table.paired_metric (e.g. test/fast/1_optimal_64)")
+    if paired and not PAIRED_METRIC.match(block["paired_metric"]):
+        raise SystemExit(f"error: table.paired_metric must be test/<mode>/<k>_<solved|optimal>_<n> (a per-task "
+                         f"success), got {block['paired_metric']!r}")
+    return {"seed_interval": interval, "paired": paired, "paired_metric": block.get("paired_metric"),
+            "compute": bool(block.get("compute"))}
+
+
 def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     """Long form: one row per (table row, metric) with n, mean, std, s.e., a 95% interval for
-    success rates (ci_low, ci_high) and the paper's value."""
+    success rates (ci_low, ci_high), the paper's value and, with `seed_interval: t`, the mean's
+    Student-t 95% interval over the records (t_low, t_high)."""
     rows = []
     for method, label in spec.methods.items():
         runs = records[records["method"] == method]
@@ -177,5 +203,6 @@ def summarize(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
                          "std": values.std(ddof=1) if len(values) > 1 else np.nan,
                          **({"median": values.median() if len(values) else np.nan} if spec.medians else {}),
                          "paper": spec.paper.get(method, {}).get(metric, np.nan),
-                         "sem": sem(values), "ci_low": low, "ci_high": high})
+                         "sem": sem(values), "ci_low": low, "ci_high": high,
+                         **(dict(zip(("t_low", "t_high"), t_interval(values))) if spec.seed_interval else {})})
     return pd.DataFrame(rows)

@@ -19,7 +19,11 @@ comes from the `table:` block of `configs/experiment/<experiment>.yaml` (or, if 
 the block saved in the newest record's config); a block with `tasks:` gets one row per task and
 method, and its `rows_from: {experiment: [methods]}` takes those rows from another experiment's records
 (runs of the same config, e.g. Table 5.4's step 0 is Table 5.3's Searchformer; tests/test_shared_rows.py
-checks the configs agree), said under the table. Records without a `table:` block (an ad hoc sweep,
+checks the configs agree), said under the table. A block may also ask for statistics (harness/stats.py):
+`seed_interval: t` (a Student-t 95% interval over seeds beside the pooled Wilson one), `paired: [[a, b]]`
+with `paired_metric:` (exact McNemar per seed on the same test tasks, and pooled), `samples/<mode>/
+optimal_per_response` / `solved_per_response` columns (from the samples beside the records) and
+`compute: true` (tokens, sequences and wall time each model's training took). Records without a `table:` block (an ad hoc sweep,
 experiment `adhoc`) get a comparison table instead: every metric, one row per method and varied setting,
 mean ± s.e. over seeds and paired differences over shared seeds (harness/comparison.py). With the default --results it also
 counts Table 2's LLM calls per optimizer step (scripts/call_counts.py -> figures/textgrad_calls.png and .csv).
@@ -44,6 +48,7 @@ from harness.comparison import write_comparison  # noqa: E402
 from harness.figures import table_figures  # noqa: E402
 from harness.records import load_records  # noqa: E402
 from harness.selection import write_choice  # noqa: E402
+from harness.stats import add_sample_metrics, compute_section, paired_comparisons, paired_section  # noqa: E402
 from harness.report import (MODE_LABELS, TableSpec, budget_of, check_duplicates, summarize,  # noqa: E402
                             table_groups, table_name, warn)
 
@@ -121,15 +126,17 @@ def by_task(records: pd.DataFrame) -> pd.DataFrame:
     return records.assign(method=records["task"] + "/" + records["method"])
 
 
-def cell(row: pd.Series, fmt: str, median: bool = False) -> str:
+def cell(row: pd.Series, fmt: str, median: bool = False, seed_interval: bool = False) -> str:
     if row["n"] == 0:
         text = "–"
     elif np.isnan(row["sem"]):
         text = format(row["mean"], fmt)
     else:
         text = f"{format(row['mean'], fmt)} ± {format(row['sem'], fmt)}"
+    if seed_interval and row["n"] and not np.isnan(row["t_low"]):
+        text += f" t95 [{format(row['t_low'], fmt)}, {format(row['t_high'], fmt)}]"
     if row["n"] and not np.isnan(row["ci_low"]):
-        text += f" [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
+        text += f" {'Wilson ' * seed_interval}[{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
     if median and row["n"]:
         text += f", median {format(row['median'], fmt)}"
     if not np.isnan(row["paper"]):
@@ -147,7 +154,11 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
     rates, paper = summary["ci_low"].notna().any(), summary["paper"].notna().any()
     empty = (summary.groupby("method")["n"].max() == 0).any()
     parts = ["Mean ± s.e. over seeds (n records per row)",
-             "success rates add a Wilson 95% interval [low, high] over all test tasks of the row" if rates else "",
+             "t95 [low, high]: the Student-t 95% interval of the mean over seeds (n − 1 degrees of freedom, "
+             "n ≥ 2; not clipped to the metric's range)" if spec.seed_interval else "",
+             ("Wilson [low, high]: a success rate's Wilson 95% interval pooled over all test tasks of the row's "
+              "records (every seed's tasks as one sample)" if spec.seed_interval else
+              "success rates add a Wilson 95% interval [low, high] over all test tasks of the row") if rates else "",
              "the paper's value follows ours as (paper x)" if paper else ""]
     lines = [f"# {title}", "",
              f"{where}; records in `{source}`. " + "; ".join(p for p in parts if p) + "."
@@ -158,7 +169,7 @@ def markdown(summary: pd.DataFrame, spec: TableSpec, experiment: str, source: st
         rows = summary[summary["method"] == method]
         n = int(rows["n"].max()) if len(rows) else 0
         cells = [cell(rows[rows["metric"] == metric].iloc[0], spec.formats.get(metric, spec.fmt),
-                      metric in spec.medians) for metric in spec.columns]
+                      metric in spec.medians, bool(spec.seed_interval)) for metric in spec.columns]
         llm = [llm_by_method.get(method, "not run here")] if show_llm else []
         lines.append("| " + " | ".join([label, str(n), *llm, *cells]) + " |")
     if unlisted:
@@ -259,7 +270,7 @@ def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode
 
 def write_one_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode: str, budget: str | None,
                     results: Path, out: Path, shared: dict[str, list[str]] | None = None) -> list[Path]:
-    runs = hold_last_points(add_curve_metrics(runs, block), block)
+    runs = hold_last_points(add_curve_metrics(add_sample_metrics(runs, block["columns"]), block), block)
     if block.get("tasks"):
         runs = by_task(runs)
     spec = TableSpec.from_block(block, runs)
@@ -276,12 +287,25 @@ def write_one_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, 
     show_llm = not all("model" in config for config in runs["config"])
     (tables / f"{name}.md").write_text(markdown(summary, spec, experiment, source, llm_by_method,
                                                 mode, budget, unlisted, show_llm) + protocol_note(runs)
-                                       + shared_note(shared or {}, spec) + spending_note(runs, spec))
+                                       + shared_note(shared or {}, spec) + spending_note(runs, spec)
+                                       + statistics_sections(runs, spec, name))
     summary.to_csv(tables / f"{name}.csv", index=False, float_format="%.4f")
     if mode != "paper":
         spec.title = f"{mode.upper()}: {spec.title}"  # the figure says it too
     figures = table_figures(runs, spec, out / "figures" / f"{name}.png")
     return [tables / f"{name}.md", tables / f"{name}.csv", *figures]
+
+
+def statistics_sections(runs: pd.DataFrame, spec: TableSpec, name: str) -> str:
+    """The sections a block asks for under its table (harness/stats.py): paired comparisons, compute."""
+    text = ""
+    if spec.paired:
+        paired = paired_comparisons(runs, spec)
+        for _, row in paired[paired["note"] != ""].iterrows():
+            warn(f"{name}: {row['task'] + ', ' if row['task'] else ''}{row['comparison']}, seed {row['seed']}: "
+                 f"{row['note']}")
+        text += paired_section(paired, spec)
+    return text + (compute_section(runs, spec) if spec.compute else "")
 
 
 def wants_calls(asked: bool | None, results: Path, experiments: list[str] | None) -> bool:

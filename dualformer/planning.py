@@ -300,7 +300,7 @@ class PlanningModel:
     def _compile_setting(self) -> bool | None:
         """torch.compile only over bucketed (padded to a multiple) shapes: with random batches
         every width is new and recompiling costs more than it saves. None: the trainer's default."""
-        if "compile" in self.train:
+        if self.train.get("compile") is not None:  # the typed schema always holds the key (None: auto)
             return self.train["compile"]
         return None if self.batching == "bucketed" else False
 

@@ -40,13 +40,14 @@ def test_bf16_decoding_gives_fp32_logits_within_rounding():
 def test_bf16_sampling_on_cpu_gives_the_fp32_responses():
     """Greedy: the same responses. Sampling with the same seeds: a draw differs only where bf16's
     rounding moves a probability boundary across its uniform, rare even on this untrained (near
-    uniform, so boundary-dense) model: under 3% of draws, counted up to each row's first difference."""
+    uniform, so boundary-dense) model: 1-3% of draws here (counted up to each row's first
+    difference, ~450 draws), under 5% asked so that another CPU's bf16 kernels pass too."""
     model = tiny_model()
     prompts = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]])
     mask = prompts != 0
     seeds = [prompt_seed(3, i) for i in range(2)]
     for temperature in (0.0, 1.0):
-        kw = dict(prefix=[CREATE], n=4, max_len=60, temperature=temperature, seeds=seeds)
+        kw = dict(prefix=[CREATE], n=16, max_len=60, temperature=temperature, seeds=seeds)
         full = sample(model, prompts, mask, BOS, EOS, **kw)
         half = sample(model, prompts, mask, BOS, EOS, bf16=True, **kw)
         pairs = [(a, b) for p, q in zip(full.tokens, half.tokens) for a, b in zip(p, q)]
@@ -56,8 +57,8 @@ def test_bf16_sampling_on_cpu_gives_the_fp32_responses():
         agreed = sum(next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
                      for a, b in pairs)
         differed = sum(a != b for a, b in pairs)
-        assert differed / (agreed + differed) < 0.03, (agreed, differed)
-        assert agreed > 100
+        assert differed / (agreed + differed) < 0.05, (agreed, differed)
+        assert agreed > 300
 
 
 def test_the_planning_models_decode_precision_resolves_and_refuses_nonsense():

@@ -167,7 +167,7 @@ class BootstrapModel(PlanningModel):
         seeds = [prompt_seed(self.seed, "bootstrap", round_, e.id) for e in chunk]
         with torch.no_grad():
             out = sample(self.model, ids, mask, bos, eos, n=settings.samples, temperature=self.temperature,
-                         max_len=self.response_limit(), seeds=seeds)
+                         max_len=self.response_limit(), seeds=seeds, bf16=self.decode_bf16(device))
         found = []
         for example, prompt, responses, finished in zip(chunk, prompts, out.tokens, out.finished):
             best = self._shortest_optimal(example, responses, finished)

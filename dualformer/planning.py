@@ -34,6 +34,7 @@ from tasks.dualformer_paper.planning import Example
 
 Answer = tuple[tuple[int, ...] | None, int]  # (plan cells or None when unreadable, trace tokens)
 UNREADABLE = ("full_trace", "zero")
+DECODE_PRECISIONS = ("auto", "bf16", "fp32")
 SCORED_SPLITS = ("test", "validation")
 
 
@@ -231,9 +232,29 @@ class PlanningModel:
     pad_multiple: int = 32      # bucketed batches pad to a multiple of this (few shapes to compile)
     eval_every: int = 0         # > 0: answer task.eval_set every this many steps (dualformer.monitor)
     eval_samples: int = 4       # responses per held-out task and mode in those evaluations
+    decode_precision: str = "auto"  # bf16 | fp32 | auto: bf16 on a GPU that has it (issue 26)
 
     def __post_init__(self) -> None:
         train_config({"seed": self.seed, **self.train})  # a bad step count is refused before any work
+        if self.decode_precision not in DECODE_PRECISIONS:
+            raise ConfigError(f"model.decode_precision must be one of {DECODE_PRECISIONS}, got {self.decode_precision!r}")
+
+    def decode_bf16(self, device: Any) -> bool:
+        """Whether sampling on `device` runs under bf16 autocast. auto: on CUDA where the card has
+        bf16 (Ampere on); on CPU fp32, where bf16 matmuls are emulated and slower."""
+        if self.decode_precision != "auto":
+            return self.decode_precision == "bf16"
+        import torch
+
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    @property
+    def decoding(self) -> dict[str, str] | None:
+        """Which precision decoded, on which device (the record's provenance): None before fit."""
+        if getattr(self, "model", None) is None:
+            return None
+        device = next(self.model.parameters()).device
+        return {"precision": "bf16" if self.decode_bf16(device) else "fp32", "device": device.type}
 
     @property
     def total_steps(self) -> int | None:
@@ -279,7 +300,7 @@ class PlanningModel:
     def _compile_setting(self) -> bool | None:
         """torch.compile only over bucketed (padded to a multiple) shapes: with random batches
         every width is new and recompiling costs more than it saves. None: the trainer's default."""
-        if "compile" in self.train:
+        if self.train.get("compile") is not None:  # the typed schema always holds the key (None: auto)
             return self.train["compile"]
         return None if self.batching == "bucketed" else False
 
@@ -334,7 +355,8 @@ class PlanningModel:
             # each prompt its own random stream: the same samples alone, batched or split over ranks
             seeds = [prompt_seed(self.seed, e.id, mode) for e in examples]
             out = sample(self.model, prompt, mask, bos, eos, prefix=vocab.encode(MODE_PREFIX[mode][1:]),
-                         n=self.samples, temperature=self.temperature, max_len=self.response_limit(), seeds=seeds)
+                         n=self.samples, temperature=self.temperature, max_len=self.response_limit(), seeds=seeds,
+                         bf16=self.decode_bf16(device))
             for mine, tokens in zip(answers, out.tokens):
                 mine[mode] = [self._read(t) for t in tokens]
         return answers

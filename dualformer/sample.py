@@ -32,7 +32,8 @@ class Samples:
 def sample(model: Transformer, prompt: torch.Tensor, prompt_mask: torch.Tensor, bos: int, eos: int,
            prefix: list[int] = (), n: int = 64, temperature: float = 1.0, max_len: int = 10_000,
            generator: torch.Generator | None = None, use_cache: bool = True,
-           drop_finished: bool = True, seeds: list[int] | None = None, kv_in_place: bool = True) -> Samples:
+           drop_finished: bool = True, seeds: list[int] | None = None, kv_in_place: bool = True,
+           bf16: bool = False) -> Samples:
     """Draw `n` continuations per prompt; stops at `eos` or after `max_len` decoder tokens.
 
     drop_finished: a row that wrote `eos` leaves the batch (and the cache), so the remaining steps
@@ -41,7 +42,17 @@ def sample(model: Transformer, prompt: torch.Tensor, prompt_mask: torch.Tensor, 
     seeds: one per prompt, its own random stream (`generator` is then unused).
     kv_in_place: the cache writes each token into spare capacity (False: concatenates, a full copy
     per token; scripts/bench.py's before/after).
+    bf16: encode and decode under bf16 autocast (the cache then holds bf16 keys and values: half
+    the memory traffic per token); the draw itself is made from fp32 probabilities.
     """
+    with torch.autocast(prompt.device.type, dtype=torch.bfloat16, enabled=bf16):
+        return _sample(model, prompt, prompt_mask, bos, eos, list(prefix), n, temperature, max_len,
+                       generator, use_cache, drop_finished, seeds, kv_in_place)
+
+
+def _sample(model: Transformer, prompt: torch.Tensor, prompt_mask: torch.Tensor, bos: int, eos: int,
+            prefix: list[int], n: int, temperature: float, max_len: int, generator: torch.Generator | None,
+            use_cache: bool, drop_finished: bool, seeds: list[int] | None, kv_in_place: bool) -> Samples:
     model.eval()
     rows = prompt.shape[0] * n
     memory, memory_mask = model.encode(prompt, prompt_mask)
@@ -59,7 +70,7 @@ def sample(model: Transformer, prompt: torch.Tensor, prompt_mask: torch.Tensor, 
         context = step_input if use_cache else out[active, :position]
         logits = model.decode(context, memory, memory_mask, cache)[:, -1]
         if temperature == 0:
-            token = logits.argmax(-1)
+            token = logits.float().argmax(-1)
         else:
             probs = torch.softmax(logits.float() / temperature, dim=-1)
             if streams is None:

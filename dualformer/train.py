@@ -47,7 +47,7 @@ from harness.identity import differing_keys
 from harness.progress import bar as progress_bar
 
 # TrainConfig fields that do not change the weights a checkpoint holds.
-NOT_IDENTITY = ("log_every", "checkpoint_every", "checkpoint_dir", "device", "bf16", "compile")
+NOT_IDENTITY = ("log_every", "checkpoint_every", "checkpoint_dir", "device", "bf16", "compile", "pin_memory")
 log = logging.getLogger(__name__)
 SEEN = ("train/tokens_seen", "train/sequences_seen", "train/plan_only_seen")  # Trainer.seen, in order
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # USR2: submitit's pre-timeout signal
@@ -61,8 +61,13 @@ class Batch:
     token_mask: torch.Tensor
     plan_only: torch.Tensor | None = None  # (batch,) True where the target has no trace; None: not said
 
+    # vars, not asdict: asdict deep-copies every tensor, one extra copy of each batch per step
     def to(self, device: torch.device) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=True) if t is not None else None for t in asdict(self).values()))
+        return Batch(*(t.to(device, non_blocking=True) if t is not None else None for t in vars(self).values()))
+
+    def pin_memory(self) -> "Batch":
+        """In page-locked memory: `to(cuda, non_blocking=True)` is then an asynchronous copy."""
+        return Batch(*(t.pin_memory() if t is not None else None for t in vars(self).values()))
 
 
 def distributed() -> tuple[int, int]:
@@ -168,6 +173,9 @@ class Trainer:
         cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
         self.bf16 = cuda if config.bf16 is None else config.bf16
+        self.pin_memory = cuda if config.pin_memory is None else config.pin_memory
+        if self.pin_memory and not cuda:
+            raise ConfigError("model.train.pin_memory=true needs a GPU (pinned memory is for copies to one)")
         if cuda:  # NCCL's collectives (and all_gather_object) use the current device
             torch.cuda.set_device(self.device)
         self.model = model.to(self.device)
@@ -232,14 +240,19 @@ class Trainer:
     def _batch(self) -> Batch:
         """This step's batch; with prefetch on, the next step's starts building in a thread now."""
         if self._ahead is None:
-            batch = self.make_batch(self._next_indices(), self.epoch)
+            batch = self._build(self._next_indices(), self.epoch)
         else:
             batch, self._ahead = self._ahead[0].result(), None
         if self._builder is not None and self.step + 1 < self.config.steps:
             drawn_from = (self.epoch, self.position)
             indices = self._next_indices()
-            self._ahead = (self._builder.submit(self.make_batch, indices, self.epoch), drawn_from)
+            self._ahead = (self._builder.submit(self._build, indices, self.epoch), drawn_from)
         return batch
+
+    def _build(self, indices: list[int], epoch: int) -> Batch:
+        """One batch, pinned on a GPU: in the builder thread, so the step only starts its copy."""
+        batch = self.make_batch(indices, epoch)
+        return batch.pin_memory() if self.pin_memory else batch
 
     def _position(self) -> tuple[int, int]:
         """(epoch, position) after the steps taken: a batch drawn ahead is not taken yet."""

@@ -25,6 +25,7 @@ class TrainConfig:
     device: str = "auto"       # auto: cuda when present
     bf16: bool | None = None   # None: on a GPU only
     compile: bool | None = None
+    pin_memory: bool | None = None  # None: on a GPU (batches pinned by the builder thread, copied async)
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # a config list, or a checkpoint's tuple

@@ -149,7 +149,8 @@ def run(cfg: DictConfig) -> RunRecord:
         record = save_record(info, metrics, logger.curve, started, code_version, logger=logger.inner,
                              earlier_seconds=logger.earlier_seconds, samples=getattr(task, "test_samples", None),
                              extra_provenance={"test_examples_per_rank": shares, **code,
-                                               "trained_by": getattr(model, "trained_by", None)})
+                                               "trained_by": getattr(model, "trained_by", None),
+                                               "decoding": getattr(model, "decoding", None)})
         logger.inner.attach([info.record_path, samples_path(info.record_path)])
     finally:
         logger.finish()

@@ -8,8 +8,9 @@
     python scripts/bench.py sandbox [--n 2000]                   # trainable code in a worker vs in-process
 
 `model`: decoder tokens/s sampling `--tokens` tokens with and without the KV cache (target: at
-least 5x at 1,000 tokens) and with the cache written in place vs copied per token (kv_in_place_speedup), and training tokens/s (on a GPU: bf16, and MFU against the device's
-peak bf16 throughput given by --peak-tflops). Then on real mazes (`--maze-size`, the `tiny`
+least 5x at 1,000 tokens) and with the cache written in place vs copied per token (kv_in_place_speedup), under bf16
+autocast vs fp32 (decode_bf16_speedup: below 1 on CPU, where bf16 is emulated), and training tokens/s (on a GPU:
+bf16, and MFU: dualformer.flops' count per step against the peak bf16 throughput given by --peak-tflops). Then on real mazes (`--maze-size`, the `tiny`
 preset, Dualformer dropout): the real-token fraction of training batches and real tokens/s,
 random vs length-bucketed batches, and responses/s of the 64-sample evaluation before (one prompt
 per call, every row to the end, max_len 1000) vs after (several prompts per call, finished rows
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | None) -> dict[str, float]:
     import torch
 
+    from dualformer.flops import train_flops
     from dualformer.model import Transformer, preset
     from dualformer.sample import sample
     from dualformer.train import Batch, TrainConfig, Trainer
@@ -69,6 +71,10 @@ def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | 
     sample(model, prompt, mask, bos=1, eos=-1, n=1, max_len=tokens, kv_in_place=False)
     result["decode_tokens_per_s_cache_copied"] = tokens / (time.perf_counter() - start)
     result["kv_in_place_speedup"] = result["decode_tokens_per_s_cached"] / result["decode_tokens_per_s_cache_copied"]
+    start = time.perf_counter()  # half-precision decoding (model.decode_precision): on CPU emulated, slower
+    sample(model, prompt, mask, bos=1, eos=-1, n=1, max_len=tokens, bf16=True)
+    result["decode_tokens_per_s_cached_bf16"] = tokens / (time.perf_counter() - start)
+    result["decode_bf16_speedup"] = result["decode_tokens_per_s_cached_bf16"] / result["decode_tokens_per_s_cached"]
 
     length = 400
     def make_batch(indices: list[int], epoch: int) -> Batch:
@@ -85,9 +91,11 @@ def bench_model(preset_name: str, tokens: int, batch: int, peak_tflops: float | 
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / steps
     result["train_tokens_per_s"] = batch * (length + 200) / seconds
+    result["train_steps_per_s"] = 1 / seconds
+    # weights and attention (dualformer.flops); the loss feeds the decoder all but the last token
+    result["train_flops_per_step"] = batch * train_flops(model.config, 200, length - 1).total
     if peak_tflops:
-        flops_per_token = 6 * model.parameter_counts()["trainable"]
-        result["train_mfu"] = flops_per_token * result["train_tokens_per_s"] / (peak_tflops * 1e12)
+        result["train_mfu"] = result["train_flops_per_step"] * result["train_steps_per_s"] / (peak_tflops * 1e12)
     result["meets_kv_cache_target_5x"] = result["kv_cache_speedup"] >= 5
     return result
 

@@ -28,3 +28,4 @@ timeout 150 "$PY" -m harness.train experiment=searchformer_maze10_1gpu model=sea
     model.train.checkpoint_dir="$OUT/checkpoints" results_dir="$OUT/records" hydra.run.dir="$OUT/run" \
     2>&1 | tail -20 | tee "$OUT/maze10_1gpu.log"
 echo "figures in $OUT: bench_model.json, maze10_1gpu.log (train/tokens_per_s, step time), records/"
+echo "README budget from these figures: set the measured MFU and step times as scripts/budget.py Assumptions, then python scripts/budget.py table --write-readme"

@@ -40,7 +40,7 @@ def test_pinned_batches_are_made_in_the_builder_thread_and_train_as_built_in_lin
 
     def fake_pin(batch: Batch) -> Batch:  # what pinning must give: the same tensors, in new memory
         pinned.append((threading.current_thread().name, tuple(batch.prompt[:, 0].tolist())))
-        return Batch(*(t.clone() for t in vars(batch).values()))
+        return Batch(*(t.clone() if t is not None else None for t in vars(batch).values()))
 
     in_line = make_trainer().run()
     monkeypatch.setattr(Batch, "pin_memory", fake_pin)

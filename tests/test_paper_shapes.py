@@ -3,7 +3,8 @@ experiment (task sizes, sequence lengths, trace caps, schedules, checkpoints, th
 with the model shrunk and a few steps, reading datasets written by scripts/gen_data.py as the paper
 configs do (made here once per module, small). Maze15 and Sokoban run under `torchrun --nproc_per_node=2`
 (gloo) and must end in one record equal to a 1-process run on the same global batch; the other
-experiments run in 1 process at their task's size.
+experiments run in 1 process at their task's size, table5_6_math (one fine-tuning per process, as
+its README command runs) on generated solutions of 1,000-2,000 tokens under its paper max_length.
 
 What is shrunk, and why (everything else is the paper config): the model (`tiny`, 2 layers per
 side), steps (2), the global batch (4 maze / 2 Sokoban sequences: Sokoban's average 3,300 decoder
@@ -102,3 +103,51 @@ def test_paper_experiment_trains_at_its_task_size_in_one_process(tmp_path, args,
     record = the_record(tmp_path)
     assert [p["step"] for p in record.curve if "train/loss" in p] == [1, 2]
     assert record.metrics, "tested"
+
+
+def long_math_problems(folder, n: int, steps: int) -> str:
+    """MATH-format problems whose step-by-step solutions are paper-length (1,000-2,000 tokens):
+    the fixtures in tests/data/math are a few sentences each, so they never reach the paper's
+    `max_length` of 2,048 (smoke mode caps it at 1,024)."""
+    import json
+
+    lines = []
+    for i in range(n):
+        total, sentences = 3 + i, []
+        for k in range(steps):
+            add = (7 * k + 3 * i) % 19 + 2
+            sentences.append(f"Next we add {add} to the running total {total} and obtain {total + add}.")
+            total += add
+        lines.append(json.dumps({"problem": f"Start at {3 + i} and add the {steps} numbers of the list {i}.",
+                                 "level": "Level 5", "type": "Algebra", "unique_id": f"long/{i}.json",
+                                 "solution": " ".join(sentences) + f" The total is $\\boxed{{{total}}}$."}))
+    path = folder / "problems.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_table5_6_math_trains_paper_length_solutions_in_full(tmp_path):
+    # Issue 26: table5_6_math was the one paper training experiment no test ran at its shape. Its
+    # paper config (max_length 2,048, grad_accum 16, 1,024 new tokens) with the tiny offline model,
+    # one optimizer step, on solutions longer than smoke mode's 1,024-token cap.
+    from hydra.utils import instantiate
+
+    from dualformer.lm_finetune import encode_pairs
+    from harness.records import read_record
+    from harness.train import run
+    from tasks.dualformer_paper.math import StepDropout
+
+    problems = long_math_problems(tmp_path, n=6, steps=90)
+    cfg = compose_run("train", ["experiment=table5_6_math", "model.pretrained=tiny", "logger=none",
+                                f"task.train.source={problems}", f"task.test_data.source={problems}",
+                                "task.limit=1", "task.protocol.n_samples=2", "task.protocol.pass_k=2",
+                                "model.train.max_steps=1", f"results_dir={tmp_path}"], tmp_path)
+    assert (cfg.model.train.max_length, cfg.model.train.grad_accum, cfg.model.generate.max_new_tokens) == (2048, 16, 1024)
+    task, solver = instantiate(cfg.task), instantiate(cfg.model)()
+    tokenizer, _ = solver._load(task)
+    encoded, left_out = encode_pairs(tokenizer, task.training_pairs(StepDropout.none(), seed=0), 2048)
+    longest = max(len(e.ids) for e in encoded)
+    assert left_out == 0 and 1024 < longest <= 2048, f"paper-length solutions: longest {longest} tokens"
+    record = read_record(tmp_path / run(cfg).filename)
+    assert [p["step"] for p in record.curve] == [1] and record.curve[0]["train/skipped_long"] == 0
+    assert record.metrics["test/gen_tokens_slow"] > 0 and 0 <= record.metrics["test/greedy1_slow"] <= 100

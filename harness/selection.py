@@ -107,8 +107,10 @@ def choice_figure(choice: Choice, rule: dict[str, Any], path: Path, title: str) 
 
     scores = choice.scores.sort_values("p4")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for mode in rule["modes"]:
-        ax.errorbar(scores["p4"], scores[mode], yerr=scores[f"{mode}_sem"], marker="o", capsize=3, label=mode)
+    shift = 0.006 * (scores["p4"].max() - scores["p4"].min() or 1)  # modes side by side: equal values stay visible
+    for i, mode in enumerate(rule["modes"]):
+        ax.errorbar(scores["p4"] + (i - (len(rule["modes"]) - 1) / 2) * shift, scores[mode], yerr=scores[f"{mode}_sem"],
+                    marker="o", capsize=3, label=f"{mode} (± s.e. over seeds)")
     ax.plot(scores["p4"], scores["score"], "k--", marker="s", label="score (mean of modes)")
     if choice.chosen:
         chosen = scores[scores["candidate"] == choice.chosen].iloc[0]

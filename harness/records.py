@@ -137,6 +137,12 @@ def read_record(path: str | Path) -> RunRecord:
                                f"(mv {path} {path}.bad) and rerun to redo that run") from None
 
 
+def is_record_path(path: Path) -> bool:
+    """Whether a .json file under a results folder is a run record: not an interrupted write's
+    temp file, a failed job's note (harness.sweep), or another file (e.g. results/budget/lengths.json)."""
+    return not path.name.startswith(".") and not path.name.endswith(FAILURE_SUFFIX) and "__seed" in path.name
+
+
 def load_records(root: str | Path, skipped: list[str] | None = None) -> "pandas.DataFrame":  # noqa: F821
     """All records under `root` (recursively) as one row each; metrics become columns.
 
@@ -150,8 +156,8 @@ def load_records(root: str | Path, skipped: list[str] | None = None) -> "pandas.
 
     rows = []
     for path in sorted(Path(root).rglob("*.json")):
-        if path.name.startswith(".") or path.name.endswith(FAILURE_SUFFIX) or "__seed" not in path.name:
-            continue  # an interrupted write's temp file; a failed job's note (harness.sweep); not a record
+        if not is_record_path(path):
+            continue
         try:
             record = read_record(path)
         except UnreadableRecord:

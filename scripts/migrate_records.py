@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a clone without installing
 
 from harness.identity import config_hash  # noqa: E402
-from harness.records import FAILURE_SUFFIX, SCHEMA, record_filename, write_atomic  # noqa: E402
+from harness.records import SCHEMA, is_record_path, record_filename, write_atomic  # noqa: E402
 
 
 # Old module path -> new, for every module a `_target_` could name that has moved. One entry per
@@ -89,9 +89,7 @@ def migrate(path: Path, dry_run: bool = False) -> Path | None:
 
 
 def record_paths(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.json")
-                  if not p.name.startswith(".") and not p.name.endswith(FAILURE_SUFFIX)
-                  and p.parent.name not in ("tables", "figures"))
+    return sorted(p for p in root.rglob("*.json") if is_record_path(p) and p.parent.name not in ("tables", "figures"))
 
 
 def main(argv: list[str] | None = None) -> None:

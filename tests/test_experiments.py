@@ -36,7 +36,8 @@ def test_experiment_smoke_runs_write_records(experiment, tmp_path):
         assert back.method == (cfg.get("method") or cfg.hydra.runtime.choices[group])
         assert back.config["task"]["limit"] == 3
         if root == "train":
-            assert back.metrics and all(k.startswith("test/") for k in back.metrics)
+            split = OmegaConf.select(cfg, "task.scored_split") or "test"  # a selection run scores validation tasks
+            assert back.metrics and all(k.startswith(f"{split}/") for k in back.metrics)
             continue
         assert 1 <= len(back.curve) <= 3
         assert math.isfinite(back.metrics["train/best_score"])

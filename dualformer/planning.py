@@ -142,6 +142,8 @@ class PlanningTask:
             self.test_set = list(self._generate(n_test, held_rng, "test", deterministic))
             self.eval_set = list(self._generate(n_eval, held_rng, "test", deterministic)) if n_eval else []
             self.validation_set = self._draw_apart(n_validation, held_rng, deterministic)
+        # A dataset's held-out tasks may share layouts (test_tasks_per_layout); generated validation
+        # tasks already avoid the earlier layouts (_draw_apart), so for them this keeps every task.
         taken = {e.task.layout_id for e in self.test_set}
         self.eval_set = [e for e in self.eval_set if e.task.layout_id not in taken]
         taken |= {e.task.layout_id for e in self.eval_set}

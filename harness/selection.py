@@ -39,6 +39,7 @@ def candidate_scores(runs: pd.DataFrame, rule: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for candidate, p in rule["p"].items():
         mine = runs[runs["method"].str.split("/").str[-1] == candidate]
+        check_p(candidate, p, mine)
         columns = {mode: rule["metric"].format(mode=mode) for mode in rule["modes"]}
         by_seed = pd.DataFrame({mode: pd.to_numeric(mine[key], errors="coerce").to_numpy() if key in mine
                                 else np.full(len(mine), np.nan) for mode, key in columns.items()},
@@ -51,6 +52,17 @@ def candidate_scores(runs: pd.DataFrame, rule: dict[str, Any]) -> pd.DataFrame:
         row["worst_mode"] = min((row[mode] for mode in rule["modes"]), default=np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def check_p(candidate: str, p: list[float], mine: pd.DataFrame) -> None:
+    """The rule's `p:` only describes the candidates; the records say what ran. They must agree, or the
+    table and the figure would print a p no model was trained with (a model config edited later)."""
+    ran = {tuple(float(v) for v in c["model"]["dropout"]["p"]) for c in mine.get("config", [])
+           if isinstance(c, dict) and (c.get("model") or {}).get("dropout")}
+    for vector in ran - {tuple(float(v) for v in p)}:
+        raise ValueError(f"{candidate}'s records ran with p = ({', '.join(f'{v:g}' for v in vector)}), but the "
+                         f"rule says ({', '.join(f'{v:g}' for v in p)}): the candidate's model config changed "
+                         f"after the rule was written")
 
 
 def choose(runs: pd.DataFrame, rule: dict[str, Any]) -> Choice:

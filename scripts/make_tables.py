@@ -263,8 +263,11 @@ def write_table(runs: pd.DataFrame, block: dict[str, Any], experiment: str, mode
     if rules:  # a setting chosen by the rule the runs carry (harness/selection.py), under the table
         name = table_name(experiment, mode, budget)
         title = block["title"] if mode == "paper" else f"{mode.upper()}: {block['title']}"
-        written += write_choice(runs, json.loads(rules.pop()), title, written[0],
-                                out / "figures" / f"{name}_choice.png", f"configs/experiment/{experiment}.yaml")
+        try:
+            written += write_choice(runs, json.loads(rules.pop()), title, written[0],
+                                    out / "figures" / f"{name}_choice.png", f"configs/experiment/{experiment}.yaml")
+        except ValueError as bad:  # the records contradict the rule: one line, not a traceback
+            raise SystemExit(f"error: {experiment}: {bad}") from None
     return written
 
 

@@ -48,3 +48,16 @@ def test_records_without_the_rules_metric_choose_nothing():
     runs = pd.DataFrame([{"method": c, "seed": s, "validation/fast/1_optimal_4": 0.0} for c in "abc" for s in (1, 2)])
     choice = choose(runs, RULE)  # smoke runs answer 4 samples: no 1_optimal_64
     assert choice.chosen is None and "lacks seed(s) 1, 2" in choice.why
+
+
+def test_a_candidate_whose_records_ran_another_p_than_the_rule_says_is_an_error():
+    # The rule's `p:` describes each candidate for the table and the figure; the records say what ran.
+    # If a model config's p was changed after the rule was written, the table must not print the old p.
+    runs = records({("a", 1): (60, 60), ("a", 2): (60, 60), ("b", 1): (90, 90), ("b", 2): (90, 90),
+                    ("c", 1): (1, 1), ("c", 2): (1, 1)})
+    runs["config"] = [{"model": {"dropout": {"p": [0.5, 0.5] if m.endswith("/a") else [0.3, 0.7]}}}
+                      for m in runs["method"]]
+    with pytest.raises(ValueError, match=r"b's records ran with p = \(0.3, 0.7\).*rule says \(0.2, 0.8\)"):
+        choose(runs, RULE)
+    runs["config"] = [{"model": {"dropout": {"p": RULE["p"][m[-1]]}}} for m in runs["method"]]
+    assert choose(runs, RULE).chosen == "b"

@@ -122,6 +122,8 @@ def paired_comparisons(runs: pd.DataFrame, spec: Any) -> pd.DataFrame:  # spec: 
         for first, second in spec.paired:
             keys = [m if task is None else f"{task}/{m}" for m in (first, second)]
             mine, theirs = (runs[runs["method"] == k] for k in keys)
+            if mine.empty or theirs.empty:  # a method not run on this task: its table row says n = 0
+                continue
             task_label = spec.tasks.get(task, task) if task else ""
             # row labels are "<task label>: <method label>" in a table with tasks: the method part
             label = " vs ".join(spec.methods.get(k, k).removeprefix(f"{task_label}: ") for k in keys)
@@ -142,11 +144,29 @@ def paired_comparisons(runs: pd.DataFrame, spec: Any) -> pd.DataFrame:  # spec: 
     return pd.DataFrame(out, columns=["task", "comparison", "seed", "tasks", "both", "b", "c", "neither", "p", "note"])
 
 
-def paired_section(table: pd.DataFrame, spec: Any) -> str:
-    """The paired comparisons as a markdown section under the table."""
+def test_sets_said(runs: pd.DataFrame | None, spec: Any) -> str:
+    """Whether each task's seeds share one test set (task.test_seed, issue 29) or draw their own."""
+    def said(configs: list[Any]) -> str:
+        seeds = {(c.get("task") or {}).get("test_seed") for c in configs if isinstance(c, dict)}
+        if len(seeds) == 1 and None not in seeds:
+            return f"every seed answers the same test tasks: task.test_seed = {seeds.pop()}"
+        return "each seed has its own test set"
+
+    if runs is None or "config" not in runs:
+        return said([])
+    groups = runs.groupby("task")["config"] if "task" in runs else [(None, runs["config"])]
+    by_task = {task: said(list(configs)) for task, configs in groups}
+    if len(set(by_task.values())) == 1:
+        return next(iter(by_task.values()))
+    return "; ".join(f"{spec.tasks.get(task, task)}: {text}" for task, text in by_task.items())
+
+
+def paired_section(table: pd.DataFrame, spec: Any, runs: pd.DataFrame | None = None) -> str:
+    """The paired comparisons as a markdown section under the table; `runs` (the table's records)
+    say whether the seeds share one test set."""
     metric = spec.columns.get(spec.paired_metric, spec.paired_metric)
     lines = ["", f"## Paired comparisons: {metric} task by task (exact McNemar)", "",
-             f"Per seed, the two rows' records are paired by test task id (each seed has its own test set); "
+             f"Per seed, the two rows' records are paired by test task id ({test_sets_said(runs, spec)}); "
              f"a task counts as a success under `{spec.paired_metric}`. b: tasks only the first model gets, "
              "c: tasks only the second gets; p: exact two-sided McNemar test (binomial on the b + c discordant "
              "tasks, 1/2 each way). Pooled: b and c summed over the seeds that pair, tested as one exact sign "

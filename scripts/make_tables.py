@@ -307,7 +307,7 @@ def statistics_sections(runs: pd.DataFrame, spec: TableSpec, name: str) -> str:
         for _, row in paired[paired["note"] != ""].iterrows():
             warn(f"{name}: {row['task'] + ', ' if row['task'] else ''}{row['comparison']}, seed {row['seed']}: "
                  f"{row['note']}")
-        text += paired_section(paired, spec)
+        text += paired_section(paired, spec, runs)
     return text + (compute_section(runs, spec) if spec.compute else "")
 
 

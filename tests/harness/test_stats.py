@@ -151,3 +151,32 @@ def test_samples_that_do_not_rescore_to_the_records_rate_are_skipped():
     table = stats.paired_comparisons(runs, spec)
     notes = dict(zip(table["seed"], table["note"]))
     assert notes[1] == "" and "do not rescore to the records' test/fast/1_optimal_2" in notes[2]
+
+
+def test_a_pair_with_no_records_of_one_method_for_a_task_is_left_out_not_listed_as_skipped():
+    # Issue 29's mini tables: the provisional-p Dualformer has Sokoban records only, the chosen one
+    # maze records only; a maze pair with the provisional p has nothing to compare and is no row.
+    runs, _ = fixture_runs()
+    spec = TableSpec.from_block({"title": "t", "tasks": {"maze7": "7x7 maze"},
+                                 "methods": {"base": "Base", "new": "New", "other": "Other"},
+                                 "columns": {"test/fast/1_optimal_2": "1-Optimal"},
+                                 "paired": [["new", "base"], ["other", "base"]],
+                                 "paired_metric": "test/fast/1_optimal_2"}, runs)
+    table = stats.paired_comparisons(runs, spec)
+    assert set(table["comparison"]) == {"New vs Base"}
+    assert "test tasks differ" in table.set_index("seed").loc[3, "note"]  # a seed one side lacks stays a note
+
+
+def test_the_paired_section_says_whether_the_seeds_share_one_test_set():
+    runs, spec = fixture_runs()
+    table = stats.paired_comparisons(runs, spec)
+    assert "(each seed has its own test set)" in stats.paired_section(table, spec, runs)
+    shared = runs.assign(config=[{**c, "task": {**c.get("task", {}), "test_seed": 1000}} for c in runs["config"]])
+    text = stats.paired_section(table, spec, shared)
+    assert "(every seed answers the same test tasks: task.test_seed = 1000)" in text
+    assert "own test set" not in text
+    mixed = runs.assign(task=["maze7" if s != 3 else "sokoban_mini" for s in runs["seed"]],
+                        config=[{**c, "task": {"test_seed": 1000}} if s != 3 else c
+                                for c, s in zip(runs["config"], runs["seed"])])
+    assert ("(7x7 maze: every seed answers the same test tasks: task.test_seed = 1000; sokoban_mini: each seed "
+            "has its own test set)") in stats.paired_section(table, spec, mixed)
